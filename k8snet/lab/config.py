@@ -1,0 +1,121 @@
+"""The lab's configuration: its name, state folder and address plan (DESIGN.md)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+DEFAULT_STATE_ROOT = Path("/var/lib/k8snet")
+
+
+def state_root() -> Path:
+    """Where all labs keep their state: ``$K8SNET_STATE_ROOT`` or /var/lib/k8snet."""
+    return Path(os.environ.get("K8SNET_STATE_ROOT", DEFAULT_STATE_ROOT))
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Everything that is fixed for the life of one lab.
+
+    The lab name prefixes every network namespace it creates, so two labs with
+    different names never touch each other's objects. Addresses may repeat
+    between labs: each lab's node network lives in its own "wire" namespace.
+    """
+
+    name: str = "k8snet"
+    nodes: int = 2
+    proxy_mode: str = "iptables"
+    node_cidr: str = "172.31.0.0/24"
+    pod_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    cluster_domain: str = "cluster.local"
+    kubernetes_version: str = "v1.32.0"
+    state_dir: Path = field(default=Path())
+
+    def __post_init__(self) -> None:
+        if not LAB_NAME_RE.match(self.name):
+            raise ValueError(
+                f"lab name {self.name!r} must be 1-12 lowercase letters or digits, starting with a letter"
+            )
+        if not 1 <= self.nodes <= 20:
+            raise ValueError(f"--nodes must be between 1 and 20, not {self.nodes}")
+        if self.proxy_mode not in ("iptables", "nftables"):
+            raise ValueError(f"proxy mode must be iptables or nftables, not {self.proxy_mode!r}")
+        if self.state_dir == Path():
+            object.__setattr__(self, "state_dir", state_root() / self.name)
+
+    # -- names -------------------------------------------------------------
+    @property
+    def netns_prefix(self) -> str:
+        """Every network namespace of this lab starts with this prefix."""
+        return f"k8snet-{self.name}-"
+
+    @property
+    def wire_netns(self) -> str:
+        return f"{self.netns_prefix}wire"
+
+    def node_name(self, index: int) -> str:
+        """kind's naming: NAME-control-plane, NAME-worker, NAME-worker2, ..."""
+        if index == 0:
+            return f"{self.name}-control-plane"
+        return f"{self.name}-worker" + ("" if index == 1 else str(index))
+
+    @property
+    def node_names(self) -> list[str]:
+        return [self.node_name(i) for i in range(self.nodes)]
+
+    def node_netns(self, index: int) -> str:
+        return f"{self.netns_prefix}n{index}"
+
+    # -- addresses ---------------------------------------------------------
+    @property
+    def wire_gateway_ip(self) -> str:
+        """The wire bridge's own address (.1): where pods reach the API server."""
+        return str(ipaddress.ip_network(self.node_cidr)[1])
+
+    def node_ip(self, index: int) -> str:
+        return str(ipaddress.ip_network(self.node_cidr)[2 + index])
+
+    def node_pod_cidr(self, index: int) -> str:
+        """Node i gets 10.244.i.0/24 (kind, flannel)."""
+        net = ipaddress.ip_network(self.pod_cidr)
+        return str(list(net.subnets(new_prefix=24))[index])
+
+    def service_ip(self, offset: int) -> str:
+        return str(ipaddress.ip_network(self.service_cidr)[offset])
+
+    @property
+    def kubernetes_service_ip(self) -> str:
+        return self.service_ip(1)
+
+    @property
+    def dns_service_ip(self) -> str:
+        return self.service_ip(10)
+
+    @property
+    def loadbalancer_pool(self) -> list[str]:
+        net = ipaddress.ip_network(self.node_cidr)
+        return [str(net[i]) for i in range(200, 251)]
+
+    # -- files -------------------------------------------------------------
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "store.sqlite"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
+
+    @property
+    def pods_dir(self) -> Path:
+        """Per-pod files (resolv.conf, hosts, volumes, logs) live under here."""
+        return self.state_dir / "pods"
