@@ -1,0 +1,172 @@
+"""``k8snet lab up|down|status``: start the supervisor as a daemon, wait until the
+cluster is Ready, stop it, and clean up after crashes.
+
+The supervisor process owns the running lab; this module only talks to it through
+files in the lab's state folder (``status.json``, ``config.json``, ``supervisor.log``)
+and signals, so every command works from a fresh process — and after a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import LabConfig, state_root
+
+READY_TIMEOUT_S = 90.0
+
+
+class LabError(RuntimeError):
+    """A lab command failed; the message is meant for the user, on one line."""
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    name: str
+    phase: str  # Ready, Starting, Failed, Stopped, Crashed
+    server: str | None
+    kubeconfig: Path | None
+    pid: int | None
+    message: str = ""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def check_host() -> None:
+    """The lab needs Linux network namespaces, which need root."""
+    if sys.platform != "linux":
+        raise LabError(f"the k8snet lab needs Linux network namespaces; this is {sys.platform}. "
+                       "Point k8snet at another cluster with a kubeconfig context instead.")
+    if os.geteuid() != 0:
+        raise LabError("the k8snet lab creates network namespaces and needs root: run it with sudo "
+                       "(or point k8snet at another cluster with a kubeconfig context)")
+    missing = [t for t in ("ip", "nsenter", "unshare", "iptables-restore", "nft") if shutil.which(t) is None]
+    if missing:
+        raise LabError(f"missing host tools: {', '.join(missing)} (apt-get install iproute2 util-linux iptables nftables)")
+
+
+def save_config(config: LabConfig) -> None:
+    data = dataclasses.asdict(config)
+    data["state_dir"] = str(config.state_dir)
+    (config.state_dir / "config.json").write_text(json.dumps(data, indent=2))
+
+
+def load_config(name: str) -> LabConfig:
+    """The running (or crashed) lab's own configuration, else the defaults for ``name``."""
+    path = state_root() / name / "config.json"
+    if not path.exists():
+        return LabConfig(name=name)
+    data = json.loads(path.read_text())
+    data["state_dir"] = Path(data["state_dir"])
+    data["node_port_range"] = tuple(data["node_port_range"])
+    return LabConfig(**data)
+
+
+def _read_status(config: LabConfig) -> dict[str, Any]:
+    try:
+        return json.loads((config.state_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"k8snet.lab.supervisor" in cmdline
+
+
+def status(name: str = "k8snet") -> LabStatus:
+    config = load_config(name)
+    st = _read_status(config)
+    pid = st.get("pid")
+    kubeconfig = config.kubeconfig_path if config.kubeconfig_path.exists() else None
+    if not st:
+        return LabStatus(name, "Stopped", None, None, None)
+    if not _alive(pid):
+        return LabStatus(name, "Crashed", st.get("server"), kubeconfig, pid,
+                         "the supervisor is gone; run 'k8snet lab down' or 'k8snet lab up' to clean up", st)
+    return LabStatus(name, st.get("phase", "Starting"), st.get("server"), kubeconfig, pid, st.get("message", ""), st)
+
+
+def up(config: LabConfig, *, timeout: float = READY_TIMEOUT_S) -> LabStatus:
+    """Starts the lab and returns when every node is Ready and cluster DNS answers.
+
+    A lab of the same name that is already Ready is returned as is; a crashed one is
+    cleaned up first.
+    """
+    check_host()
+    current = status(config.name)
+    if current.phase == "Ready":
+        return current
+    if current.phase in ("Starting", "Stopping"):
+        raise LabError(f"lab {config.name!r} is {current.phase.lower()} (pid {current.pid}); wait, or run 'k8snet lab down --name {config.name}'")
+    if current.phase != "Stopped" or config.state_dir.exists():
+        _cleanup(load_config(config.name))
+    config.state_dir.mkdir(parents=True, mode=0o700)
+    save_config(config)
+    log = open(config.state_dir / "supervisor.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "k8snet.lab.supervisor", str(config.state_dir / "config.json")],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+        env={**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")},
+    )
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = _read_status(config)
+        if st.get("phase") == "Ready":
+            return status(config.name)
+        if st.get("phase") == "Failed" or proc.poll() is not None:
+            message = st.get("message") or f"the supervisor exited with code {proc.poll()}"
+            _cleanup(config, keep_log=True)
+            raise LabError(f"lab {config.name!r} failed to start: {message} (log: {config.state_dir / 'supervisor.log'})")
+        time.sleep(0.05)
+    _cleanup(config, keep_log=True)
+    raise LabError(f"lab {config.name!r} was not Ready after {timeout:.0f} s (log: {config.state_dir / 'supervisor.log'})")
+
+
+def down(name: str = "k8snet", *, grace: float = 15.0) -> list[str]:
+    """Stops the lab and removes everything it made; returns what had to be removed by force."""
+    check_host()
+    config = load_config(name)
+    pid = _read_status(config).get("pid")
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return _cleanup(config)
+
+
+def _cleanup(config: LabConfig, *, keep_log: bool = False) -> list[str]:
+    """Kills what is left of a lab (by namespace), deletes its namespaces and state."""
+    from .net.cleanup import cleanup_lab  # imported late: needs root-only tools at use
+
+    pid = _read_status(config).get("pid")
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    report = cleanup_lab(config)
+    if config.state_dir.exists():
+        if keep_log:
+            for child in config.state_dir.iterdir():
+                if child.name != "supervisor.log":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        else:
+            shutil.rmtree(config.state_dir)
+    return report.removed if hasattr(report, "removed") else []
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parents[2])

@@ -1,0 +1,206 @@
+"""The lab's supervisor: one process that owns a running lab.
+
+``python -m k8snet.lab.supervisor <state>/config.json`` builds the network, starts
+the API server, the controllers, one kubelet and one kube-proxy per node, creates
+the bootstrap objects, waits until every node is Ready and cluster DNS answers
+through its Service IP, then reports Ready in ``status.json``. SIGTERM stops
+everything and removes what the lab made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import bootstrap, kubeconfig
+from .api.admission import Admission
+from .api.core import ApiCore
+from .api.server import ApiServer
+from .config import LabConfig
+from .controllers import ControllerManager
+from .kubelet.kubelet import Kubelet
+from .lifecycle import load_config
+from .net import nsutil
+from .net.cleanup import cleanup_lab
+from .net.podnet import NodeNetwork
+from .net.topology import create_lab_network
+from .pki import Pki
+from .proxy.proxy import KubeProxy
+from .store import Store
+
+log = logging.getLogger("k8snet.lab")
+
+
+class Supervisor:
+    def __init__(self, config: LabConfig):
+        self.config = config
+        self.pki = Pki(config.pki_dir)
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.kubelets: dict[str, Kubelet] = {}
+        self.server: ApiServer | None = None
+        self.started = time.monotonic()
+
+    # -- status file -------------------------------------------------------
+    def report(self, phase: str, message: str = "", **extra: Any) -> None:
+        path = self.config.state_dir / "status.json"
+        data = {"phase": phase, "message": message, "pid": os.getpid(), **extra}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
+
+    # -- start ----------------------------------------------------------------
+    def _listen(self) -> tuple[socket.socket, socket.socket]:
+        """One socket on host loopback (kubectl, notebooks), one in the wire namespace
+        (pods, via the ``kubernetes`` Service): the host gets no interface."""
+        host = socket.create_server(("127.0.0.1", 0), backlog=256)
+        with nsutil.in_netns(self.config.wire_netns):
+            wire = socket.create_server((self.config.wire_gateway_ip, bootstrap.API_SERVER_PORT), backlog=256)
+        return host, wire
+
+    async def start(self) -> str:
+        config = self.config
+        t0 = time.monotonic()
+        self.pki.create(
+            server_ips=["127.0.0.1", config.wire_gateway_ip, config.kubernetes_service_ip],
+            server_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                          f"kubernetes.default.svc.{config.cluster_domain}", f"{config.name}-control-plane"],
+        )
+        await create_lab_network(config)
+        timings = {"network": time.monotonic() - t0}
+
+        store = Store(config.db_path)
+        admission = Admission(config, lambda key: store.list(key)[0])
+        core = ApiCore(config, store, admission, self.pki)
+        self.server = ApiServer(core, self.pki, lambda node: self.kubelets.get(node))
+        host_sock, wire_sock = self._listen()
+        await self.server.start([host_sock, wire_sock])
+        server_url = f"https://127.0.0.1:{host_sock.getsockname()[1]}"
+        kubeconfig.write(config.kubeconfig_path, kubeconfig.render(config.name, server_url, self.pki))
+        timings["api"] = time.monotonic() - t0
+
+        await bootstrap.bootstrap(core, config)
+        self.spawn(ControllerManager(core, config).run(), "controllers")
+        for i, node in enumerate(config.node_names):
+            kubelet = Kubelet(config, core, i, NodeNetwork(config, i))
+            self.kubelets[node] = kubelet
+            self.spawn(kubelet.run(), f"kubelet/{node}")
+            self.spawn(KubeProxy(config, core, i).run(), f"kube-proxy/{node}")
+
+        await self._wait_ready(core)
+        timings["ready"] = time.monotonic() - t0
+        log.info("lab %s ready in %.2f s (%s)", config.name, timings["ready"],
+                 ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+        self.report("Ready", server=server_url, kubeconfig=str(config.kubeconfig_path),
+                    nodes=config.node_names, proxy_mode=config.proxy_mode,
+                    started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    timings=timings)
+        return server_url
+
+    def spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self.tasks.append(task)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s stopped: %r", task.get_name(), task.exception(), exc_info=task.exception())
+
+    async def _wait_ready(self, core: ApiCore, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            problem = await self._readiness_problem(core)
+            if problem is None:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready after {timeout:.0f} s: {problem}")
+            await asyncio.sleep(0.05)
+
+    async def _readiness_problem(self, core: ApiCore) -> str | None:
+        nodes = (await core.list("nodes"))["items"]
+        ready = {n["metadata"]["name"] for n in nodes
+                 if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))}
+        missing = [n for n in self.config.node_names if n not in ready]
+        if missing:
+            return f"nodes not Ready: {', '.join(missing)}"
+        if not await asyncio.to_thread(self._dns_answers):
+            return f"cluster DNS does not answer at {self.config.dns_service_ip}"
+        return None
+
+    def _dns_answers(self) -> bool:
+        """Asks kube-dns for the kubernetes Service from inside a node, through the
+        Service IP: proves proxy rules, the DNS pod and its API watch all work."""
+        import dns.exception
+        import dns.message
+        import dns.query
+        import dns.rcode
+
+        name = f"kubernetes.default.svc.{self.config.cluster_domain}."
+        query = dns.message.make_query(name, "A")
+        try:
+            with nsutil.in_netns(self.config.node_netns(0)):
+                answer = dns.query.udp(query, self.config.dns_service_ip, timeout=0.3)
+        except (dns.exception.DNSException, OSError):
+            return False
+        return answer.rcode() == dns.rcode.NOERROR and bool(answer.answer)
+
+    # -- stop -----------------------------------------------------------------
+    async def stop(self) -> None:
+        self.report("Stopping")
+        for kubelet in self.kubelets.values():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(kubelet.shutdown(), timeout=10)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.server is not None:
+            await self.server.stop()
+
+
+async def _main(config: LabConfig) -> int:
+    supervisor = Supervisor(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        starting = asyncio.create_task(supervisor.start())
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()  # raises if start failed
+            await stop.wait()
+        else:
+            starting.cancel()
+    except Exception as err:  # report why, then clean up everything
+        log.exception("lab failed")
+        supervisor.report("Failed", f"{type(err).__name__}: {err}")
+        await supervisor.stop()
+        cleanup_lab(config)
+        return 1
+    await supervisor.stop()
+    cleanup_lab(config)
+    supervisor.report("Stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config_path = Path(argv[0])
+    config = load_config(json.loads(config_path.read_text())["name"])
+    return asyncio.run(_main(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
