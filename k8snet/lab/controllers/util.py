@@ -1,0 +1,154 @@
+"""Small helpers the controllers share: label selectors, pod state, owner references, time.
+
+Pure functions over JSON-shaped objects, so every controller's decisions stay testable
+without an API server.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from typing import Any
+
+from ..contracts import Obj
+
+# apimachinery/pkg/util/rand: the alphabet of generated names and pod-template-hash.
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(random.choice(NAME_ALPHABET) for _ in range(n))
+
+
+# -- time ------------------------------------------------------------------
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def rfc3339(t: datetime | None = None) -> str:
+    """Second precision, like metav1.Time on the wire."""
+    return (t or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# -- label selectors ---------------------------------------------------------
+
+def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str] | None) -> bool:
+    """A metav1.LabelSelector (matchLabels + matchExpressions). An empty selector
+    matches everything, as in LabelSelectorAsSelector; None matches nothing."""
+    if selector is None:
+        return False
+    labels = labels or {}
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def map_selector_matches(selector: dict[str, str] | None, labels: dict[str, str] | None) -> bool:
+    """A Service's plain map selector: every pair must match; empty matches nothing here
+    because selector-less Services are user-managed."""
+    if not selector:
+        return False
+    labels = labels or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+# -- metadata ----------------------------------------------------------------
+
+def meta(obj: Obj) -> dict[str, Any]:
+    return obj.setdefault("metadata", {})
+
+
+def is_deleting(obj: Obj) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+
+
+def controller_ref(obj: Obj) -> dict[str, Any] | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def owner_ref_to(owner: Obj, api_version: str, kind: str) -> dict[str, Any]:
+    """The controller reference a workload controller puts on what it creates."""
+    m = owner["metadata"]
+    return {"apiVersion": api_version, "kind": kind, "name": m["name"], "uid": m["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def is_controlled_by(obj: Obj, owner: Obj) -> bool:
+    ref = controller_ref(obj)
+    return ref is not None and ref.get("uid") == owner["metadata"].get("uid")
+
+
+# -- pods ----------------------------------------------------------------------
+
+def pod_condition(pod: Obj, ctype: str) -> dict[str, Any] | None:
+    for c in pod.get("status", {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def is_pod_ready(pod: Obj) -> bool:
+    c = pod_condition(pod, "Ready")
+    return c is not None and c.get("status") == "True"
+
+
+def is_pod_active(pod: Obj) -> bool:
+    """controller.IsPodActive: not finished and not being deleted."""
+    return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed") and not is_deleting(pod)
+
+
+def is_pod_available(pod: Obj, min_ready_seconds: int, at: datetime | None = None) -> bool:
+    """podutil.IsPodAvailable: ready for at least minReadySeconds."""
+    if not is_pod_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = parse_time((pod_condition(pod, "Ready") or {}).get("lastTransitionTime"))
+    return since is not None and (at or now()).timestamp() - since.timestamp() >= min_ready_seconds
+
+
+def seconds_until_available(pod: Obj, min_ready_seconds: int, at: datetime | None = None) -> float | None:
+    """How long until a ready pod becomes available, or None when that is not pending."""
+    if min_ready_seconds <= 0 or not is_pod_ready(pod):
+        return None
+    since = parse_time((pod_condition(pod, "Ready") or {}).get("lastTransitionTime"))
+    if since is None:
+        return None
+    left = since.timestamp() + min_ready_seconds - (at or now()).timestamp()
+    return left if left > 0 else None
+
+
+def restart_count(pod: Obj) -> int:
+    return sum(cs.get("restartCount", 0) for cs in pod.get("status", {}).get("containerStatuses") or [])
+
+
+def set_condition(conditions: list[dict[str, Any]], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Replace the condition of new's type, keeping lastTransitionTime when the status
+    did not change (like the real controllers' SetCondition helpers)."""
+    out = [c for c in conditions if c.get("type") != new["type"]]
+    old = next((c for c in conditions if c.get("type") == new["type"]), None)
+    if old is not None and old.get("status") == new["status"] and "lastTransitionTime" in old:
+        new = {**new, "lastTransitionTime": old["lastTransitionTime"]}
+    out.append(new)
+    return out
