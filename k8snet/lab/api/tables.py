@@ -1,0 +1,639 @@
+"""Server-side ``meta.k8s.io/v1`` Tables, the way ``kubectl get`` wants them.
+
+kubectl asks for ``as=Table`` and prints whatever columns and cells the server
+sends, so the columns and cell logic here follow the real API server's printers
+(kubernetes ``pkg/printers/internalversion/printers.go``, 1.32) and the ages follow
+``apimachinery/pkg/util/duration.HumanDuration``. The server always renders the
+wide (priority 1) columns too; kubectl hides them unless ``-o wide``.
+
+Column definitions are module constants: ``kubectl get -w`` re-prints its header
+unless the definitions of every watch event deep-equal the list's, so they must
+never be rebuilt with different content.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from ..contracts import Obj
+from .resources import Resource
+
+Cells = list[Any]
+RowConditions = list[Obj]
+Printer = Callable[[Obj, datetime], "tuple[Cells, RowConditions | None]"]
+
+
+# -- column definitions -------------------------------------------------------
+
+def _doc(model: str, field: str, default: str = "") -> str:
+    """The field's API documentation, as ``SwaggerDoc()`` gives it to the Go printers.
+
+    Read from the installed ``kubernetes`` client's models (generated from the same
+    OpenAPI text), so descriptions are real without being copied in here. Fields
+    that reference another type carry no text there; ``default`` is Go's.
+    """
+    try:
+        from kubernetes.client import models
+        fields = getattr(models, model).model_fields
+    except (ImportError, AttributeError):
+        return default
+    for attr, info in fields.items():
+        if (info.serialization_alias or attr) == field:
+            return info.description or default
+    return default
+
+
+def _col(name: str, type_: str, description: str, priority: int = 0, format_: str = "") -> Obj:
+    return {"name": name, "type": type_, "format": format_, "description": description, "priority": priority}
+
+
+_NAME = _col("Name", "string", _doc("V1ObjectMeta", "name"), format_="name")
+_AGE = _col("Age", "string", _doc("V1ObjectMeta", "creationTimestamp"))
+_CONTAINERS = _col("Containers", "string", "Names of each container in the template.", 1)
+_IMAGES = _col("Images", "string", "Images referenced by each container in the template.", 1)
+
+POD_COLUMNS = [
+    _NAME,
+    _col("Ready", "string", "The aggregate readiness state of this pod for accepting traffic."),
+    _col("Status", "string", "The aggregate status of the containers in this pod."),
+    _col("Restarts", "string", "The number of times the containers in this pod have been restarted "
+                               "and when the last container in this pod has restarted."),
+    _AGE,
+    _col("IP", "string", _doc("V1PodStatus", "podIP"), 1),
+    _col("Node", "string", _doc("V1PodSpec", "nodeName"), 1),
+    _col("Nominated Node", "string", _doc("V1PodStatus", "nominatedNodeName"), 1),
+    _col("Readiness Gates", "string", _doc("V1PodSpec", "readinessGates"), 1),
+]
+SERVICE_COLUMNS = [
+    _NAME,
+    _col("Type", "string", _doc("V1ServiceSpec", "type")),
+    _col("Cluster-IP", "string", _doc("V1ServiceSpec", "clusterIP")),
+    _col("External-IP", "string", _doc("V1ServiceSpec", "externalIPs")),
+    _col("Port(s)", "string", _doc("V1ServiceSpec", "ports")),
+    _AGE,
+    _col("Selector", "string", _doc("V1ServiceSpec", "selector"), 1),
+]
+ENDPOINTS_COLUMNS = [_NAME, _col("Endpoints", "string", _doc("V1Endpoints", "subsets")), _AGE]
+ENDPOINT_SLICE_COLUMNS = [
+    _NAME,
+    _col("AddressType", "string", _doc("V1EndpointSlice", "addressType")),
+    _col("Ports", "string", _doc("V1EndpointSlice", "ports")),
+    _col("Endpoints", "string", _doc("V1EndpointSlice", "endpoints")),
+    _AGE,
+]
+DEPLOYMENT_COLUMNS = [
+    _NAME,
+    _col("Ready", "string", "Number of the pod with ready state"),
+    _col("Up-to-date", "string", _doc("V1DeploymentStatus", "updatedReplicas")),
+    _col("Available", "string", _doc("V1DeploymentStatus", "availableReplicas")),
+    _AGE, _CONTAINERS, _IMAGES,
+    _col("Selector", "string", _doc("V1DeploymentSpec", "selector", "Label selector for pods. "
+        "Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment. "
+        "It must match the pod template's labels."), 1),
+]
+REPLICA_SET_COLUMNS = [
+    _NAME,
+    _col("Desired", "integer", _doc("V1ReplicaSetSpec", "replicas")),
+    _col("Current", "integer", _doc("V1ReplicaSetStatus", "replicas")),
+    _col("Ready", "integer", _doc("V1ReplicaSetStatus", "readyReplicas")),
+    _AGE, _CONTAINERS, _IMAGES,
+    _col("Selector", "string", _doc("V1ReplicaSetSpec", "selector", "Selector is a label query over pods "
+        "that should match the replica count. Label keys and values that must match in order to be controlled "
+        "by this replica set. It must match the pod template's labels."), 1),
+]
+SECRET_COLUMNS = [
+    _NAME,
+    _col("Type", "string", _doc("V1Secret", "type")),
+    _col("Data", "string", _doc("V1Secret", "data")),
+    _AGE,
+]
+CONFIG_MAP_COLUMNS = [_NAME, _col("Data", "string", _doc("V1ConfigMap", "data")), _AGE]
+NAMESPACE_COLUMNS = [_NAME, _col("Status", "string", "The status of the namespace"), _AGE]
+NODE_COLUMNS = [
+    _NAME,
+    _col("Status", "string", "The status of the node"),
+    _col("Roles", "string", "The roles of the node"),
+    _AGE,
+    _col("Version", "string", _doc("V1NodeSystemInfo", "kubeletVersion")),
+    _col("Internal-IP", "string", _doc("V1NodeStatus", "addresses"), 1),
+    _col("External-IP", "string", _doc("V1NodeStatus", "addresses"), 1),
+    _col("OS-Image", "string", _doc("V1NodeSystemInfo", "osImage"), 1),
+    _col("Kernel-Version", "string", _doc("V1NodeSystemInfo", "kernelVersion"), 1),
+    _col("Container-Runtime", "string", _doc("V1NodeSystemInfo", "containerRuntimeVersion"), 1),
+]
+EVENT_COLUMNS = [
+    _col("Last Seen", "string", _doc("CoreV1Event", "lastTimestamp")),
+    _col("Type", "string", _doc("CoreV1Event", "type")),
+    _col("Reason", "string", _doc("CoreV1Event", "reason")),
+    _col("Object", "string", _doc("CoreV1Event", "involvedObject", "The object that this event is about.")),
+    _col("Subobject", "string", _doc("V1ObjectReference", "fieldPath"), 1),
+    _col("Source", "string", _doc("CoreV1Event", "source", "The component reporting this event. "
+                                                                "Should be a short machine understandable string."), 1),
+    _col("Message", "string", _doc("CoreV1Event", "message")),
+    _col("First Seen", "string", _doc("CoreV1Event", "firstTimestamp"), 1),
+    _col("Count", "string", _doc("CoreV1Event", "count"), 1),
+    _col("Name", "string", _doc("V1ObjectMeta", "name"), 1, "name"),
+]
+SERVICE_ACCOUNT_COLUMNS = [_NAME, _col("Secrets", "string", _doc("V1ServiceAccount", "secrets")), _AGE]
+# The generic convertor the real server uses for kinds without a printer.
+DEFAULT_COLUMNS = [_NAME, _col("Created At", "date", _doc("V1ObjectMeta", "creationTimestamp"))]
+
+
+# -- time ---------------------------------------------------------------------
+
+def human_duration(seconds: float) -> str:
+    """apimachinery ``duration.HumanDuration``: precise when young, coarse when old."""
+    s = int(seconds)  # Go's int(d.Seconds()) truncates toward zero
+    if s < -1:
+        return "<invalid>"  # a clock more than a second ahead of ours
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m" if s % 60 == 0 else f"{minutes}m{s % 60}s"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        return f"{hours}h" if minutes % 60 == 0 else f"{hours}h{minutes % 60}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d" if hours % 24 == 0 else f"{hours // 24}d{hours % 24}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        return f"{hours // 24 // 365}y" if days == 0 else f"{hours // 24 // 365}y{days}d"
+    return f"{hours // 24 // 365}y"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 Time or MicroTime, or None when unset (Go's zero time)."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def since(value: str | None, now: datetime) -> str:
+    """``translateTimestampSince``: ``<unknown>`` for an unset timestamp."""
+    t = parse_time(value)
+    if t is None:
+        return "<unknown>"
+    return human_duration((now - t).total_seconds())
+
+
+# -- shared cell formats --------------------------------------------------------
+
+def format_labels(labels: dict[str, str] | None) -> str:
+    """``labels.FormatLabels``: sorted ``k=v`` pairs, or ``<none>``."""
+    if not labels:
+        return "<none>"
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def selector_string(selector: Obj | None) -> str:
+    """``metav1.LabelSelectorAsSelector(sel).String()``: requirements sorted by key,
+    set values sorted; "" for a nil or empty selector."""
+    if not selector:
+        return ""
+    reqs: list[tuple[str, str]] = []
+    for key, value in (selector.get("matchLabels") or {}).items():
+        reqs.append((key, f"{key}={value}"))
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator", ""), sorted(expr.get("values") or [])
+        text = {
+            "In": f"{key} in ({','.join(values)})",
+            "NotIn": f"{key} notin ({','.join(values)})",
+            "Exists": key,
+            "DoesNotExist": f"!{key}",
+        }.get(op)
+        if text is None:
+            return "<invalid>"
+        reqs.append((key, text))
+    return ",".join(text for _, text in sorted(reqs, key=lambda r: r[0]))
+
+
+def format_label_selector(selector: Obj | None) -> str:
+    """``metav1.FormatLabelSelector``: like :func:`selector_string` but ``<none>`` when empty."""
+    return selector_string(selector) or "<none>"
+
+
+def _container_cells(template: Obj) -> tuple[str, str]:
+    containers = ((template or {}).get("spec") or {}).get("containers") or []
+    return ",".join(c.get("name", "") for c in containers), ",".join(c.get("image", "") for c in containers)
+
+
+def _list_with_more(items: list[str], max_items: int = 3, empty: str = "<unset>") -> str:
+    """The printers' "a,b,c + N more..." lists."""
+    shown = ",".join(items[:max_items])
+    if len(items) > max_items:
+        return f"{shown} + {len(items) - max_items} more..."
+    return shown or empty
+
+
+def _meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def _age(obj: Obj, now: datetime) -> str:
+    return since(_meta(obj).get("creationTimestamp"), now)
+
+
+# -- printers -------------------------------------------------------------------
+
+_POD_SUCCEEDED = [{"type": "Completed", "status": "True", "reason": "Succeeded",
+                   "message": "The pod has completed successfully."}]
+_POD_FAILED = [{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]
+
+
+def _is_restartable_init(container: Obj | None) -> bool:
+    return bool(container) and container.get("restartPolicy") == "Always"
+
+
+def _condition_true(conditions: list[Obj], type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+
+
+def _first_condition_true(conditions: list[Obj], type_: str) -> bool:
+    """``isPodInitializedConditionTrue``: the first condition of that type decides."""
+    for c in conditions:
+        if c.get("type") == type_:
+            return c.get("status") == "True"
+    return False
+
+
+def _later(current: str | None, candidate: str | None) -> str | None:
+    if not candidate:
+        return current
+    if current is None or parse_time(current) < parse_time(candidate):  # type: ignore[operator]
+        return candidate
+    return current
+
+
+def print_pod(pod: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, _meta(pod)
+    conditions = status.get("conditions") or []
+    phase = status.get("phase", "")
+    reason = status.get("reason") or phase
+    for c in conditions:
+        if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+    row_conditions = {"Succeeded": _POD_SUCCEEDED, "Failed": _POD_FAILED}.get(phase)
+
+    init_specs = {c.get("name"): c for c in spec.get("initContainers") or []}
+    total = len(spec.get("containers") or []) + sum(_is_restartable_init(c) for c in init_specs.values())
+    ready = restarts = sidecar_restarts = 0
+    last_restart: str | None = None
+    last_sidecar_restart: str | None = None
+
+    initializing = False
+    for i, cs in enumerate(status.get("initContainerStatuses") or []):
+        state, finished = cs.get("state") or {}, ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+        restarts += cs.get("restartCount", 0)
+        last_restart = _later(last_restart, finished)
+        sidecar = _is_restartable_init(init_specs.get(cs.get("name")))
+        if sidecar:
+            sidecar_restarts += cs.get("restartCount", 0)
+            last_sidecar_restart = _later(last_sidecar_restart, finished)
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated is not None and terminated.get("exitCode", 0) == 0:
+            continue
+        if sidecar and cs.get("started"):
+            ready += bool(cs.get("ready"))
+            continue
+        if terminated is not None:
+            if terminated.get("reason"):
+                reason = "Init:" + terminated["reason"]
+            elif terminated.get("signal"):
+                reason = f"Init:Signal:{terminated['signal']}"
+            else:
+                reason = f"Init:ExitCode:{terminated.get('exitCode', 0)}"
+        elif waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{i}/{len(init_specs)}"
+        initializing = True
+        break
+
+    if not initializing or _first_condition_true(conditions, "Initialized"):
+        restarts, last_restart = sidecar_restarts, last_sidecar_restart
+        has_running = False
+        # Last to first, so the first container's state is the one that shows.
+        for cs in reversed(status.get("containerStatuses") or []):
+            state = cs.get("state") or {}
+            restarts += cs.get("restartCount", 0)
+            last_restart = _later(last_restart, ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+            waiting, terminated = state.get("waiting"), state.get("terminated")
+            if waiting is not None and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated is not None and terminated.get("reason"):
+                reason = terminated["reason"]
+            elif terminated is not None:
+                reason = (f"Signal:{terminated['signal']}" if terminated.get("signal")
+                          else f"ExitCode:{terminated.get('exitCode', 0)}")
+            elif cs.get("ready") and state.get("running") is not None:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            reason = "Running" if _condition_true(conditions, "Ready") else "NotReady"
+
+    if meta.get("deletionTimestamp") and status.get("reason") == "NodeLost":
+        reason = "Unknown"
+    elif meta.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
+        reason = "Terminating"
+
+    restarts_cell = str(restarts)
+    if restarts and last_restart:
+        restarts_cell = f"{restarts} ({since(last_restart, now)} ago)"
+
+    pod_ips = status.get("podIPs") or []
+    gates = spec.get("readinessGates") or []
+    gates_cell = "<none>"
+    if gates:
+        by_type: dict[str, str] = {}
+        for c in conditions:
+            by_type.setdefault(c.get("type", ""), c.get("status", ""))
+        gates_cell = f"{sum(by_type.get(g.get('conditionType')) == 'True' for g in gates)}/{len(gates)}"
+    cells = [
+        meta.get("name", ""), f"{ready}/{total}", reason, restarts_cell, _age(pod, now),
+        (pod_ips[0].get("ip") if pod_ips else "") or "<none>",
+        spec.get("nodeName") or "<none>",
+        status.get("nominatedNodeName") or "<none>",
+        gates_cell,
+    ]
+    return cells, row_conditions
+
+
+def _load_balancer_ips(svc: Obj, wide: bool) -> str:
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    found = sorted({i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")})
+    text = ",".join(found)
+    if not wide and len(text) > 16:
+        text = text[:13] + "..."
+    return text
+
+
+def service_external_ip(svc: Obj, wide: bool = True) -> str:
+    """``getServiceExternalIP`` (the server renders with wide=True)."""
+    spec = svc.get("spec") or {}
+    external = spec.get("externalIPs") or []
+    svc_type = spec.get("type", "")
+    if svc_type in ("ClusterIP", "NodePort"):
+        return ",".join(external) or "<none>"
+    if svc_type == "LoadBalancer":
+        lb = _load_balancer_ips(svc, wide)
+        if external:
+            return ",".join(([*lb.split(",")] if lb else []) + external)
+        return lb or "<pending>"
+    if svc_type == "ExternalName":
+        return spec.get("externalName", "")
+    return "<unknown>"
+
+
+def service_ports(ports: list[Obj]) -> str:
+    """``makePortString``: ``80/TCP`` or ``8080:31704/TCP``, comma-joined."""
+    pieces = []
+    for p in ports:
+        proto = p.get("protocol") or "TCP"
+        if p.get("nodePort"):
+            pieces.append(f"{p.get('port')}:{p['nodePort']}/{proto}")
+        else:
+            pieces.append(f"{p.get('port')}/{proto}")
+    return ",".join(pieces)
+
+
+def print_service(svc: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    spec = svc.get("spec") or {}
+    cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    return [
+        _meta(svc).get("name", ""), spec.get("type", ""), cluster_ips[0] if cluster_ips else "<none>",
+        service_external_ip(svc, wide=True), service_ports(spec.get("ports") or []) or "<none>",
+        _age(svc, now), format_labels(spec.get("selector")),
+    ], None
+
+
+def format_endpoints(endpoints: Obj) -> str:
+    """``formatEndpoints``: up to 3 ready ``ip:port`` (bare IPs for port-less subsets)."""
+    subsets = endpoints.get("subsets") or []
+    if not subsets:
+        return "<none>"
+    shown: list[str] = []
+    count = 0
+    for ss in subsets:
+        addresses = [a.get("ip", "") for a in ss.get("addresses") or []]
+        ports = ss.get("ports") or []
+        if not ports:
+            count += len(addresses)
+            shown.extend(addresses[: max(0, 3 - len(shown))])
+            continue
+        for port in ports:
+            count += len(addresses)
+            for ip in addresses:
+                if len(shown) == 3:
+                    break
+                shown.append(f"[{ip}]:{port.get('port')}" if ":" in ip else f"{ip}:{port.get('port')}")
+    text = ",".join(shown)
+    return f"{text} + {count - 3} more..." if count > 3 else text
+
+
+def print_endpoints(ep: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    return [_meta(ep).get("name", ""), format_endpoints(ep), _age(ep, now)], None
+
+
+def print_endpoint_slice(es: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    ports = []
+    for p in es.get("ports") or []:
+        if p.get("port") is not None:
+            ports.append(str(p["port"]))
+        elif p.get("name") is not None:
+            ports.append(p["name"])
+        else:
+            ports.append("*")
+    addresses = [a for ep in es.get("endpoints") or [] for a in ep.get("addresses") or []]
+    return [_meta(es).get("name", ""), es.get("addressType", ""), _list_with_more(ports),
+            _list_with_more(addresses), _age(es, now)], None
+
+
+def print_deployment(d: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    spec, status = d.get("spec") or {}, d.get("status") or {}
+    names, images = _container_cells(spec.get("template") or {})
+    return [
+        _meta(d).get("name", ""), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        status.get("updatedReplicas", 0), status.get("availableReplicas", 0), _age(d, now),
+        names, images, selector_string(spec.get("selector")),
+    ], None
+
+
+def print_replica_set(rs: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    spec, status = rs.get("spec") or {}, rs.get("status") or {}
+    names, images = _container_cells(spec.get("template") or {})
+    return [
+        _meta(rs).get("name", ""), spec.get("replicas", 1), status.get("replicas", 0),
+        status.get("readyReplicas", 0), _age(rs, now), names, images,
+        format_label_selector(spec.get("selector")),
+    ], None
+
+
+def print_secret(s: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    # stringData is write-only (merged into data on write), so only data counts.
+    return [_meta(s).get("name", ""), s.get("type", ""), len(s.get("data") or {}), _age(s, now)], None
+
+
+def print_config_map(cm: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    return [_meta(cm).get("name", ""), len(cm.get("data") or {}) + len(cm.get("binaryData") or {}),
+            _age(cm, now)], None
+
+
+def print_namespace(ns: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    return [_meta(ns).get("name", ""), (ns.get("status") or {}).get("phase", ""), _age(ns, now)], None
+
+
+def node_roles(labels: dict[str, str]) -> list[str]:
+    """``findNodeRoles``: ``node-role.kubernetes.io/<role>`` keys and ``kubernetes.io/role`` values."""
+    roles = set()
+    for key, value in labels.items():
+        if key.startswith("node-role.kubernetes.io/") and key[len("node-role.kubernetes.io/"):]:
+            roles.add(key[len("node-role.kubernetes.io/"):])
+        elif key == "kubernetes.io/role" and value:
+            roles.add(value)
+    return sorted(roles)
+
+
+def print_node(node: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    status, spec = node.get("status") or {}, node.get("spec") or {}
+    ready = {c.get("type"): c for c in status.get("conditions") or []}.get("Ready")
+    states = [("Ready" if ready.get("status") == "True" else "NotReady") if ready else "Unknown"]
+    if spec.get("unschedulable"):
+        states.append("SchedulingDisabled")
+    info = status.get("nodeInfo") or {}
+    addresses = status.get("addresses") or []
+
+    def address(kind: str) -> str:
+        return next((a.get("address", "") for a in addresses if a.get("type") == kind), "<none>")
+
+    return [
+        _meta(node).get("name", ""), ",".join(states), ",".join(node_roles(_meta(node).get("labels") or {})) or "<none>",
+        _age(node, now), info.get("kubeletVersion", ""), address("InternalIP"), address("ExternalIP"),
+        info.get("osImage") or "<unknown>", info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ], None
+
+
+def _core_event(ev: Obj) -> Obj:
+    """An events.k8s.io/v1 Event in core/v1 shape; the real server prints both
+    through one printer after converting to the internal type."""
+    if ev.get("apiVersion") != "events.k8s.io/v1" and "regarding" not in ev and "note" not in ev:
+        return ev
+    return {
+        "metadata": ev.get("metadata") or {},
+        "involvedObject": ev.get("regarding") or {},
+        "reason": ev.get("reason", ""),
+        "message": ev.get("note", ""),
+        "type": ev.get("type", ""),
+        "source": ev.get("deprecatedSource") or {},
+        "firstTimestamp": ev.get("deprecatedFirstTimestamp"),
+        "lastTimestamp": ev.get("deprecatedLastTimestamp"),
+        "count": ev.get("deprecatedCount", 0),
+        "eventTime": ev.get("eventTime"),
+        "series": ev.get("series"),
+        "reportingComponent": ev.get("reportingController", ""),
+        "reportingInstance": ev.get("reportingInstance", ""),
+    }
+
+
+def print_event(event: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    ev = _core_event(event)
+    first = (since(ev["firstTimestamp"], now) if ev.get("firstTimestamp") else since(ev.get("eventTime"), now))
+    last = since(ev["lastTimestamp"], now) if ev.get("lastTimestamp") else first
+    count = ev.get("count") or 0
+    if ev.get("series"):
+        last = since(ev["series"].get("lastObservedTime"), now)
+        count = ev["series"].get("count", 0)
+    elif count == 0:
+        count = 1  # singleton events of the new API carry no count
+    involved = ev.get("involvedObject") or {}
+    kind = (involved.get("kind") or "").lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    source = ev.get("source") or {}
+    component = source.get("component") or ev.get("reportingComponent") or ""
+    instance = source.get("host") or ev.get("reportingInstance") or ""
+    return [
+        last, ev.get("type", ""), ev.get("reason", ""), target, involved.get("fieldPath", ""),
+        f"{component}, {instance}" if instance else component, (ev.get("message") or "").strip(),
+        first, count, _meta(ev).get("name", ""),
+    ], None
+
+
+def print_service_account(sa: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    return [_meta(sa).get("name", ""), len(sa.get("secrets") or []), _age(sa, now)], None
+
+
+def print_default(obj: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    return [_meta(obj).get("name", ""), _meta(obj).get("creationTimestamp", "")], None
+
+
+PRINTERS: dict[str, tuple[list[Obj], Printer]] = {
+    "pods": (POD_COLUMNS, print_pod),
+    "services": (SERVICE_COLUMNS, print_service),
+    "endpoints": (ENDPOINTS_COLUMNS, print_endpoints),
+    "discovery.k8s.io/endpointslices": (ENDPOINT_SLICE_COLUMNS, print_endpoint_slice),
+    "apps/deployments": (DEPLOYMENT_COLUMNS, print_deployment),
+    "apps/replicasets": (REPLICA_SET_COLUMNS, print_replica_set),
+    "secrets": (SECRET_COLUMNS, print_secret),
+    "configmaps": (CONFIG_MAP_COLUMNS, print_config_map),
+    "namespaces": (NAMESPACE_COLUMNS, print_namespace),
+    "nodes": (NODE_COLUMNS, print_node),
+    "events": (EVENT_COLUMNS, print_event),
+    "events.k8s.io/events": (EVENT_COLUMNS, print_event),
+    "serviceaccounts": (SERVICE_ACCOUNT_COLUMNS, print_service_account),
+}
+
+
+# -- the Table ------------------------------------------------------------------
+
+def column_definitions(res: Resource) -> list[Obj]:
+    """The resource's Table columns (a fresh copy of the constant definitions)."""
+    return copy.deepcopy(PRINTERS.get(res.key, (DEFAULT_COLUMNS, print_default))[0])
+
+
+def _row_object(res: Resource, obj: Obj, include_object: str) -> Obj | None:
+    if include_object == "None":
+        return None
+    if include_object == "Object":
+        return obj
+    # PartialObjectMetadata: what kubectl reads for -A, --show-labels and -L.
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": _meta(obj)}
+
+
+def to_table(res: Resource, objects: list[Obj], *, resource_version: str, include_object: str = "Metadata",
+             with_headers: bool = True, now: datetime | None = None) -> Obj:
+    """A ``meta.k8s.io/v1`` Table of ``objects`` (one row each, in order).
+
+    ``include_object`` is the ``includeObject`` query parameter: ``Metadata``
+    (default), ``Object`` or ``None``. ``with_headers=False`` leaves the column
+    definitions out, as the server does for every watch event after the first.
+    """
+    if include_object not in ("Metadata", "Object", "None"):
+        from .errors import bad_request
+        raise bad_request(f'unrecognized includeObject value: "{include_object}"')
+    columns, printer = PRINTERS.get(res.key, (DEFAULT_COLUMNS, print_default))
+    now = now or datetime.now(timezone.utc)
+    rows = []
+    for obj in objects:
+        cells, conditions = printer(obj, now)
+        row: Obj = {"cells": cells, "object": _row_object(res, obj, include_object)}
+        if conditions:
+            row["conditions"] = copy.deepcopy(conditions)
+        rows.append(row)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": copy.deepcopy(columns) if with_headers else [],
+        "rows": rows,
+    }

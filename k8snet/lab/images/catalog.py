@@ -1,0 +1,298 @@
+"""The image catalog: which image references the lab can "run", and what runs.
+
+The lab pulls nothing. An image reference is normalised like Docker does
+(``nginx`` -> ``docker.io/library/nginx:latest``) and matched by repository against
+the catalog; the entry says what the real image would run (ENTRYPOINT and CMD, so
+a pod's ``command``/``args`` override them with Docker's semantics), its PATH and
+ENV, the files the image carries (bind-mounted into the container's own mount
+namespace), and the directories that must be private (tmpfs). Host programs stand
+in for the image's programs: Debian's nginx, busybox applets, curl, Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+ASSETS = Path(__file__).with_name("assets")
+#: Lets containers that run our own modules (agnhost, DNS) import ``k8snet``.
+PYTHONPATH = str(Path(__file__).resolve().parents[3])
+DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: Directory names under which an absolute argv[0] may name one of an image's tools.
+BIN_DIRS = ("/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
+TOOLS = "{tools}"  # placeholder in ``path`` for the image's own tool directory
+
+
+class ImagePullError(Exception):
+    """The reference names no catalogued image (the kubelet's ErrImagePull)."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    domain: str
+    path: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def repository(self) -> str:
+        return f"{self.domain}/{self.path}"
+
+    def __str__(self) -> str:
+        """The fully qualified name containerd reports as a container's image."""
+        if self.digest:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.tag or 'latest'}"
+
+
+_REF_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+def parse_reference(ref: str) -> ImageRef:
+    """Docker's normalisation (distribution/reference ``ParseNormalizedNamed``)."""
+    rest, _, digest_part = ref.partition("@")
+    digest = digest_part or None
+    tag = None
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        rest, tag = rest.rsplit(":", 1)
+    first, _, remainder = rest.partition("/")
+    if remainder and ("." in first or ":" in first or first == "localhost"):
+        domain, path = first, remainder
+    else:
+        domain, path = "docker.io", rest
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in path:
+        path = f"library/{path}"
+    if not path or not _REF_RE.match(path) or (tag is not None and not re.match(r"^\w[\w.-]{0,127}$", tag)):
+        raise ValueError(f"invalid reference format: {ref!r}")
+    return ImageRef(domain, path, tag, digest)
+
+
+@dataclass(frozen=True)
+class Image:
+    """What a catalogued image runs. Paths in ``files`` are relative to ASSETS."""
+
+    name: str
+    repositories: tuple[str, ...]
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    path: tuple[str, ...] = (DEBIAN_PATH,)
+    env: tuple[tuple[str, str], ...] = ()
+    #: tool name -> host program; symlinked into the image's tool directory
+    tools: tuple[tuple[str, str], ...] = ()
+    busybox_applets: bool = False
+    #: absolute argv[0] the real image has -> the argv prefix that replaces it
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: container path -> asset directory, copied per container (the image's writable layer)
+    files: tuple[tuple[str, str], ...] = ()
+    #: container directory -> {entry name: symlink target} (e.g. nginx's log symlinks)
+    symlink_dirs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    tmpfs: tuple[str, ...] = ("/run", "/tmp")
+    workdir: str = "/"
+
+    def digest(self) -> str:
+        """A stable digest of this entry: the imageID changes only when the entry does."""
+        data = json.dumps(asdict(self), sort_keys=True).encode()
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _python() -> str:
+    return os.path.realpath(sys.executable)
+
+
+def _python_module(module: str) -> tuple[str, ...]:
+    return (_python(), "-m", module)
+
+
+def _nginx_version() -> str:
+    try:
+        out = subprocess.run(["nginx", "-v"], capture_output=True, text=True, timeout=5).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    m = re.search(r"nginx/(\S+)", out)
+    return m.group(1) if m else ""
+
+
+def _shell_tools(curl: bool) -> tuple[tuple[str, str], ...]:
+    return (("curl", shutil.which("curl") or "/usr/bin/curl"),) if curl else ()
+
+
+@lru_cache(maxsize=1)
+def catalog() -> tuple[Image, ...]:
+    python = _python()
+    nginx_files = (("/etc/nginx", "nginx"), ("/usr/share/nginx/html", "nginx-html"))
+    nginx_logs = (("/var/log/nginx", (("access.log", "/dev/stdout"), ("error.log", "/dev/stderr"))),)
+    nginx = dict(
+        # The official ENTRYPOINT /docker-entrypoint.sh only tweaks config and then
+        # execs its arguments, so an empty ENTRYPOINT behaves the same for args.
+        cmd=("nginx", "-g", "daemon off;"),
+        env=(("NGINX_VERSION", _nginx_version()),),
+        files=nginx_files, symlink_dirs=nginx_logs,
+        tmpfs=("/run", "/tmp", "/var/lib/nginx", "/var/cache"),
+    )
+    tools_path = (TOOLS, DEBIAN_PATH)
+    agnhost = _python_module("k8snet.lab.images.agnhost")
+    ours = (("PYTHONPATH", PYTHONPATH),)
+    return (
+        Image("nginx", ("docker.io/library/nginx",), **nginx),
+        Image("bprashanth/nginxhttps", ("docker.io/bprashanth/nginxhttps",), **nginx),
+        Image("busybox", ("docker.io/library/busybox",), cmd=("sh",), path=tools_path,
+              busybox_applets=True),
+        Image("radial/busyboxplus", ("docker.io/radial/busyboxplus",), cmd=("/bin/sh",),
+              path=tools_path, busybox_applets=True, tools=_shell_tools(curl=True)),
+        Image("curlimages/curl", ("docker.io/curlimages/curl", "quay.io/curl/curl"),
+              entrypoint=(str(ASSETS / "curl-entrypoint.sh"),), cmd=("curl",), path=tools_path,
+              busybox_applets=True, tools=_shell_tools(curl=True),
+              aliases=(("/entrypoint.sh", (str(ASSETS / "curl-entrypoint.sh"),)),)),
+        Image("python", ("docker.io/library/python",), cmd=("python3",), path=tools_path,
+              env=(("LANG", "C.UTF-8"), ("PYTHON_VERSION", sys.version.split()[0])) + ours,
+              tools=(("python", python), ("python3", python))),
+        Image("agnhost", ("registry.k8s.io/e2e-test-images/agnhost", "k8s.gcr.io/e2e-test-images/agnhost",
+                          "gcr.io/kubernetes-e2e-test-images/agnhost"),
+              entrypoint=("/agnhost",), cmd=("pause",), path=tools_path, env=ours,
+              busybox_applets=True, tools=_shell_tools(curl=True),
+              aliases=(("/agnhost", agnhost),)),
+        Image("pause", ("registry.k8s.io/pause", "k8s.gcr.io/pause"), entrypoint=("/pause",), env=ours,
+              aliases=(("/pause", agnhost + ("pause",)),)),
+        Image("coredns", ("registry.k8s.io/coredns/coredns", "k8s.gcr.io/coredns/coredns",
+                          "docker.io/coredns/coredns", "registry.k8s.io/coredns"),
+              entrypoint=("/coredns",), env=ours,
+              aliases=(("/coredns", _python_module("k8snet.lab.dns")),)),
+    )
+
+
+def catalog_names() -> list[str]:
+    return [image.name for image in catalog()]
+
+
+def pull_error_message(ref: str) -> str:
+    return (f'Failed to pull image "{ref}": the k8snet lab runs only catalogued images: '
+            + ", ".join(catalog_names()))
+
+
+def resolve(ref: str) -> Image:
+    """The catalog entry for ``ref``, or ImagePullError with the kubelet's message."""
+    try:
+        repository = parse_reference(ref).repository
+    except ValueError as err:
+        raise ImagePullError(f'Failed to pull image "{ref}": {err}') from None
+    for image in catalog():
+        if repository in image.repositories:
+            return image
+    raise ImagePullError(pull_error_message(ref))
+
+
+def image_id(ref: str) -> str:
+    """``docker.io/library/nginx@sha256:...`` as a container status's imageID."""
+    return f"{parse_reference(ref).repository}@{resolve(ref).digest()}"
+
+
+def normalized(ref: str) -> str:
+    return str(parse_reference(ref))
+
+
+# -- what runs ----------------------------------------------------------------
+
+def effective_argv(image: Image, command: list[str] | None, args: list[str] | None) -> list[str]:
+    """Docker's rule: ``command`` replaces ENTRYPOINT (and drops CMD), ``args`` replaces CMD."""
+    if command:
+        return list(command) + list(args or [])
+    return list(image.entrypoint) + list(args if args else image.cmd)
+
+
+def tools_dir(images_dir: Path, image: Image) -> Path:
+    return images_dir / image.name.replace("/", "_") / "bin"
+
+
+def host_argv(image: Image, argv: list[str], images_dir: Path) -> list[str]:
+    """Rewrites an absolute argv[0] that exists only in the real image to what runs here."""
+    if not argv:
+        return argv
+    aliases = dict(image.aliases)
+    if argv[0] in aliases:
+        return list(aliases[argv[0]]) + argv[1:]
+    head, _, base = argv[0].rpartition("/")
+    tool = tools_dir(images_dir, image) / base
+    if head in BIN_DIRS and os.path.lexists(tool) and (image.busybox_applets or dict(image.tools)):
+        return [str(tool)] + argv[1:]
+    return argv
+
+
+def search_path(image: Image, images_dir: Path) -> str:
+    return ":".join(str(tools_dir(images_dir, image)) if p == TOOLS else p for p in image.path)
+
+
+def busybox_applets() -> list[str]:
+    try:
+        out = subprocess.run(["busybox", "--list"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return out.split()
+
+
+def prepare_tools(image: Image, images_dir: Path) -> Path:
+    """Creates (once per lab) the image's tool directory of symlinks to host programs."""
+    target = tools_dir(images_dir, image)
+    if target.is_dir():
+        return target
+    staging = target.with_name(f"bin.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    busybox = shutil.which("busybox") or "/usr/bin/busybox"
+    for applet in busybox_applets() if image.busybox_applets else []:
+        (staging / applet).symlink_to(busybox)
+    for name, program in image.tools:
+        link = staging / name
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(program)
+    try:
+        staging.rename(target)
+    except OSError:  # another pod prepared it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@dataclass
+class ImageMount:
+    """A bind mount (``source`` -> ``target``) the image contributes to a container."""
+
+    source: str
+    target: str
+
+
+def prepare_files(image: Image, container_dir: Path) -> list[ImageMount]:
+    """Copies the image's files into the container's own directory (its writable
+    layer: ``kubectl exec`` may edit the welcome page) and returns their mounts."""
+    mounts: list[ImageMount] = []
+    rootfs = container_dir / "rootfs"
+    for target, asset in image.files:
+        dest = rootfs / target.lstrip("/")
+        if not dest.exists():
+            shutil.copytree(ASSETS / asset, dest)
+            if asset == "nginx" and Path("/etc/nginx/mime.types").exists():
+                shutil.copy2("/etc/nginx/mime.types", dest / "mime.types")
+        mounts.append(ImageMount(str(dest), target))
+    for target, links in image.symlink_dirs:
+        dest = rootfs / target.lstrip("/")
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, link_target in links:
+            if not (dest / name).is_symlink():
+                (dest / name).symlink_to(link_target)
+        mounts.append(ImageMount(str(dest), target))
+    return mounts
+
+
+def image_env(image: Image, images_dir: Path) -> list[tuple[str, str]]:
+    """The image's ENV, PATH first, as ``docker inspect`` lists it."""
+    return [("PATH", search_path(image, images_dir))] + [(k, v) for k, v in image.env if v]

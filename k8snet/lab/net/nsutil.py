@@ -1,0 +1,243 @@
+"""Small helpers around named network namespaces: ``ip`` batches, setns, sysctls.
+
+Named namespaces are iproute2's: a bind mount of an nsfs file at /run/netns/NAME.
+Everything here acts *inside* a lab namespace and never on the host's: commands run
+with ``ip -n NAME`` and sysctls are written from a thread that has been switched into
+the namespace (``/proc/sys/net`` shows the network namespace of the calling thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+IFNAMSIZ = 16  # the kernel's limit includes the trailing NUL: names are at most 15 chars
+
+T = TypeVar("T")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetError(RuntimeError):
+    """An ``ip`` command or a namespace operation failed; the message says which and why."""
+
+
+# -- names and paths -------------------------------------------------------------
+def netns_path(name: str) -> Path:
+    """Where iproute2 keeps the named namespace: /run/netns/NAME."""
+    return NETNS_DIR / name
+
+
+def list_netns(prefix: str = "") -> list[str]:
+    """Named network namespaces whose name starts with ``prefix``, sorted.
+
+    Reads /run/netns directly rather than running ``ip netns list`` (no process, and
+    it also shows a half-created entry whose bind mount is missing, which cleanup wants).
+    """
+    try:
+        names = os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(prefix))
+
+
+def check_ifname(name: str) -> str:
+    """``name`` if the kernel accepts it as an interface name, else ValueError."""
+    if not 0 < len(name) < IFNAMSIZ or "/" in name or any(c.isspace() for c in name):
+        raise ValueError(f"invalid interface name {name!r} (1-{IFNAMSIZ - 1} chars, no '/' or spaces)")
+    return name
+
+
+# -- ip commands -----------------------------------------------------------------
+def _ip_argv(netns: str | None, force: bool) -> list[str]:
+    argv = ["ip"]
+    if netns is not None:
+        argv += ["-n", netns]
+    if force:
+        argv.append("-force")  # keep going after a failed line; the exit status still says so
+    return argv + ["-batch", "-"]
+
+
+def _batch_text(commands: Iterable[str]) -> bytes:
+    return "".join(f"{c}\n" for c in commands).encode()
+
+
+def _raise_on_failure(netns: str | None, commands: list[str], rc: int, out: bytes, err: bytes) -> str:
+    if rc != 0:
+        where = f" in netns {netns}" if netns else ""
+        raise NetError(f"ip -batch{where} failed ({rc}): {err.decode(errors='replace').strip()}\n"
+                       f"commands:\n  " + "\n  ".join(commands))
+    return out.decode(errors="replace")
+
+
+async def ip_batch(commands: Iterable[str], netns: str | None = None, *, force: bool = False) -> str:
+    """Runs many ``ip`` commands in one process (``ip [-n NETNS] -batch -``); returns stdout.
+
+    One process for a whole batch is what keeps node and pod setup fast: each ``ip``
+    process costs a few milliseconds, a batch line a few microseconds.
+    """
+    cmds = list(commands)
+    if not cmds:
+        return ""
+    proc = await asyncio.create_subprocess_exec(
+        *_ip_argv(netns, force), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await proc.communicate(_batch_text(cmds))
+    assert proc.returncode is not None
+    return _raise_on_failure(netns, cmds, proc.returncode, out, err)
+
+
+def ip_batch_sync(commands: Iterable[str], netns: str | None = None, *, force: bool = False) -> str:
+    """:func:`ip_batch` for synchronous callers (cleanup after a crash has no event loop)."""
+    cmds = list(commands)
+    if not cmds:
+        return ""
+    res = subprocess.run(_ip_argv(netns, force), input=_batch_text(cmds), capture_output=True, check=False)
+    return _raise_on_failure(netns, cmds, res.returncode, res.stdout, res.stderr)
+
+
+# -- setns -------------------------------------------------------------------------
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"setns: {os.strerror(e)}")
+
+
+@contextmanager
+def in_netns(name: str) -> Iterator[None]:
+    """Switches the *calling thread* into network namespace ``name`` and back.
+
+    Sockets created inside stay in that namespace after the block ends, which is how
+    the supervisor listens on the wire bridge's address. Other threads are unaffected.
+    Python 3.11 has no ``os.setns``, hence ctypes.
+    """
+    try:
+        target = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetError(f"network namespace {name!r} does not exist") from None
+    # /proc/thread-self, not /proc/self: the latter is the main thread's namespace.
+    orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            # If this fails the thread stays in the lab namespace; make that loud.
+            _setns(orig)
+    finally:
+        os.close(target)
+        os.close(orig)
+
+
+async def run_in_netns(name: str, fn: Callable[..., T], *args: object) -> T:
+    """Runs ``fn(*args)`` in a fresh thread switched into namespace ``name``.
+
+    A fresh thread rather than the default executor: if switching back ever failed,
+    a pooled thread would carry the lab namespace into unrelated work.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def deliver(setter: Callable[[object], None], value: object) -> None:
+        if not fut.done():
+            setter(value)
+
+    def target() -> None:
+        try:
+            with in_netns(name):
+                result = fn(*args)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(deliver, fut.set_exception, exc)
+        else:
+            loop.call_soon_threadsafe(deliver, fut.set_result, result)
+
+    threading.Thread(target=target, name=f"netns:{name}", daemon=True).start()
+    return await fut
+
+
+def run_in_netns_sync(name: str, fn: Callable[..., T], *args: object) -> T:
+    """Runs ``fn(*args)`` in a fresh thread switched into namespace ``name``; waits for it."""
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            with in_netns(name):
+                result.append(fn(*args))
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    t = threading.Thread(target=target, name=f"netns:{name}", daemon=True)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def listen_socket_in_netns(name: str, host: str, port: int, *, backlog: int = 128) -> socket.socket:
+    """A listening TCP socket bound to ``host:port`` inside namespace ``name``.
+
+    Hand it to ``aiohttp.web.SockSite`` (or ``loop.create_server(sock=...)``): it keeps
+    serving from that namespace although the process lives in the host's.
+    """
+    with in_netns(name):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+# -- sysctls -------------------------------------------------------------------------
+def sysctl_path(key: str) -> Path:
+    """``net.ipv4.ip_forward`` -> /proc/sys/net/ipv4/ip_forward (only net.* keys)."""
+    if not key.startswith("net.") or ".." in key or "/" in key:
+        raise ValueError(f"only per-namespace net.* sysctls may be written, not {key!r}")
+    return Path("/proc/sys") / key.replace(".", "/")
+
+
+def _write_sysctls_here(values: Mapping[str, str]) -> None:
+    for key, value in values.items():
+        try:
+            sysctl_path(key).write_text(f"{value}\n")
+        except OSError as e:
+            raise NetError(f"sysctl {key}={value}: {e.strerror or e}") from e
+
+
+def _checked(values: Mapping[str, str | int]) -> dict[str, str]:
+    vals = {k: str(v) for k, v in values.items()}
+    for k in vals:
+        sysctl_path(k)  # validate before switching namespaces
+    return vals
+
+
+def write_sysctls_sync(netns: str, values: Mapping[str, str | int]) -> None:
+    """Writes net.* sysctls inside ``netns`` (never the host's)."""
+    run_in_netns_sync(netns, _write_sysctls_here, _checked(values))
+
+
+async def write_sysctls(netns: str, values: Mapping[str, str | int]) -> None:
+    """Async :func:`write_sysctls_sync`."""
+    await run_in_netns(netns, _write_sysctls_here, _checked(values))
+
+
+def read_sysctl_sync(netns: str, key: str) -> str:
+    """The value of a net.* sysctl inside ``netns`` (for tests and status)."""
+    path = sysctl_path(key)
+    return run_in_netns_sync(netns, lambda: path.read_text().strip())

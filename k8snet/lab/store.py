@@ -1,0 +1,251 @@
+"""The lab's object store: SQLite (WAL) with one global resourceVersion, like etcd.
+
+Every write bumps a single persisted counter (the etcd revision), stores the object
+with that counter as its ``metadata.resourceVersion`` and appends an event to a log.
+The log keeps the last :data:`HISTORY` events so watchers can resume from any recent
+version; an older one is 410 Expired, as the real watch cache reports it.
+
+Watchers wake on writes through in-process asyncio events (no polling) and read
+their events back from the log, so a slow watcher never loses one.
+
+Calls are synchronous SQLite statements run in the event loop's thread: they take
+well under a millisecond, and keeping every write free of ``await`` makes each one
+atomic with respect to the other coroutines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .api import errors
+
+Obj = dict[str, Any]
+
+HISTORY = 50_000          # events kept for watch resume
+_COMPACT_EVERY = 1_000    # compact the log once per this many writes
+_BATCH = 500              # events read per query by a watcher
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    key TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (key, namespace, name));
+CREATE TABLE IF NOT EXISTS events (
+    rv INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, namespace TEXT NOT NULL,
+    name TEXT NOT NULL, body TEXT NOT NULL, prev TEXT);
+CREATE INDEX IF NOT EXISTS events_by_key ON events (key, rv);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change. ``prev`` is the object before a MODIFIED write: selectors need it
+    to turn "stopped matching" into DELETED and "started matching" into ADDED."""
+
+    type: str  # ADDED | MODIFIED | DELETED
+    key: str
+    namespace: str
+    name: str
+    object: Obj
+    rv: int
+    prev: Obj | None = None
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    group, _, plural = key.rpartition("/")
+    return group, plural
+
+
+def _dumps(obj: Obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class Store:
+    def __init__(self, path: Path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write.
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._rv = self._meta("rv")
+        self._compacted = self._meta("compacted")  # events with rv <= this are gone
+        self._writes = 0
+        self._waiters: set[asyncio.Event] = set()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _meta(self, k: str) -> int:
+        row = self._db.execute("SELECT v FROM meta WHERE k = ?", (k,)).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- reads -------------------------------------------------------------
+    @property
+    def resource_version(self) -> int:
+        """The revision of the last write (0 for an empty store)."""
+        return self._rv
+
+    @property
+    def oldest_resumable(self) -> int:
+        """The oldest resourceVersion a watch may resume from."""
+        return self._compacted
+
+    def get(self, key: str, namespace: str, name: str) -> Obj | None:
+        row = self._db.execute("SELECT body FROM objects WHERE key = ? AND namespace = ? AND name = ?",
+                               (key, namespace, name)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list(self, key: str, namespace: str | None = None) -> tuple[list[Obj], int]:
+        """All objects of ``key`` (in ``namespace`` when given), sorted by namespace and
+        name like etcd's key order, and the revision they were read at."""
+        if namespace is None:
+            rows = self._db.execute("SELECT body FROM objects WHERE key = ? ORDER BY namespace, name", (key,))
+        else:
+            rows = self._db.execute("SELECT body FROM objects WHERE key = ? AND namespace = ? ORDER BY name",
+                                    (key, namespace))
+        return [json.loads(r[0]) for r in rows], self._rv
+
+    def objects(self, key: str) -> list[Obj]:
+        """All objects of ``key``: the lister admission uses for allocation."""
+        return self.list(key)[0]
+
+    # -- writes ------------------------------------------------------------
+    def create(self, key: str, namespace: str, name: str, obj: Obj) -> Obj:
+        """Stores a new object; 409 AlreadyExists if the name is taken."""
+        if self.get(key, namespace, name) is not None:
+            raise errors.already_exists(*_split_key(key), name)
+        return self._write("ADDED", key, namespace, name, obj, None)
+
+    def update(self, key: str, namespace: str, name: str, obj: Obj, *, expected_rv: str | None = None) -> Obj:
+        """Replaces an object; 404 if it is gone, 409 Conflict if ``expected_rv`` is stale."""
+        current = self._current(key, namespace, name, expected_rv)
+        return self._write("MODIFIED", key, namespace, name, obj, current)
+
+    def delete(self, key: str, namespace: str, name: str, *, expected_rv: str | None = None) -> Obj:
+        """Removes an object and returns its last state, stamped with the deletion's
+        revision (as etcd watchers see it)."""
+        current = self._current(key, namespace, name, expected_rv)
+        return self._write("DELETED", key, namespace, name, current, None)
+
+    def _current(self, key: str, namespace: str, name: str, expected_rv: str | None) -> Obj:
+        current = self.get(key, namespace, name)
+        if current is None:
+            raise errors.not_found(*_split_key(key), name)
+        if expected_rv and current.get("metadata", {}).get("resourceVersion") != expected_rv:
+            raise errors.conflict(*_split_key(key), name, "the object has been modified; please apply "
+                                  "your changes to the latest version and try again")
+        return current
+
+    def _write(self, etype: str, key: str, namespace: str, name: str, obj: Obj, prev: Obj | None) -> Obj:
+        rv = self._rv + 1
+        obj = {**obj, "metadata": {**obj.get("metadata", {}), "resourceVersion": str(rv)}}
+        body = _dumps(obj)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if etype == "DELETED":
+                db.execute("DELETE FROM objects WHERE key = ? AND namespace = ? AND name = ?", (key, namespace, name))
+            else:
+                db.execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", (key, namespace, name, body))
+            db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (rv, etype, key, namespace, name, body, _dumps(prev) if prev is not None else None))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (rv,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._rv = rv
+        self._writes += 1
+        if self._writes % _COMPACT_EVERY == 0:
+            self._compact()
+        for waiter in self._waiters:
+            waiter.set()
+        return obj
+
+    def _compact(self) -> None:
+        horizon = self._rv - HISTORY
+        if horizon <= self._compacted:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute("DELETE FROM events WHERE rv <= ?", (horizon,))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('compacted', ?)", (horizon,))
+        self._db.execute("COMMIT")
+        self._compacted = horizon
+
+    # -- watch -------------------------------------------------------------
+    def watch(self, key: str, namespace: str | None, since: int) -> "StoreWatch":
+        """Events of ``key`` with a revision above ``since``; 410 Expired if the log no
+        longer reaches back that far."""
+        return StoreWatch(self, key, namespace, since)
+
+    def _check_resumable(self, since: int) -> None:
+        if since < self._compacted:
+            raise errors.gone(f"too old resource version: {since} ({self._compacted})")
+
+    def _events_after(self, key: str, namespace: str | None, since: int) -> list[Event]:
+        sql = "SELECT rv, type, namespace, name, body, prev FROM events WHERE key = ? AND rv > ?"
+        args: list[Any] = [key, since]
+        if namespace is not None:
+            sql += " AND namespace = ?"
+            args.append(namespace)
+        rows = self._db.execute(sql + f" ORDER BY rv LIMIT {_BATCH}", args).fetchall()
+        return [Event(t, key, ns, n, json.loads(b), rv, json.loads(p) if p else None)
+                for rv, t, ns, n, b, p in rows]
+
+
+class StoreWatch:
+    """A cursor over the event log that sleeps until the next write.
+
+    ``progress`` is the revision up to which this watcher has seen every event of its
+    key: what a BOOKMARK may report.
+    """
+
+    def __init__(self, store: Store, key: str, namespace: str | None, since: int):
+        store._check_resumable(since)
+        self._store = store
+        self._key = key
+        self._namespace = namespace
+        self.progress = since
+        self._buffer: list[Event] = []
+        self._wake = asyncio.Event()
+        store._waiters.add(self._wake)
+
+    def close(self) -> None:
+        self._store._waiters.discard(self._wake)
+
+    async def next(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None if ``timeout`` seconds pass without one."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._buffer:
+            # Clear before reading: a write after the read sets it again, so no wake-up is lost.
+            self._wake.clear()
+            self._store._check_resumable(self.progress)
+            seen_upto = self._store.resource_version
+            self._buffer = self._store._events_after(self._key, self._namespace, self.progress)
+            if self._buffer:
+                break
+            self.progress = max(self.progress, seen_upto)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except asyncio.TimeoutError:
+                return None
+        event = self._buffer.pop(0)
+        self.progress = event.rv
+        return event
+
+    def __enter__(self) -> "StoreWatch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,94 @@
+"""Fixtures for tests that bring up a real lab cluster (root on Linux).
+
+One lab serves the whole session (bringing one up costs seconds); each test works
+in its own Kubernetes namespace. Lifecycle tests start their own labs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from k8snet.lab import lifecycle
+from k8snet.lab.config import LabConfig
+
+ROOT_REASON = "the lab needs root on Linux (network namespaces); CI runs these as root"
+needs_root = pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason=ROOT_REASON)
+needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/lab/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.lab)
+            item.add_marker(needs_root)
+
+
+@pytest.fixture(scope="session")
+def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Labs made by tests keep their state in a temporary folder, never in the user's."""
+    root = tmp_path_factory.mktemp("labs")
+    old = os.environ.get("K8SNET_STATE_ROOT")
+    os.environ["K8SNET_STATE_ROOT"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("K8SNET_STATE_ROOT", None)
+    else:
+        os.environ["K8SNET_STATE_ROOT"] = old
+
+
+@pytest.fixture(scope="session")
+def lab(state_root: Path) -> Iterator[lifecycle.LabStatus]:
+    name = f"t{os.getpid() % 100000}"
+    try:
+        status = lifecycle.up(LabConfig(name=name, nodes=2))
+        yield status
+    finally:
+        lifecycle.down(name)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(lab: lifecycle.LabStatus) -> str:
+    assert lab.kubeconfig is not None
+    return str(lab.kubeconfig)
+
+
+@pytest.fixture()
+def namespace(kubeconfig: str) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards even when the test fails."""
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=kubeconfig)
+    core = client.CoreV1Api(api_client)
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+        api_client.close()
+
+
+@pytest.fixture()
+def kubectl(kubeconfig: str, namespace: str, tmp_path: Path):
+    """Runs real kubectl against the lab in the test's namespace; returns stdout+stderr."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not on PATH")
+    cache = tmp_path / "kube-cache"
+
+    def run(*args: str, check: bool = True, input: str | None = None) -> str:
+        proc = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", str(cache), "-n", namespace, *args],
+                              capture_output=True, text=True, timeout=120, input=input)
+        out = proc.stdout + proc.stderr
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{out}")
+        return out
+
+    return run
