@@ -1,0 +1,160 @@
+"""A container's init: runs as PID 1 of the container's fresh PID, mount and UTS namespaces.
+
+Started by the runtime as::
+
+    nsenter --net=<pod netns> unshare --mount --uts --pid --fork --mount-proc \
+        --propagation private <python3> -m k8snet.lab.kubelet.init <spec.json>
+
+It sets the hostname, makes the container's mounts (private tmpfs dirs, the image's
+files, the pod's /etc/hosts and /etc/resolv.conf, volumes) *inside its own mount
+namespace* (the host's mount table never changes), then execs the command with
+exactly the container's environment. It reports on the fd ``status_fd``: the fd is
+close-on-exec, so EOF with nothing written means the exec succeeded; otherwise one
+JSON line says why the container could not start.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Callable
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class StartError(Exception):
+    """The container cannot start; the message goes into its status."""
+
+
+@dataclass
+class MountPlan:
+    """Where a container's mount points come from, decided before mounting anything."""
+
+    overlays: list[str] = field(default_factory=list)           # host dirs to overlay (copy-on-write)
+    source_dirs: list[str] = field(default_factory=list)        # created in a bind source we own
+    container_paths: list[tuple[str, bool]] = field(default_factory=list)  # (path, is_dir) made after tmpfs
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def plan_mountpoints(spec: dict, exists: Callable[[str], bool]) -> MountPlan:
+    """Decides how to create every missing mount point without touching the host.
+
+    A target under one of the image's directory binds is created in that bind's
+    source (a directory the lab owns); under a private tmpfs, after the tmpfs is
+    mounted; anywhere else, in a copy-on-write overlay over its deepest existing
+    ancestor. A missing top-level directory cannot be made: that would be the host's /.
+    """
+    plan = MountPlan()
+    dir_binds = [(m["target"], m["source"]) for m in spec["mounts"] if m.get("is_dir", True)]
+    for m in spec["mounts"]:
+        target, is_dir = m["target"], m.get("is_dir", True)
+        owner = max((b for b in dir_binds if b[0] != target and _under(target, b[0])),
+                    key=lambda b: len(b[0]), default=None)
+        if owner is not None:
+            rel = os.path.relpath(target, owner[0])
+            plan.source_dirs.append(os.path.join(owner[1], rel) + ("" if is_dir else "\0file"))
+            continue
+        if any(_under(target, t) for t in spec.get("tmpfs", [])):
+            plan.container_paths.append((target, is_dir))
+            continue
+        if exists(target):
+            continue
+        ancestor = str(PurePosixPath(target).parent)
+        while not exists(ancestor):
+            ancestor = str(PurePosixPath(ancestor).parent)
+        if ancestor == "/":
+            raise StartError(f'cannot create mount point "{target}": the lab shares the host\'s root '
+                             "filesystem, so a new top-level directory cannot be made")
+        if ancestor not in plan.overlays:
+            plan.overlays.append(ancestor)
+        plan.container_paths.append((target, is_dir))
+    return plan
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    rc = _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                     ctypes.c_ulong(flags), data.encode() if data else None)
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise StartError(f'mount {source} on {target}: {os.strerror(err)}')
+
+
+def _make(path: str, is_dir: bool) -> None:
+    if is_dir:
+        os.makedirs(path, exist_ok=True)
+    elif not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "a").close()
+
+
+def setup_mounts(spec: dict) -> None:
+    plan = plan_mountpoints(spec, os.path.lexists)
+    for i, lower in enumerate(plan.overlays):
+        upper = os.path.join(spec["scratch_dir"], f"overlay{i}", "upper")
+        work = os.path.join(spec["scratch_dir"], f"overlay{i}", "work")
+        os.makedirs(upper, exist_ok=True)
+        os.makedirs(work, exist_ok=True)
+        _mount("overlay", lower, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
+    for target in spec.get("tmpfs", []):
+        mode = "1777" if target == "/tmp" else "755"
+        _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode}")
+    for path in plan.source_dirs:
+        is_file = path.endswith("\0file")
+        _make(path.removesuffix("\0file"), not is_file)
+    for path, is_dir in plan.container_paths:
+        _make(path, is_dir)
+    # Shallow targets first, so a volume at /etc/nginx/conf.d lands on top of /etc/nginx.
+    for m in sorted(spec["mounts"], key=lambda m: m["target"].count("/")):
+        _mount(m["source"], m["target"], None, MS_BIND | MS_REC)
+        if m.get("readonly"):
+            _mount(m["source"], m["target"], None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def _report(fd: int, reason: str, message: str, exit_code: int) -> None:
+    os.write(fd, (json.dumps({"reason": reason, "message": message}) + "\n").encode())
+    os._exit(exit_code)
+
+
+def main(spec_path: str) -> None:
+    with open(spec_path) as f:
+        spec = json.load(f)
+    fd = spec["status_fd"]
+    os.set_inheritable(fd, False)
+    try:
+        socket.sethostname(spec["hostname"])
+        setup_mounts(spec)
+        cwd = spec.get("cwd") or "/"
+        os.makedirs(cwd, exist_ok=True)
+        os.chdir(cwd)
+    except (StartError, OSError) as err:
+        _report(fd, "CreateContainerError", str(err), 128)
+    env = dict(item.split("=", 1) for item in spec["env"])
+    argv = spec["argv"]
+    if not argv:
+        _report(fd, "CreateContainerError", "no command specified", 128)
+    try:
+        os.execvpe(argv[0], argv, env)
+    except FileNotFoundError:
+        where = "" if "/" in argv[0] else " in $PATH"
+        _report(fd, "StartError", f'exec: "{argv[0]}": executable file not found{where}', 128)
+    except OSError as err:
+        _report(fd, "StartError", f'exec: "{argv[0]}": {err.strerror}', 128)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
