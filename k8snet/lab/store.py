@@ -128,11 +128,13 @@ class Store:
         current = self._current(key, namespace, name, expected_rv)
         return self._write("MODIFIED", key, namespace, name, obj, current)
 
-    def delete(self, key: str, namespace: str, name: str, *, expected_rv: str | None = None) -> Obj:
-        """Removes an object and returns its last state, stamped with the deletion's
-        revision (as etcd watchers see it)."""
+    def delete(self, key: str, namespace: str, name: str, *, expected_rv: str | None = None,
+               final: Obj | None = None) -> Obj:
+        """Removes an object and returns its last state (``final`` when the removal is the
+        end of an update, e.g. the last finalizer cleared), stamped with the deletion's
+        revision as etcd watchers see it."""
         current = self._current(key, namespace, name, expected_rv)
-        return self._write("DELETED", key, namespace, name, current, None)
+        return self._write("DELETED", key, namespace, name, final if final is not None else current, None)
 
     def _current(self, key: str, namespace: str, name: str, expected_rv: str | None) -> Obj:
         current = self.get(key, namespace, name)

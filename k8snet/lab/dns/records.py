@@ -45,9 +45,12 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+import logging
+from typing import Any, Callable, Iterable
 
+import dns.exception
 import dns.name
 import dns.rcode
 import dns.rdata
@@ -57,6 +60,7 @@ import dns.rrset
 import dns.reversename
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
 SERVICES = "services"
 ENDPOINTSLICES = "discovery.k8s.io/endpointslices"
@@ -144,6 +148,7 @@ class ClusterRecords:
         self._serial = 1
         self._names: dict[dns.name.Name, _Node] = {}
         self._ptr: dict[dns.name.Name, list[str]] = {}
+        self._by_service: dict[tuple[str, str], list[Obj]] = {}
         self._synced = threading.Event()
         if synced:
             self._synced.set()
@@ -189,7 +194,8 @@ class ClusterRecords:
 
     def _changed(self) -> None:
         self._dirty = True
-        self._serial += 1
+        # CoreDNS's serial is the time of the last change; never let it go backwards.
+        self._serial = max(self._serial + 1, int(time.time()))
 
     # -- index ---------------------------------------------------------------
     def _name(self, *labels: str) -> dns.name.Name:
@@ -202,10 +208,7 @@ class ClusterRecords:
         tolerate = bool(spec.get("publishNotReadyAddresses")) or \
             annotations.get("service.alpha.kubernetes.io/tolerate-unready-endpoints") == "true"
         found: dict[tuple[str, str], _Endpoint] = {}
-        for (sns, _), sl in sorted(self._slices.items()):
-            labels = (sl.get("metadata") or {}).get("labels") or {}
-            if sns != ns or labels.get("kubernetes.io/service-name") != name:
-                continue
+        for sl in self._by_service.get((ns, name), []):
             if sl.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
                 continue  # FQDN slices have no addresses DNS can serve
             ports = tuple((p.get("name") or "", (p.get("protocol") or "TCP"), int(p["port"]))
@@ -233,40 +236,18 @@ class ClusterRecords:
             if target.to_text() not in targets:
                 targets.append(target.to_text())
 
+        # EndpointSlices name their Service in a label; several slices may share one.
+        self._by_service = {}
+        for (ns, _), sl in sorted(self._slices.items()):
+            owner = ((sl.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name")
+            if owner:
+                self._by_service.setdefault((ns, owner), []).append(sl)
         for (ns, name), svc in sorted(self._services.items()):
-            spec = svc.get("spec") or {}
-            svc_name = self._name(name, ns, "svc")
-            if spec.get("type") == "ExternalName":
-                if spec.get("externalName"):
-                    node(svc_name).cname = spec["externalName"].rstrip(".") + "."
-                continue
-            endpoints = self._ready_endpoints(svc, ns, name)
-            # Endpoint names exist for every Service (CoreDNS answers them for ClusterIP
-            # Services too), and so do their PTRs.
-            for ep in endpoints:
-                ep_name = self._name(ep.hostname, name, ns, "svc")
-                node(ep_name).addrs.append(ep.ip)
-                add_ptr(ep.ip, ep_name)
-            headless = spec.get("clusterIP") == "None"
-            if headless:
-                if not endpoints:
-                    continue  # no ready endpoint: the name does not exist (NXDOMAIN)
-                node(svc_name).addrs.extend(dict.fromkeys(ep.ip for ep in endpoints))
-                for ep in endpoints:
-                    target = self._name(ep.hostname, name, ns, "svc")
-                    for pname, proto, port in ep.ports:
-                        self._add_srv(node, svc_name, pname, proto, port, target)
-            else:
-                ips = [ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")])
-                       if ip and _ip_version(ip)]
-                if not ips:
-                    continue  # not allocated yet
-                node(svc_name).addrs.extend(ips)
-                for ip in ips:
-                    add_ptr(ip, svc_name)
-                for p in spec.get("ports") or []:
-                    self._add_srv(node, svc_name, p.get("name") or "", p.get("protocol") or "TCP",
-                                  int(p["port"]), svc_name)
+            try:
+                self._index_service(ns, name, svc, node, add_ptr)
+            except (KeyError, TypeError, ValueError, AttributeError, dns.exception.DNSException) as err:
+                # One malformed object must not take every other name down with it.
+                log.warning("ignoring Service %s/%s for DNS: %r", ns, name, err)
 
         dns_svc = self._services.get(DNS_SERVICE)
         if dns_svc is not None:
@@ -274,6 +255,42 @@ class ClusterRecords:
                                  or [(dns_svc.get("spec") or {}).get("clusterIP")]) if ip and _ip_version(ip)]
             node(self._name("ns", "dns")).addrs.extend(ips)
         self._names, self._ptr, self._dirty = names, ptr, False
+
+    def _index_service(self, ns: str, name: str, svc: Obj, node: Callable[[dns.name.Name], _Node],
+                       add_ptr: Callable[[str, dns.name.Name], None]) -> None:
+        spec = svc.get("spec") or {}
+        svc_name = self._name(name, ns, "svc")
+        if spec.get("type") == "ExternalName":
+            if spec.get("externalName"):
+                node(svc_name).cname = spec["externalName"].rstrip(".") + "."
+            return
+        endpoints = self._ready_endpoints(svc, ns, name)
+        # Endpoint names exist for every Service (CoreDNS answers them for ClusterIP
+        # Services too), and so do their PTRs.
+        for ep in endpoints:
+            ep_name = self._name(ep.hostname, name, ns, "svc")
+            node(ep_name).addrs.append(ep.ip)
+            add_ptr(ep.ip, ep_name)
+        headless = spec.get("clusterIP") == "None"
+        if headless:
+            if not endpoints:
+                return  # no ready endpoint: the name does not exist (NXDOMAIN)
+            node(svc_name).addrs.extend(dict.fromkeys(ep.ip for ep in endpoints))
+            for ep in endpoints:
+                target = self._name(ep.hostname, name, ns, "svc")
+                for pname, proto, port in ep.ports:
+                    self._add_srv(node, svc_name, pname, proto, port, target)
+        else:
+            ips = [ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")])
+                   if ip and _ip_version(ip)]
+            if not ips:
+                return  # not allocated yet
+            node(svc_name).addrs.extend(ips)
+            for ip in ips:
+                add_ptr(ip, svc_name)
+            for p in spec.get("ports") or []:
+                self._add_srv(node, svc_name, p.get("name") or "", p.get("protocol") or "TCP",
+                              int(p["port"]), svc_name)
 
     @staticmethod
     def _add_srv(node: Any, svc_name: dns.name.Name, pname: str, proto: str, port: int,

@@ -28,7 +28,10 @@ PYTHONPATH = str(Path(__file__).resolve().parents[3])
 DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Directory names under which an absolute argv[0] may name one of an image's tools.
 BIN_DIRS = ("/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
-TOOLS = "{tools}"  # placeholder in ``path`` for the image's own tool directory
+#: Where a container sees its image's tool directory: first on Debian's PATH, and
+#: where the real python image keeps python3. A bind mount, so the lab's state folder
+#: (which may sit under /tmp, hidden by the container's private /tmp) need not be visible.
+TOOLS_MOUNT = "/usr/local/bin"
 
 
 class ImagePullError(Exception):
@@ -140,26 +143,23 @@ def catalog() -> tuple[Image, ...]:
         files=nginx_files, symlink_dirs=nginx_logs,
         tmpfs=("/run", "/tmp", "/var/lib/nginx", "/var/cache"),
     )
-    tools_path = (TOOLS, DEBIAN_PATH)
-    agnhost = _python_module("k8snet.lab.images.agnhost")
+    # by file, not -m: importing the k8snet package would cost start-up time
+    agnhost = (python, str(Path(__file__).with_name("agnhost.py")))
     ours = (("PYTHONPATH", PYTHONPATH),)
     return (
         Image("nginx", ("docker.io/library/nginx",), **nginx),
         Image("bprashanth/nginxhttps", ("docker.io/bprashanth/nginxhttps",), **nginx),
-        Image("busybox", ("docker.io/library/busybox",), cmd=("sh",), path=tools_path,
-              busybox_applets=True),
+        Image("busybox", ("docker.io/library/busybox",), cmd=("sh",), busybox_applets=True),
         Image("radial/busyboxplus", ("docker.io/radial/busyboxplus",), cmd=("/bin/sh",),
-              path=tools_path, busybox_applets=True, tools=_shell_tools(curl=True)),
+              busybox_applets=True, tools=_shell_tools(curl=True)),
         Image("curlimages/curl", ("docker.io/curlimages/curl", "quay.io/curl/curl"),
-              entrypoint=(str(ASSETS / "curl-entrypoint.sh"),), cmd=("curl",), path=tools_path,
-              busybox_applets=True, tools=_shell_tools(curl=True),
+              entrypoint=(str(ASSETS / "curl-entrypoint.sh"),), cmd=("curl",), busybox_applets=True, tools=_shell_tools(curl=True),
               aliases=(("/entrypoint.sh", (str(ASSETS / "curl-entrypoint.sh"),)),)),
-        Image("python", ("docker.io/library/python",), cmd=("python3",), path=tools_path,
-              env=(("LANG", "C.UTF-8"), ("PYTHON_VERSION", sys.version.split()[0])) + ours,
+        Image("python", ("docker.io/library/python",), cmd=("python3",), env=(("LANG", "C.UTF-8"), ("PYTHON_VERSION", sys.version.split()[0])) + ours,
               tools=(("python", python), ("python3", python))),
         Image("agnhost", ("registry.k8s.io/e2e-test-images/agnhost", "k8s.gcr.io/e2e-test-images/agnhost",
                           "gcr.io/kubernetes-e2e-test-images/agnhost"),
-              entrypoint=("/agnhost",), cmd=("pause",), path=tools_path, env=ours,
+              entrypoint=("/agnhost",), cmd=("pause",), env=ours,
               busybox_applets=True, tools=_shell_tools(curl=True),
               aliases=(("/agnhost", agnhost),)),
         Image("pause", ("registry.k8s.io/pause", "k8s.gcr.io/pause"), entrypoint=("/pause",), env=ours,
@@ -223,13 +223,13 @@ def host_argv(image: Image, argv: list[str], images_dir: Path) -> list[str]:
         return list(aliases[argv[0]]) + argv[1:]
     head, _, base = argv[0].rpartition("/")
     tool = tools_dir(images_dir, image) / base
-    if head in BIN_DIRS and os.path.lexists(tool) and (image.busybox_applets or dict(image.tools)):
-        return [str(tool)] + argv[1:]
+    if head in BIN_DIRS and has_tools(image) and os.path.lexists(tool):
+        return [f"{TOOLS_MOUNT}/{base}"] + argv[1:]
     return argv
 
 
-def search_path(image: Image, images_dir: Path) -> str:
-    return ":".join(str(tools_dir(images_dir, image)) if p == TOOLS else p for p in image.path)
+def has_tools(image: Image) -> bool:
+    return image.busybox_applets or bool(image.tools)
 
 
 def busybox_applets() -> list[str]:
@@ -295,4 +295,4 @@ def prepare_files(image: Image, container_dir: Path) -> list[ImageMount]:
 
 def image_env(image: Image, images_dir: Path) -> list[tuple[str, str]]:
     """The image's ENV, PATH first, as ``docker inspect`` lists it."""
-    return [("PATH", search_path(image, images_dir))] + [(k, v) for k, v in image.env if v]
+    return [("PATH", ":".join(image.path))] + [(k, v) for k, v in image.env if v]

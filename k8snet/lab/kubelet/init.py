@@ -9,8 +9,8 @@ It sets the hostname, makes the container's mounts (private tmpfs dirs, the imag
 files, the pod's /etc/hosts and /etc/resolv.conf, volumes) *inside its own mount
 namespace* (the host's mount table never changes), then execs the command with
 exactly the container's environment. It reports on the fd ``status_fd``: the fd is
-close-on-exec, so EOF with nothing written means the exec succeeded; otherwise one
-JSON line says why the container could not start.
+one line: ``ok`` right before the exec, or a JSON object saying why the container
+could not start.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class MountPlan:
     """Where a container's mount points come from, decided before mounting anything."""
 
     overlays: list[str] = field(default_factory=list)           # host dirs to overlay (copy-on-write)
-    source_dirs: list[str] = field(default_factory=list)        # created in a bind source we own
+    source_paths: list[tuple[str, bool]] = field(default_factory=list)  # (path, is_dir) in a bind source we own
     container_paths: list[tuple[str, bool]] = field(default_factory=list)  # (path, is_dir) made after tmpfs
 
 
@@ -67,7 +67,7 @@ def plan_mountpoints(spec: dict, exists: Callable[[str], bool]) -> MountPlan:
                     key=lambda b: len(b[0]), default=None)
         if owner is not None:
             rel = os.path.relpath(target, owner[0])
-            plan.source_dirs.append(os.path.join(owner[1], rel) + ("" if is_dir else "\0file"))
+            plan.source_paths.append((os.path.join(owner[1], rel), is_dir))
             continue
         if any(_under(target, t) for t in spec.get("tmpfs", [])):
             plan.container_paths.append((target, is_dir))
@@ -104,6 +104,11 @@ def _make(path: str, is_dir: bool) -> None:
 
 def setup_mounts(spec: dict) -> None:
     plan = plan_mountpoints(spec, os.path.lexists)
+    for path, is_dir in plan.source_paths:
+        _make(path, is_dir)
+    # Hold every source before anything is mounted: a tmpfs on /tmp or an overlay
+    # could otherwise hide a source that lives below it.
+    sources = {m["source"]: os.open(m["source"], os.O_PATH | os.O_CLOEXEC) for m in spec["mounts"]}
     for i, lower in enumerate(plan.overlays):
         upper = os.path.join(spec["scratch_dir"], f"overlay{i}", "upper")
         work = os.path.join(spec["scratch_dir"], f"overlay{i}", "work")
@@ -113,16 +118,16 @@ def setup_mounts(spec: dict) -> None:
     for target in spec.get("tmpfs", []):
         mode = "1777" if target == "/tmp" else "755"
         _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode}")
-    for path in plan.source_dirs:
-        is_file = path.endswith("\0file")
-        _make(path.removesuffix("\0file"), not is_file)
     for path, is_dir in plan.container_paths:
         _make(path, is_dir)
     # Shallow targets first, so a volume at /etc/nginx/conf.d lands on top of /etc/nginx.
     for m in sorted(spec["mounts"], key=lambda m: m["target"].count("/")):
-        _mount(m["source"], m["target"], None, MS_BIND | MS_REC)
+        source = f"/proc/self/fd/{sources[m['source']]}"
+        _mount(source, m["target"], None, MS_BIND | MS_REC)
         if m.get("readonly"):
-            _mount(m["source"], m["target"], None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+            _mount(source, m["target"], None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    for fd in sources.values():
+        os.close(fd)
 
 
 def _report(fd: int, reason: str, message: str, exit_code: int) -> None:
@@ -147,13 +152,27 @@ def main(spec_path: str) -> None:
     argv = spec["argv"]
     if not argv:
         _report(fd, "CreateContainerError", "no command specified", 128)
-    try:
-        os.execvpe(argv[0], argv, env)
-    except FileNotFoundError:
+    program = resolve_program(argv[0], env.get("PATH", ""))
+    if program is None:
         where = "" if "/" in argv[0] else " in $PATH"
         _report(fd, "StartError", f'exec: "{argv[0]}": executable file not found{where}', 128)
+    # The runtime reads one line: unshare's waiting parent keeps its copy of the fd
+    # open, so EOF cannot mean "exec'd". Resolving the program first makes "ok" true.
+    os.write(fd, b"ok\n")
+    try:
+        os.execve(program, argv, env)
     except OSError as err:
-        _report(fd, "StartError", f'exec: "{argv[0]}": {err.strerror}', 128)
+        sys.stderr.write(f'exec: "{argv[0]}": {err.strerror}\n')
+        os._exit(128)
+
+
+def resolve_program(name: str, path: str) -> str | None:
+    """execvp's search, done before exec so that a missing program is reported."""
+    candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in path.split(":")]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 if __name__ == "__main__":

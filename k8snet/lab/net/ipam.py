@@ -6,6 +6,11 @@ is claimed with ``link(2)`` of a fully written temporary file, which fails if th
 name exists, so two allocators (two coroutines, or a restarted supervisor next to
 stale state) can never hand out the same address, and a crash never leaves a
 half-written claim.
+
+Like host-local, allocation is round-robin: the search starts after the last
+address handed out (kept in ``last_reserved_ip``), so a pod that replaces a
+deleted one gets a new address rather than its predecessor's — stale connections
+and conntrack entries never reach the wrong pod.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ import os
 import secrets
 from collections.abc import Collection
 from pathlib import Path
+
+from k8snet.lab.config import LabConfig
+
+
+def ipam_root(config: LabConfig) -> Path:
+    """Where a lab keeps its pod-IP allocations (one sub-folder per node)."""
+    return config.state_dir / "ipam"
 
 
 class PoolExhausted(RuntimeError):
@@ -30,9 +42,12 @@ def candidate_ips(cidr: str) -> list[str]:
     return [str(net[i]) for i in range(2, net.num_addresses - 1)]
 
 
-def lowest_free(cidr: str, taken: Collection[str]) -> str:
-    """The lowest address of ``cidr`` from .2 upward that is not in ``taken``."""
-    for ip in candidate_ips(cidr):
+def next_free(cidr: str, taken: Collection[str], after: str | None = None) -> str:
+    """The first address of ``cidr`` not in ``taken``, searching round-robin from
+    the one after ``after`` (from .2 when ``after`` is None or not in the pool)."""
+    pool = candidate_ips(cidr)
+    start = pool.index(after) + 1 if after in pool else 0
+    for ip in pool[start:] + pool[:start]:
         if ip not in taken:
             return ip
     raise PoolExhausted(f"no free pod IP left in {cidr} ({len(taken)} allocated)")
@@ -68,7 +83,7 @@ class IpamStore:
         return min(mine, key=ipaddress.ip_address) if mine else None
 
     def allocate(self, owner: str) -> str:
-        """The address ``owner`` already holds, or the lowest free one, claimed for it."""
+        """The address ``owner`` already holds, or the next free one, claimed for it."""
         existing = self.lookup(owner)
         if existing:
             return existing
@@ -77,15 +92,29 @@ class IpamStore:
         tmp.write_text(f"{owner}\n")
         try:
             taken = set(self.allocations())
+            last = self._last_reserved()
             while True:
-                ip = lowest_free(self.cidr, taken)
+                ip = next_free(self.cidr, taken, last)
                 try:
                     os.link(tmp, self.directory / ip)
-                    return ip
                 except FileExistsError:
                     taken.add(ip)  # someone else won this one; try the next
+                    continue
+                self._set_last_reserved(ip)
+                return ip
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _last_reserved(self) -> str | None:
+        try:
+            return (self.directory / "last_reserved_ip").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _set_last_reserved(self, ip: str) -> None:
+        tmp = self.directory / f".last-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.write_text(ip)
+        os.replace(tmp, self.directory / "last_reserved_ip")
 
     def release(self, owner: str) -> list[str]:
         """Frees every address ``owner`` holds; returns them (empty if none: idempotent)."""

@@ -1,9 +1,10 @@
 """Small helpers around named network namespaces: ``ip`` batches, setns, sysctls.
 
 Named namespaces are iproute2's: a bind mount of an nsfs file at /run/netns/NAME.
-Everything here acts *inside* a lab namespace and never on the host's: commands run
-with ``ip -n NAME`` and sysctls are written from a thread that has been switched into
-the namespace (``/proc/sys/net`` shows the network namespace of the calling thread).
+Everything here acts *inside* lab namespaces and never on the host's: interfaces are
+created straight into their namespace and configured with ``ip -n NAME``, and
+sysctls are written from a thread that has been switched into the namespace
+(``/proc/sys/net`` shows the network namespace of the calling thread).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TypeVar
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 IFNAMSIZ = 16  # the kernel's limit includes the trailing NUL: names are at most 15 chars
+MNT_DETACH = 2
 
 T = TypeVar("T")
 
@@ -59,14 +61,32 @@ def check_ifname(name: str) -> str:
     return name
 
 
+def umount_lazy(path: str | Path) -> bool:
+    """``umount -l path``; True if something was mounted there."""
+    if _libc.umount2(os.fsencode(path), MNT_DETACH) == 0:
+        return True
+    e = ctypes.get_errno()
+    if e in (errno.EINVAL, errno.ENOENT):  # not a mount point / no such path
+        return False
+    raise NetError(f"umount {path}: {os.strerror(e)}")
+
+
+def delete_netns(name: str) -> bool:
+    """Removes the named namespace as ``ip netns del`` does (lazy unmount, unlink) but
+    without a process. True if the name existed. The namespace itself lives on while
+    a process or socket still uses it; the name is gone at once."""
+    path = netns_path(name)
+    umount_lazy(path)  # a half-made entry has no mount: still unlinked below
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
 # -- ip commands -----------------------------------------------------------------
-def _ip_argv(netns: str | None, force: bool) -> list[str]:
-    argv = ["ip"]
-    if netns is not None:
-        argv += ["-n", netns]
-    if force:
-        argv.append("-force")  # keep going after a failed line; the exit status still says so
-    return argv + ["-batch", "-"]
+def _ip_argv(netns: str | None) -> list[str]:
+    return ["ip", *(["-n", netns] if netns is not None else []), "-batch", "-"]
 
 
 def _batch_text(commands: Iterable[str]) -> bytes:
@@ -81,28 +101,30 @@ def _raise_on_failure(netns: str | None, commands: list[str], rc: int, out: byte
     return out.decode(errors="replace")
 
 
-async def ip_batch(commands: Iterable[str], netns: str | None = None, *, force: bool = False) -> str:
+async def ip_batch(commands: Iterable[str], netns: str | None = None) -> str:
     """Runs many ``ip`` commands in one process (``ip [-n NETNS] -batch -``); returns stdout.
 
     One process for a whole batch is what keeps node and pod setup fast: each ``ip``
-    process costs a few milliseconds, a batch line a few microseconds.
+    process costs a few milliseconds, a batch line a few microseconds. Batch lines
+    take no options (``-o``, ``-4``): only the command itself. A failed line stops
+    the batch and raises NetError with ip's message.
     """
     cmds = list(commands)
     if not cmds:
         return ""
     proc = await asyncio.create_subprocess_exec(
-        *_ip_argv(netns, force), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        *_ip_argv(netns), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await proc.communicate(_batch_text(cmds))
     assert proc.returncode is not None
     return _raise_on_failure(netns, cmds, proc.returncode, out, err)
 
 
-def ip_batch_sync(commands: Iterable[str], netns: str | None = None, *, force: bool = False) -> str:
+def ip_batch_sync(commands: Iterable[str], netns: str | None = None) -> str:
     """:func:`ip_batch` for synchronous callers (cleanup after a crash has no event loop)."""
     cmds = list(commands)
     if not cmds:
         return ""
-    res = subprocess.run(_ip_argv(netns, force), input=_batch_text(cmds), capture_output=True, check=False)
+    res = subprocess.run(_ip_argv(netns), input=_batch_text(cmds), capture_output=True, check=False)
     return _raise_on_failure(netns, cmds, res.returncode, res.stdout, res.stderr)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from typing import Iterable
 
 from .model import NodeInfo, ServicePort
@@ -309,7 +310,6 @@ def _reject_with(target: str) -> str:
 
 
 def _contains(cidr: str, ip: str) -> bool:
-    import ipaddress
     try:
         return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
     except ValueError:

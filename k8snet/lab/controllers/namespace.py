@@ -1,0 +1,74 @@
+"""The namespace controller: empties a Terminating namespace, then finalizes it
+(pkg/controller/namespace).
+
+Deleting a namespace only marks it (``deletionTimestamp``, phase Terminating). This
+controller deletes every namespaced object in it, waits until nothing is left (pods
+linger until their kubelet has stopped them), then removes the "kubernetes" entry
+from ``spec.finalizers`` through the ``finalize`` subresource; the API server
+deletes the namespace once no finalizer remains.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+from ..api.errors import ApiError
+from ..api.resources import RESOURCES
+from ..config import LabConfig
+from ..contracts import ApiClient, Obj
+from .base import Controller, Informers
+from .util import is_deleting
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "kubernetes"
+RECHECK = 0.5  # how often to look whether the last objects have gone
+
+
+class NamespaceController(Controller):
+    component = "namespace-controller"
+
+    def __init__(self, client: ApiClient, config: LabConfig, *, informers: Informers | None = None):
+        super().__init__(client, config, informers=informers)
+        self.namespaces = self.watch("namespaces", self._on_namespace)
+
+    def _on_namespace(self, etype: str, ns: Obj) -> None:
+        if etype != "DELETED" and is_deleting(ns):
+            self.queue.add(ns["metadata"]["name"])
+
+    def resync(self) -> None:
+        for ns in self.namespaces.items():
+            self._on_namespace("MODIFIED", ns)
+
+    async def reconcile(self, name: str) -> None:
+        ns = self.namespaces.get("", name)
+        if ns is None or not is_deleting(ns) or FINALIZER not in (ns.get("spec", {}).get("finalizers") or []):
+            return
+        remaining = await self._delete_contents(name)
+        if remaining:
+            log.debug("namespace %s: %d objects remaining", name, remaining)
+            self.queue.add_after(name, RECHECK)
+            return
+        body = copy.deepcopy(ns)
+        body["spec"]["finalizers"] = [f for f in body["spec"]["finalizers"] if f != FINALIZER]
+        await self.client.update("namespaces", None, name, body, subresource="finalize")
+
+    async def _delete_contents(self, namespace: str) -> int:
+        """Deletes what is left (live lists, not caches: finalizing early would orphan
+        objects forever) and returns how many objects still exist."""
+        remaining = 0
+        for res in RESOURCES:
+            if not res.namespaced or "delete" not in res.verbs:
+                continue
+            items = (await self.client.list(res.key, namespace))["items"]
+            remaining += len(items)
+            for obj in items:
+                if is_deleting(obj):
+                    continue  # already on its way out (a kubelet or finalizer is finishing it)
+                try:
+                    await self.client.delete(res.key, namespace, obj["metadata"]["name"])
+                except ApiError as err:
+                    if err.code not in (404, 409):
+                        raise
+        return remaining

@@ -1,0 +1,270 @@
+"""The lab's agnhost: the e2e test image's subcommands the networking tests use.
+
+Standard library only (it runs as a container's process). Behaviour follows
+kubernetes test/images/agnhost: ``netexec`` (HTTP + UDP test server), ``serve-hostname``,
+``pause``, ``connect``, ``dns-suffix``, ``dns-server-list``, ``etc-hosts``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOSTNAME = socket.gethostname()
+
+
+def _bool(value: str) -> bool:
+    return value.lower() in ("1", "t", "true", "yes")
+
+
+# -- netexec -----------------------------------------------------------------------
+
+class _State:
+    shutting_down = False
+
+
+def dial(host: str, port: int, request: str, protocol: str, tries: int, timeout: float = 5.0) -> dict:
+    """netexec's /dial: makes ``tries`` requests and collects responses and errors."""
+    responses, errors = [], []
+    for _ in range(tries):
+        try:
+            if protocol == "udp":
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.settimeout(timeout)
+                    s.sendto(request.encode(), (host, port))
+                    responses.append(s.recv(65536).decode().strip())
+            else:
+                url = f"http://{host}:{port}/{request.lstrip('/')}"
+                with urllib.request.urlopen(url, timeout=timeout) as r:
+                    responses.append(r.read().decode())
+        except Exception as err:  # noqa: BLE001 - every failure is reported to the caller
+            errors.append(str(err))
+    return {"responses": responses, "errors": errors}
+
+
+class NetexecHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args: object) -> None:  # one line per request on stderr, like Go's log
+        sys.stderr.write("%s %s\n" % (time.strftime("%Y/%m/%d %H:%M:%S"), fmt % args))
+
+    def _send(self, code: int, body: str, content_type: str = "text/plain; charset=utf-8") -> None:
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        url = urllib.parse.urlsplit(self.path)
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        path = url.path
+        if path == "/":
+            self._send(200, f"NOW: {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        elif path in ("/hostname", "/hostName"):
+            self._send(200, HOSTNAME)
+        elif path == "/echo":
+            self._send(int(q.get("code", 200)), q.get("msg", ""))
+        elif path == "/clientip":
+            self._send(200, f"{self.client_address[0]}:{self.client_address[1]}")
+        elif path == "/header":
+            if "key" in q:
+                self._send(200, self.headers.get(q["key"], ""))
+            else:
+                self._send(200, json.dumps({k: [v] for k, v in self.headers.items()}), "application/json")
+        elif path == "/healthz":
+            self._send(200, "ok")
+        elif path == "/readyz":
+            self._send(503, "shutting down") if _State.shutting_down else self._send(200, "ok")
+        elif path in ("/shell",):
+            cmd = q.get("shellCommand") or q.get("cmd", "")
+            r = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True)
+            body = {"output": r.stdout}
+            if r.returncode:
+                body["error"] = f"exit status {r.returncode}"
+            self._send(417 if r.returncode else 200, json.dumps(body), "application/json")
+        elif path == "/dial":
+            self._dial(q)
+        elif path == "/redirect":
+            self.send_response(int(q.get("code", 303)))
+            self.send_header("Location", q.get("location", "/"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path in ("/exit", "/shutdown"):
+            code = int(q.get("code", 0))
+            self._send(200, "")
+            threading.Timer(float(q.get("wait", 0) or 0), lambda: os._exit(code)).start()
+        else:
+            self._send(404, "404 page not found\n")
+
+    do_POST = do_GET
+
+    def _dial(self, q: dict) -> None:
+        try:
+            host, port, request = q["host"], int(q["port"]), q["request"]
+        except (KeyError, ValueError):
+            self._send(400, "host, port and request are required")
+            return
+        protocol = q.get("protocol", "http")
+        result = dial(host, port, request, protocol, int(q.get("tries", 1)))
+        ok = bool(result["responses"]) and len(result["errors"]) < int(q.get("tries", 1))
+        self._send(200 if ok else 417, json.dumps(result), "application/json")
+
+
+class UdpEcho(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        data, sock = self.request
+        cmd = data.decode(errors="replace").strip()
+        if cmd == "hostname":
+            reply = HOSTNAME
+        elif cmd.startswith("echo "):
+            reply = cmd[5:]
+        elif cmd == "clientip":
+            reply = f"{self.client_address[0]}:{self.client_address[1]}"
+        else:
+            reply = ""
+        sock.sendto(reply.encode(), self.client_address)
+
+
+def netexec(args: argparse.Namespace) -> None:
+    def on_term(*_: object) -> None:
+        _State.shutting_down = True
+        threading.Timer(args.delay_shutdown, lambda: os._exit(0)).start()
+    signal.signal(signal.SIGTERM, on_term)
+    if args.udp_port > 0:
+        udp = socketserver.ThreadingUDPServer(("", args.udp_port), UdpEcho)
+        threading.Thread(target=udp.serve_forever, daemon=True).start()
+        print(f"Started UDP server on port {args.udp_port}", flush=True)
+    http = ThreadingHTTPServer(("", args.http_port), NetexecHandler)
+    print(f"Started HTTP server on port {args.http_port}", flush=True)
+    http.serve_forever()
+
+
+# -- serve-hostname ---------------------------------------------------------------
+
+class HostnameHandler(BaseHTTPRequestHandler):
+    close = False
+
+    def log_message(self, fmt: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(HOSTNAME)))
+        if self.close:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(HOSTNAME.encode())
+
+
+def serve_hostname(args: argparse.Namespace) -> None:
+    if args.udp and args.http:
+        sys.exit("Can't set both --http and --udp")  # the real flag check
+    signal.signal(signal.SIGTERM, lambda *_: (print("Awaiting pod deletion.", flush=True), time.sleep(60)))
+    print(f"Serving on port {args.port}.", flush=True)
+    if args.udp:
+        class Reply(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request[1].sendto(HOSTNAME.encode(), self.client_address)
+        socketserver.ThreadingUDPServer(("", args.port), Reply).serve_forever()
+    elif args.tcp:
+        class Write(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request.sendall(HOSTNAME.encode())
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        socketserver.ThreadingTCPServer(("", args.port), Write).serve_forever()
+    else:
+        HostnameHandler.close = args.close
+        ThreadingHTTPServer(("", args.port), HostnameHandler).serve_forever()
+
+
+# -- small commands -------------------------------------------------------------------
+
+def pause(_: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    print("Paused", flush=True)
+    while True:
+        signal.pause()
+
+
+def connect(args: argparse.Namespace) -> None:
+    """Prints an error prefixed UNKNOWN, TIMEOUT, DNS, REFUSED or OTHER, and exits 1 on failure."""
+    host, _, port = args.dest.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=args.timeout).close()
+    except socket.gaierror as err:
+        sys.exit(f"DNS: {err}")
+    except ConnectionRefusedError as err:
+        sys.exit(f"REFUSED: {err}")
+    except (socket.timeout, TimeoutError) as err:
+        sys.exit(f"TIMEOUT: {err}")
+    except OSError as err:
+        sys.exit(f"OTHER: {err}")
+
+
+def _resolv_field(key: str) -> list[str]:
+    out = []
+    with open("/etc/resolv.conf") as f:
+        for line in f:
+            parts = line.split()
+            if parts and parts[0] == key:
+                out.extend(parts[1:])
+    return out
+
+
+def _duration(value: str) -> float:
+    value = value.strip()
+    for suffix, mult in (("ms", 0.001), ("s", 1), ("m", 60)):
+        if value.endswith(suffix) and value[:-len(suffix)].replace(".", "", 1).isdigit():
+            return float(value[:-len(suffix)]) * mult
+    return float(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="agnhost")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("netexec")
+    p.add_argument("--http-port", type=int, default=8080)
+    p.add_argument("--udp-port", type=int, default=8081)
+    p.add_argument("--sctp-port", type=int, default=-1)
+    p.add_argument("--delay-shutdown", type=int, default=0)
+    p.set_defaults(fn=netexec)
+    p = sub.add_parser("serve-hostname")
+    p.add_argument("--port", type=int, default=9376)
+    p.add_argument("--http", type=_bool, nargs="?", const=True, default=True)
+    p.add_argument("--udp", type=_bool, nargs="?", const=True, default=False)
+    p.add_argument("--tcp", type=_bool, nargs="?", const=True, default=False)
+    p.add_argument("--close", type=_bool, nargs="?", const=True, default=False)
+    p.set_defaults(fn=serve_hostname)
+    sub.add_parser("pause").set_defaults(fn=pause)
+    p = sub.add_parser("connect")
+    p.add_argument("dest")
+    p.add_argument("--timeout", type=_duration, default=5.0)
+    p.add_argument("--protocol", default="tcp")
+    p.set_defaults(fn=connect)
+    sub.add_parser("dns-suffix").set_defaults(fn=lambda a: print(",".join(_resolv_field("search"))))
+    sub.add_parser("dns-server-list").set_defaults(fn=lambda a: print(",".join(_resolv_field("nameserver"))))
+    sub.add_parser("etc-hosts").set_defaults(fn=lambda a: print(open("/etc/hosts").read(), end=""))
+    # Go's flag package accepts --flag=value and -flag value alike
+    args = parser.parse_args(["-" + a if a.startswith("-") and not a.startswith("--") and len(a) > 2 else a
+                              for a in (sys.argv[1:] if argv is None else argv)])
+    if args.command == "serve-hostname" and (args.udp or args.tcp) and not any("-http" in a for a in sys.argv):
+        args.http = False  # --udp alone means UDP; only an explicit --http conflicts
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""The kubelet of one lab node: registers the Node, runs the pods bound to it and
+serves ``pods/log`` and ``pods/exec`` to the API server (contracts.PodRuntime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from ..api.errors import ApiError, bad_request
+from ..config import LabConfig
+from ..contracts import ApiClient, Obj
+from ..events import EventRecorder
+from ..informer import Informer
+from ..net.podnet import NodeNetwork
+from .podworker import PodWorker
+from .runtime import ContainerStartError, exec_in, follow_log
+from .status import now
+
+log = logging.getLogger(__name__)
+
+RUNTIME_VERSION = "k8snet://0.1.0"
+HEARTBEAT_SECONDS = 10.0
+MAX_PODS = 110
+
+
+def os_image() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def memory_ki() -> int:
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+def node_info(config: LabConfig) -> Obj:
+    """All ten NodeSystemInfo fields (the Python client requires every one)."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    machine_id = _read("/etc/machine-id")
+    return {
+        "machineID": machine_id,
+        "systemUUID": _read("/sys/class/dmi/id/product_uuid") or machine_id,
+        "bootID": _read("/proc/sys/kernel/random/boot_id"),
+        "kernelVersion": platform.release(),
+        "osImage": os_image(),
+        "containerRuntimeVersion": RUNTIME_VERSION,
+        "kubeletVersion": config.kubernetes_version,
+        "kubeProxyVersion": config.kubernetes_version,
+        "operatingSystem": "linux",
+        "architecture": arch,
+    }
+
+
+def node_conditions(heartbeat: str, transition: str) -> list[Obj]:
+    def cond(type_: str, status: str, reason: str, message: str) -> Obj:
+        return {"type": type_, "status": status, "lastHeartbeatTime": heartbeat,
+                "lastTransitionTime": transition, "reason": reason, "message": message}
+    return [
+        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+    ]
+
+
+def node_object(config: LabConfig, index: int) -> Obj:
+    name = config.node_name(index)
+    info = node_info(config)
+    labels = {
+        "beta.kubernetes.io/arch": info["architecture"], "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": info["architecture"], "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+    }
+    if index == 0:
+        labels["node-role.kubernetes.io/control-plane"] = ""
+        labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
+    cidr = config.node_pod_cidr(index)
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels,
+                     "annotations": {"node.alpha.kubernetes.io/ttl": "0",
+                                     "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
+        "spec": {"podCIDR": cidr, "podCIDRs": [cidr], "providerID": f"k8snet://{config.name}/{name}"},
+    }
+
+
+def node_status(config: LabConfig, index: int, transition: str) -> Obj:
+    resources = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_ki()}Ki", "pods": str(MAX_PODS),
+                 "ephemeral-storage": f"{shutil.disk_usage('/').total // 1024}Ki", "hugepages-2Mi": "0"}
+    ts = now()
+    return {
+        "capacity": resources, "allocatable": dict(resources),
+        "conditions": node_conditions(ts, transition),
+        "addresses": [{"type": "InternalIP", "address": config.node_ip(index)},
+                      {"type": "Hostname", "address": config.node_name(index)}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": node_info(config),
+    }
+
+
+class Kubelet:
+    """Runs the pods of node ``node_index``; implements contracts.PodRuntime."""
+
+    def __init__(self, config: LabConfig, client: ApiClient, node_index: int, network: NodeNetwork):
+        self.config = config
+        self.client = client
+        self.index = node_index
+        self.network = network
+        self.node_name = config.node_name(node_index)
+        self.node_ip = config.node_ip(node_index)
+        self.images_dir = config.state_dir / "images"
+        self.workers: dict[str, PodWorker] = {}
+        self.services: Informer | None = None
+        self.events = EventRecorder(client, "kubelet", self.node_name)
+        self._background: set[asyncio.Task] = set()
+        self._registered_at = now()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- main loop ----------------------------------------------------------------
+    async def run(self) -> None:
+        await self.reap()
+        await self.register()
+        self.services = Informer(self.client, "services")
+        pods = Informer(self.client, "pods", field_selector=f"spec.nodeName={self.node_name}")
+        tasks = [asyncio.create_task(self.services.run()), asyncio.create_task(self._heartbeat())]
+        try:
+            await self.services.synced.wait()
+            await pods.run(self._on_pod)
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def _on_pod(self, etype: str, pod: Obj) -> None:
+        uid = pod["metadata"].get("uid", "")
+        worker = self.workers.get(uid)
+        if etype == "DELETED":
+            if worker is not None:
+                worker.forget()
+            return
+        if worker is not None:
+            worker.update(pod)
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):  # finished before this kubelet started
+            if pod["metadata"].get("deletionTimestamp"):
+                self.spawn(self._delete_finished(pod))
+            return
+        worker = PodWorker(self, pod)
+        self.workers[uid] = worker
+        worker.update(pod)
+        worker.task = asyncio.create_task(self._run_worker(worker))
+
+    async def _run_worker(self, worker: PodWorker) -> None:
+        try:
+            await worker.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pod %s/%s: worker failed", worker.namespace, worker.name)
+
+    async def _delete_finished(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        try:
+            await self.client.delete("pods", meta["namespace"], meta["name"], grace_period_seconds=0,
+                                     preconditions={"uid": meta["uid"]})
+        except ApiError:
+            pass
+
+    async def register(self) -> None:
+        """Creates or refreshes this node's Node object (status written through pods/status)."""
+        try:
+            await self.client.create("nodes", None, node_object(self.config, self.index))
+        except ApiError as err:
+            if err.code != 409:
+                raise
+        await self.client.patch("nodes", None, self.node_name,
+                                {"status": node_status(self.config, self.index, self._registered_at)},
+                                patch_type="merge", subresource="status")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                ts = now()
+                await self.client.patch("nodes", None, self.node_name,
+                                        {"status": {"conditions": node_conditions(ts, self._registered_at)}},
+                                        patch_type="merge", subresource="status")
+            except ApiError as err:
+                log.warning("node %s heartbeat failed: %s", self.node_name, err.message)
+                if err.code == 404:
+                    await self.register()
+
+    async def reap(self) -> None:
+        """Removes what a crashed run of this node left behind: container processes
+        recorded in state files, pod networks, pod folders."""
+        root = self.config.pods_dir
+        if not root.is_dir():
+            return
+        for pod_dir in root.iterdir():
+            try:
+                info = json.loads((pod_dir / "pod.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if info.get("node") != self.node_name:
+                continue
+            for state in pod_dir.glob("containers/*/state.json"):
+                try:
+                    pids = json.loads(state.read_text())
+                except (OSError, ValueError):
+                    continue
+                for key in ("pid", "runtime_pid"):
+                    if pids.get(key):
+                        try:
+                            os.kill(pids[key], signal.SIGKILL)
+                        except (ProcessLookupError, PermissionError):
+                            pass
+            try:
+                await self.network.remove_pod(info["uid"])
+            except Exception:  # noqa: BLE001 - the lab's prefix cleanup is the backstop
+                log.exception("reaping the network of pod %s failed", info.get("uid"))
+            shutil.rmtree(pod_dir, ignore_errors=True)
+
+    async def shutdown(self) -> None:
+        """Stops every pod of this node quickly (lab down)."""
+        workers = list(self.workers.values())
+        for w in workers:
+            w.gone = True
+        await asyncio.gather(*(w.terminate(2) for w in workers), return_exceptions=True)
+        for w in workers:
+            if w.task is not None:
+                w.task.cancel()
+
+    # -- PodRuntime ------------------------------------------------------------------
+    def _worker(self, namespace: str, pod: str) -> PodWorker:
+        for w in self.workers.values():
+            if w.namespace == namespace and w.name == pod:
+                return w
+        raise ApiError(404, "NotFound", f'pods "{pod}" not found')
+
+    def _record(self, worker: PodWorker, container: str):
+        for rec in worker.init_records + worker.records:
+            if rec.name == container:
+                return rec
+        raise bad_request(f"container {container} is not valid for pod {worker.name}")
+
+    async def logs(self, namespace: str, pod: str, container: str, *, follow: bool = False,
+                   tail_lines: int | None = None, timestamps: bool = False, previous: bool = False,
+                   limit_bytes: int | None = None) -> AsyncIterator[bytes]:
+        worker = self._worker(namespace, pod)
+        rec = self._record(worker, container)
+        logs_dir = worker.dir / "logs" / container
+        number = rec.restart_count
+        while number > 0 and not (logs_dir / f"{number}.log").exists():
+            number -= 1  # waiting out a back-off: the last run's log is the current one
+        if previous:
+            # while it runs, "previous" is the run before; once it ended, the one that ended
+            number = rec.restart_count - 1 if rec.kind == "running" else number
+            if number < 0 or not (logs_dir / f"{number}.log").exists():
+                raise bad_request(f'previous terminated container "{container}" in pod "{pod}" not found')
+        path = logs_dir / f"{number}.log"
+        if not previous and rec.kind == "waiting" and not path.exists():
+            reason = rec.state["waiting"].get("reason", "")
+            raise bad_request(f'container "{container}" in pod "{pod}" is waiting to start: {reason}')
+
+        def running() -> bool:
+            ct = worker.running.get(container)
+            return ct is not None and ct.running and not previous and rec.restart_count == number
+
+        async for chunk in follow_log(path, running, timestamps=timestamps, tail_lines=tail_lines,
+                                      limit_bytes=limit_bytes, follow=follow and not previous):
+            yield chunk
+
+    async def exec(self, namespace: str, pod: str, container: str, command: list[str], *,
+                   stdin: bool, tty: bool) -> asyncio.subprocess.Process:
+        worker = self._worker(namespace, pod)
+        self._record(worker, container)
+        ct = worker.running.get(container)
+        if ct is None or not ct.running:
+            raise bad_request(f'container {container} is not running')
+        try:
+            return await exec_in(ct, command, stdin=stdin, tty=tty)
+        except ContainerStartError as err:
+            raise bad_request(err.message) from None

@@ -1,0 +1,213 @@
+"""Pod status, built like the kubelet builds it (pure functions).
+
+Sources: kubernetes/kubernetes pkg/kubelet/kubelet_pods.go (getPhase,
+convertToAPIContainerStatuses), pkg/kubelet/status/generate.go (the Ready,
+ContainersReady and Initialized conditions), pkg/kubelet/status/status_manager.go
+(lastTransitionTime only moves when a condition's status changes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+
+RUNNING, WAITING, TERMINATED = "running", "waiting", "terminated"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def seconds(timestamp: str | None) -> str | None:
+    """API times have whole seconds (the runtime's log times have nanoseconds)."""
+    return timestamp[:19] + "Z" if timestamp and len(timestamp) > 20 else timestamp
+
+
+@dataclass
+class ContainerRecord:
+    """What the kubelet knows about one container of a pod (the runtime's view)."""
+
+    name: str
+    image: str                       # as the runtime reports it: docker.io/library/nginx:latest
+    image_id: str = ""
+    state: Obj = field(default_factory=lambda: {WAITING: {"reason": "ContainerCreating"}})
+    last_state: Obj = field(default_factory=dict)
+    ready: bool = False
+    started: bool = False
+    restart_count: int = 0
+    container_id: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return next(iter(self.state))
+
+    def set_waiting(self, reason: str, message: str | None = None) -> None:
+        self.state = {WAITING: {"reason": reason, **({"message": message} if message else {})}}
+        self.ready = self.started = False
+
+    def set_running(self, container_id: str, started_at: str) -> None:
+        if self.kind == TERMINATED:
+            self.last_state = self.state
+        self.container_id = container_id
+        self.state = {RUNNING: {"startedAt": seconds(started_at)}}
+
+    def set_terminated(self, exit_code: int, started_at: str | None, finished_at: str,
+                       reason: str | None = None, message: str | None = None) -> None:
+        term: Obj = {"exitCode": exit_code, "reason": reason or ("Completed" if exit_code == 0 else "Error")}
+        if message:
+            term["message"] = message
+        term["startedAt"] = seconds(started_at)
+        term["finishedAt"] = seconds(finished_at)
+        if self.container_id:
+            term["containerID"] = self.container_id
+        self.state = {TERMINATED: term}
+        self.ready = self.started = False
+
+    def back_off(self, message: str) -> None:
+        """Waiting to restart after a crash: the last run moves to lastState."""
+        if self.kind == TERMINATED:
+            self.last_state = self.state
+        self.state = {WAITING: {"reason": "CrashLoopBackOff", "message": message}}
+        self.ready = self.started = False
+
+
+def container_status(rec: ContainerRecord) -> Obj:
+    status: Obj = {
+        "name": rec.name,
+        "image": rec.image,
+        "imageID": rec.image_id,
+        "ready": rec.ready,
+        "started": rec.started,
+        "restartCount": rec.restart_count,
+        "state": rec.state,
+        "lastState": rec.last_state,
+    }
+    if rec.container_id:
+        status["containerID"] = rec.container_id
+    return status
+
+
+def _succeeded(rec: ContainerRecord) -> bool:
+    return rec.kind == TERMINATED and rec.state[TERMINATED]["exitCode"] == 0
+
+
+def pod_phase(restart_policy: str, init: list[ContainerRecord], containers: list[ContainerRecord]) -> str:
+    """getPhase: Pending until init containers succeed and every container has run."""
+    for rec in init:
+        if _succeeded(rec):
+            continue
+        if rec.kind == TERMINATED and restart_policy == "Never":
+            return "Failed"
+        return "Pending"
+    running = waiting = stopped = succeeded = 0
+    for rec in containers:
+        if rec.kind == RUNNING:
+            running += 1
+        elif rec.kind == TERMINATED:
+            stopped += 1
+            succeeded += _succeeded(rec)
+        elif rec.last_state.get(TERMINATED):
+            stopped += 1  # waiting to restart after a crash: it has run
+        else:
+            waiting += 1
+    if waiting:
+        return "Pending"
+    if running:
+        return "Running"
+    if restart_policy == "Always":
+        return "Running"
+    if stopped == succeeded:
+        return "Succeeded"
+    if restart_policy == "Never":
+        return "Failed"
+    return "Running"
+
+
+def _condition(type_: str, ok: bool, reason: str | None = None, message: str | None = None) -> Obj:
+    cond: Obj = {"type": type_, "status": "True" if ok else "False", "lastProbeTime": None}
+    if not ok and reason:
+        cond["reason"] = reason
+    if not ok and message:
+        cond["message"] = message
+    return cond
+
+
+def pod_conditions(phase: str, sandbox_ready: bool, init: list[ContainerRecord],
+                   containers: list[ContainerRecord]) -> list[Obj]:
+    """PodReadyToStartContainers, Initialized, ContainersReady and Ready (without times)."""
+    pending_init = [r.name for r in init if not _succeeded(r)]
+    if pending_init:
+        initialized = _condition("Initialized", False, "ContainersNotInitialized",
+                                 f"containers with incomplete status: [{' '.join(pending_init)}]")
+    else:
+        initialized = _condition("Initialized", True)
+    if phase in ("Succeeded", "Failed"):
+        ready_reason, ready_message = "PodCompleted", None
+        unready = [r.name for r in containers]
+    else:
+        unready = [r.name for r in containers if not r.ready]
+        ready_reason = "ContainersNotReady"
+        ready_message = f"containers with unready status: [{' '.join(unready)}]"
+    ok = not unready
+    return [
+        _condition("PodReadyToStartContainers", sandbox_ready),
+        initialized,
+        _condition("ContainersReady", ok, ready_reason, ready_message),
+        _condition("Ready", ok, ready_reason, ready_message),
+    ]
+
+
+def merge_conditions(old: list[Obj], new: list[Obj], timestamp: str) -> list[Obj]:
+    """Keeps conditions the kubelet doesn't own (PodScheduled, readiness gates) and
+    each condition's lastTransitionTime while its status stays the same."""
+    previous = {c["type"]: c for c in old}
+    ours = {c["type"] for c in new}
+    merged = [c for c in old if c["type"] not in ours]
+    for cond in new:
+        before = previous.get(cond["type"])
+        same = before is not None and before.get("status") == cond["status"]
+        merged.append({**cond, "lastTransitionTime": before.get("lastTransitionTime") if same else timestamp})
+    order = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
+    return sorted(merged, key=lambda c: order.index(c["type"]) if c["type"] in order else len(order))
+
+
+def pod_status(old_status: Obj, *, restart_policy: str, sandbox_ready: bool, init: list[ContainerRecord],
+               containers: list[ContainerRecord], pod_ip: str | None, host_ip: str,
+               start_time: str | None, timestamp: str | None = None) -> Obj:
+    """The full status the kubelet writes, keeping what it doesn't own (qosClass, ...)."""
+    ts = timestamp or now()
+    phase = pod_phase(restart_policy, init, containers)
+    status = dict(old_status)
+    status["phase"] = phase
+    status["conditions"] = merge_conditions(old_status.get("conditions") or [],
+                                            pod_conditions(phase, sandbox_ready, init, containers), ts)
+    status["hostIP"] = host_ip
+    status["hostIPs"] = [{"ip": host_ip}]
+    if pod_ip:
+        status["podIP"] = pod_ip
+        status["podIPs"] = [{"ip": pod_ip}]
+    if start_time:
+        status["startTime"] = start_time
+    if init:
+        status["initContainerStatuses"] = [container_status(r) for r in init]
+    status["containerStatuses"] = [container_status(r) for r in containers]
+    return status
+
+
+def merge_patch(old: Any, new: Any) -> Any:
+    """An RFC 7386 merge patch that turns ``old`` into ``new`` (nulls delete keys;
+    lists are replaced whole)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    patch: Obj = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        if key not in old:
+            patch[key] = value
+        elif old[key] != value:
+            patch[key] = merge_patch(old[key], value)
+    return patch

@@ -1,0 +1,187 @@
+"""A pod's volumes, made as directories under ``<pod dir>/volumes/<name>``.
+
+secret, configMap, downwardAPI, projected (serviceAccountToken via the TokenRequest
+API, configMap, secret, downwardAPI) and emptyDir. Containers see them through bind
+mounts made inside their own mount namespaces. File modes follow ``defaultMode`` /
+``items[].mode`` (default 0644). Unlike the real kubelet, files are written once at
+pod start (no ``..data`` symlink swap, no refresh when the object changes).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..api.errors import ApiError
+from ..contracts import ApiClient, Obj
+from .envvars import EnvError, field_ref_value
+
+DEFAULT_MODE = 0o644
+TOKEN_EXPIRATION = 3607
+
+
+class VolumeError(Exception):
+    """A volume cannot be set up; the pod stays ContainerCreating with this message
+    (the kubelet's ``FailedMount`` event)."""
+
+
+def _select(data: dict[str, bytes], items: list[Obj] | None, default_mode: int, what: str,
+            optional: bool) -> list[tuple[str, bytes, int]]:
+    """(relative path, content, mode) for every file, honouring ``items``."""
+    if not items:
+        return [(key, value, default_mode) for key, value in data.items()]
+    files = []
+    for item in items:
+        if item["key"] not in data:
+            if optional:
+                continue
+            raise VolumeError(f'configmap references non-existent config key: {item["key"]}'
+                              if what == "configmap" else f'references non-existent secret key: {item["key"]}')
+        files.append((item["path"], data[item["key"]], item.get("mode", default_mode)))
+    return files
+
+
+def write_files(root: Path, files: list[tuple[str, bytes, int]]) -> None:
+    for rel, content, mode in files:
+        path = root / rel
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise VolumeError(f"invalid path {rel!r}: must be relative and may not contain '..'")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        os.chmod(path, mode)
+
+
+def configmap_data(cm: Obj) -> dict[str, bytes]:
+    data = {k: v.encode() for k, v in (cm.get("data") or {}).items()}
+    data.update({k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
+    return data
+
+
+def secret_data(secret: Obj) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+
+
+def downward_files(items: list[Obj], pod: Obj, default_mode: int, pod_ip: str | None,
+                   host_ip: str | None) -> list[tuple[str, bytes, int]]:
+    files = []
+    for item in items:
+        if not item.get("fieldRef"):
+            raise VolumeError("downwardAPI: only fieldRef items are supported by the lab kubelet")
+        try:
+            value = field_ref_value(item["fieldRef"]["fieldPath"], pod, pod_ip, host_ip)
+        except EnvError as err:
+            raise VolumeError(str(err)) from None
+        files.append((item["path"], value.encode(), item.get("mode", default_mode)))
+    return files
+
+
+class VolumeBuilder:
+    """Fetches what the pod's volumes need from the API and writes their files."""
+
+    def __init__(self, client: ApiClient, pod: Obj, pod_dir: Path, pod_ip: str | None, host_ip: str | None):
+        self.client = client
+        self.pod = pod
+        self.namespace = pod["metadata"]["namespace"]
+        self.root = pod_dir / "volumes"
+        self.pod_ip = pod_ip
+        self.host_ip = host_ip
+
+    async def _get(self, key: str, name: str, optional: bool, label: str) -> Obj | None:
+        try:
+            return await self.client.get(key, self.namespace, name)
+        except ApiError as err:
+            if err.code == 404:
+                if optional:
+                    return None
+                raise VolumeError(f'{label} "{name}" not found') from None
+            raise
+
+    async def build_all(self) -> dict[str, str]:
+        """Volume name -> host directory, for every volume of the pod."""
+        paths = {}
+        for volume in self.pod["spec"].get("volumes") or []:
+            paths[volume["name"]] = str(await self.build(volume))
+        return paths
+
+    async def build(self, volume: Obj) -> Path:
+        target = self.root / volume["name"]
+        if "emptyDir" in volume:
+            target.mkdir(parents=True, exist_ok=True)
+            os.chmod(target, 0o777)  # as the kubelet makes it: any container user may write
+            return target
+        files = await self._files(volume)
+        staging = target.with_name(f".{volume['name']}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        write_files(staging, files)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        return target
+
+    async def _files(self, volume: Obj) -> list[tuple[str, bytes, int]]:
+        if "secret" in volume:
+            src = volume["secret"]
+            return await self._secret_files(src.get("secretName", ""), src.get("items"),
+                                            src.get("defaultMode", DEFAULT_MODE), bool(src.get("optional")))
+        if "configMap" in volume:
+            src = volume["configMap"]
+            return await self._configmap_files(src.get("name", ""), src.get("items"),
+                                               src.get("defaultMode", DEFAULT_MODE), bool(src.get("optional")))
+        if "downwardAPI" in volume:
+            src = volume["downwardAPI"]
+            return downward_files(src.get("items") or [], self.pod, src.get("defaultMode", DEFAULT_MODE),
+                                  self.pod_ip, self.host_ip)
+        if "projected" in volume:
+            return await self._projected(volume["projected"])
+        kinds = [k for k in volume if k != "name"]
+        raise VolumeError(f'volume "{volume["name"]}": {", ".join(kinds) or "this"} volumes are not '
+                          "supported by the k8snet lab (emptyDir, secret, configMap, downwardAPI, projected are)")
+
+    async def _secret_files(self, name: str, items: Any, mode: int, optional: bool) -> list[tuple[str, bytes, int]]:
+        secret = await self._get("secrets", name, optional, "secret")
+        return [] if secret is None else _select(secret_data(secret), items, mode, "secret", optional)
+
+    async def _configmap_files(self, name: str, items: Any, mode: int,
+                               optional: bool) -> list[tuple[str, bytes, int]]:
+        cm = await self._get("configmaps", name, optional, "configmap")
+        return [] if cm is None else _select(configmap_data(cm), items, mode, "configmap", optional)
+
+    async def _projected(self, src: Obj) -> list[tuple[str, bytes, int]]:
+        mode = src.get("defaultMode", DEFAULT_MODE)
+        files: list[tuple[str, bytes, int]] = []
+        for source in src.get("sources") or []:
+            if "serviceAccountToken" in source:
+                sat = source["serviceAccountToken"]
+                files.append((sat["path"], (await self._token(sat)).encode(), mode))
+            elif "configMap" in source:
+                s = source["configMap"]
+                files += await self._configmap_files(s.get("name", ""), s.get("items"), mode, bool(s.get("optional")))
+            elif "secret" in source:
+                s = source["secret"]
+                files += await self._secret_files(s.get("name", ""), s.get("items"), mode, bool(s.get("optional")))
+            elif "downwardAPI" in source:
+                files += downward_files(source["downwardAPI"].get("items") or [], self.pod, mode,
+                                        self.pod_ip, self.host_ip)
+            else:
+                raise VolumeError(f"projected source {sorted(source)} is not supported by the k8snet lab")
+        return files
+
+    async def _token(self, sat: Obj) -> str:
+        """A bound service-account token from the TokenRequest API, as the kubelet asks for it."""
+        meta = self.pod["metadata"]
+        spec: Obj = {
+            "expirationSeconds": sat.get("expirationSeconds", TOKEN_EXPIRATION),
+            "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta.get("uid", "")},
+        }
+        if sat.get("audience"):
+            spec["audiences"] = [sat["audience"]]
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        sa = self.pod["spec"].get("serviceAccountName") or "default"
+        try:
+            result = await self.client.create("serviceaccounts", self.namespace, body, subresource="token", name=sa)
+        except ApiError as err:
+            raise VolumeError(f'failed to fetch token: {err.message}') from None
+        return result["status"]["token"]

@@ -1,0 +1,269 @@
+"""The model -> an ``nft -f`` file, shaped like kube-proxy's nftables mode.
+
+Structure after ``pkg/proxy/nftables/proxier.go`` (release-1.32): one table
+``ip kube-proxy`` (so no name needs a ``kube-`` prefix); dispatch through verdict
+maps instead of a linear chain, so finding a service costs the same with 10 or
+10,000 of them:
+
+- ``services``: ``ip daddr . meta l4proto . th dport vmap @service-ips`` for
+  cluster, external and load-balancer IPs, then ``@service-nodeports`` for local
+  destinations;
+- ``service-<hash>-ns/svc/proto/port``: masquerade off-cluster sources, then
+  ``numgen random mod N vmap { 0 : goto endpoint-..., ... }`` picks an endpoint;
+- ``endpoint-<hash>-...``: hairpin masquerade, then ``dnat to ip:port``;
+- services with no endpoints are rejected from the filter hooks through
+  ``@no-endpoint-services`` / ``@no-endpoint-nodeports``.
+
+The file starts with ``add table`` + ``delete table`` and then declares the
+whole table, so ``nft -f`` replaces it in a single transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from .model import Endpoint, NodeInfo, ServicePort
+
+TABLE = "kube-proxy"
+REJECT_CHAIN = "reject-chain"
+MARK_MASQ = "mark-for-masquerade"
+# Base chains: (name, type, hook, priority). Numeric priorities: dstnat = -100,
+# srcnat = 100; the filter chains run just before DNAT (-110) so they see the
+# original destination, and filter-output-post-dnat just after it (-90).
+BASE_CHAINS = (
+    ("filter-prerouting", "filter", "prerouting", -110),
+    ("filter-input", "filter", "input", -110),
+    ("filter-forward", "filter", "forward", -110),
+    ("filter-output", "filter", "output", -110),
+    ("filter-output-post-dnat", "filter", "output", -90),
+    ("nat-prerouting", "nat", "prerouting", -100),
+    ("nat-output", "nat", "output", -100),
+    ("nat-postrouting", "nat", "postrouting", 100),
+)
+# (from base chain, to chain, extra match) like nftablesJumpChains.
+JUMPS = (
+    ("filter-prerouting", "firewall-check", "ct state new"),
+    ("filter-input", "nodeport-endpoints-check", "ct state new"),
+    ("filter-input", "service-endpoints-check", "ct state new"),
+    ("filter-forward", "service-endpoints-check", "ct state new"),
+    ("filter-forward", "cluster-ips-check", "ct state new"),
+    ("filter-output", "service-endpoints-check", "ct state new"),
+    ("filter-output", "firewall-check", "ct state new"),
+    ("filter-output-post-dnat", "cluster-ips-check", "ct state new"),
+    ("nat-prerouting", "services", ""),
+    ("nat-output", "services", ""),
+    ("nat-postrouting", "masquerading", ""),
+)
+ADDR_PROTO_PORT = "ipv4_addr . inet_proto . inet_service"
+
+
+def hash_and_truncate(name: str) -> str:
+    """8 chars of base32(sha256) + the readable name: unique even when truncated."""
+    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()[:8]
+    name = f"{digest}-{name}"
+    return name if len(name) <= 200 else name[:200] + "..."
+
+
+def _base(sp: ServicePort) -> str:
+    # "/" cannot occur in Kubernetes names, so it separates the parts unambiguously.
+    return f"{sp.namespace}/{sp.name}/{sp.proto}/{sp.port_name}"
+
+
+def service_chain(sp: ServicePort) -> str:
+    return "service-" + hash_and_truncate(_base(sp))
+
+
+def local_chain(sp: ServicePort) -> str:
+    return "local-" + hash_and_truncate(_base(sp))
+
+
+def external_chain(sp: ServicePort) -> str:
+    return "external-" + hash_and_truncate(_base(sp))
+
+
+def firewall_chain(sp: ServicePort) -> str:
+    return "firewall-" + hash_and_truncate(_base(sp))
+
+
+def endpoint_chain(sp: ServicePort, ep: Endpoint) -> str:
+    return "endpoint-" + hash_and_truncate(f"{_base(sp)}__{ep.ip}/{ep.port}")
+
+
+def affinity_set(sp: ServicePort, ep: Endpoint) -> str:
+    return "affinity-" + hash_and_truncate(f"{_base(sp)}__{ep.ip}/{ep.port}")
+
+
+class _Ruleset:
+    def __init__(self) -> None:
+        self.sets: dict[str, tuple[str, list[str]]] = {}  # name -> (declaration, elements)
+        self.chains: dict[str, list[str]] = {}
+
+    def declare(self, name: str, decl: str) -> None:
+        self.sets.setdefault(name, (decl, []))
+
+    def element(self, name: str, elem: str) -> None:
+        self.sets[name][1].append(elem)
+
+    def chain(self, name: str) -> list[str]:
+        return self.chains.setdefault(name, [])
+
+    def text(self) -> str:
+        out = [f"add table ip {TABLE}", f"delete table ip {TABLE}", f"table ip {TABLE} {{",
+               '\tcomment "rules for kube-proxy"']
+        for name, (decl, elems) in self.sets.items():
+            out.append(f"\t{decl.split()[0]} {name} {{")
+            out += [f"\t\t{line}" for line in decl.split(" ", 1)[1].split("; ")]
+            if elems:
+                out.append("\t\telements = {")
+                out += [f"\t\t\t{e}," for e in elems]
+                out.append("\t\t}")
+            out.append("\t}")
+        for name, rules in self.chains.items():
+            out.append(f"\tchain {name} {{")
+            out += [f"\t\t{r}" for r in rules]
+            out.append("\t}")
+        out.append("}")
+        return "\n".join(out) + "\n"
+
+
+def _skeleton(rs: _Ruleset, node: NodeInfo) -> None:
+    rs.declare("cluster-ips", 'set type ipv4_addr; comment "Active ClusterIPs"')
+    rs.declare("service-ips", f'map type {ADDR_PROTO_PORT} : verdict; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic"')
+    rs.declare("service-nodeports", 'map type inet_proto . inet_service : verdict; comment "NodePort traffic"')
+    rs.declare("no-endpoint-services", f'map type {ADDR_PROTO_PORT} : verdict; comment "vmap to drop or reject packets to services with no endpoints"')
+    rs.declare("no-endpoint-nodeports", 'map type inet_proto . inet_service : verdict; comment "vmap to drop or reject packets to service nodeports with no endpoints"')
+    rs.declare("firewall-ips", f'map type {ADDR_PROTO_PORT} : verdict; comment "destinations that are subject to LoadBalancerSourceRanges"')
+    for name, ctype, hook, prio in BASE_CHAINS:
+        rs.chain(name).append(f"type {ctype} hook {hook} priority {prio}; policy accept;")
+    for src, dst, extra in JUMPS:
+        rs.chain(src).append(f"{extra} jump {dst}".strip())
+    mark = node.masquerade_mark
+    rs.chain(MARK_MASQ).append(f"mark set mark or {mark}")
+    rs.chain("masquerading").extend([
+        f"mark and {mark} == 0 return",
+        # Clear the mark so a packet that traverses the stack again is not masqueraded twice.
+        f"mark set mark xor {mark}",
+        "masquerade fully-random",
+    ])
+    rs.chain("services").extend([
+        "ip daddr . meta l4proto . th dport vmap @service-ips",
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
+    ])
+    rs.chain("firewall-check").append("ip daddr . meta l4proto . th dport vmap @firewall-ips")
+    rs.chain(REJECT_CHAIN).append('reject comment "helper for @no-endpoint-services / @no-endpoint-nodeports"')
+    rs.chain("nodeport-endpoints-check").append(
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports")
+    rs.chain("service-endpoints-check").append("ip daddr . meta l4proto . th dport vmap @no-endpoint-services")
+    rs.chain("cluster-ips-check").extend([
+        'ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"',
+        f'ip daddr {node.service_cidr} drop comment "Drop traffic to unallocated ClusterIPs"',
+    ])
+
+
+def render_nftables(model: list[ServicePort], node: NodeInfo) -> str:
+    """A complete ``nft -f`` file that replaces table ``ip kube-proxy``."""
+    rs = _Ruleset()
+    _skeleton(rs, node)
+    for sp in model:
+        _render_service(rs, sp, node)
+    return rs.text()
+
+
+def _render_service(rs: _Ruleset, sp: ServicePort, node: NodeInfo) -> None:
+    cat = sp.categorize()
+    proto, port = sp.proto, sp.port
+    svc, loc, ext, fw = service_chain(sp), local_chain(sp), external_chain(sp), firewall_chain(sp)
+
+    internal_chain, has_internal = svc, cat.has_any
+    if sp.internal_policy_local:
+        internal_chain, has_internal = loc, cat.has_any and bool(cat.local)
+    external_policy, has_external = svc, cat.has_any
+    if sp.external_policy_local:
+        external_policy, has_external = loc, cat.has_any and bool(cat.local)
+    uses_ext = cat.has_any and sp.externally_accessible
+    uses_fw = cat.has_any and bool(sp.load_balancer_ips) and bool(sp.load_balancer_source_ranges)
+    # What to do with traffic that has no endpoint to go to.
+    int_verdict = "goto " + REJECT_CHAIN if not cat.has_any else "drop"
+    ext_verdict = int_verdict
+
+    rs.element("cluster-ips", sp.cluster_ip)
+    if has_internal:
+        rs.element("service-ips", f"{sp.cluster_ip} . {proto} . {port} : goto {internal_chain}")
+    else:
+        rs.element("no-endpoint-services", f"{sp.cluster_ip} . {proto} . {port} : {int_verdict}")
+    for ip in sp.external_ips + sp.load_balancer_ips:
+        if uses_ext:
+            rs.element("service-ips", f"{ip} . {proto} . {port} : goto {ext}")
+        if not has_external:
+            rs.element("no-endpoint-services", f"{ip} . {proto} . {port} : {ext_verdict}")
+    if uses_fw:
+        for ip in sp.load_balancer_ips:
+            rs.element("firewall-ips", f"{ip} . {proto} . {port} : goto {fw}")
+    if sp.node_port:
+        if uses_ext:
+            rs.element("service-nodeports", f"{proto} . {sp.node_port} : goto {ext}")
+        if not has_external:
+            rs.element("no-endpoint-nodeports", f"{proto} . {sp.node_port} : {ext_verdict}")
+
+    if uses_fw:
+        ranges = ", ".join(sp.load_balancer_source_ranges)
+        rs.chain(fw).append(f'ip saddr != {{ {ranges} }} drop comment "other traffic to {sp.name_string} is not accepted"')
+
+    if uses_ext:
+        rules = rs.chain(ext)
+        if not sp.external_policy_local:
+            rules.append(f'jump {MARK_MASQ} comment "masquerade traffic for {sp.name_string} external destinations"')
+        else:
+            rules += [f'ip saddr {node.cluster_cidr} goto {svc} comment "short-circuit pod traffic"',
+                      f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"',
+                      f'fib saddr type local goto {svc} comment "short-circuit local traffic"']
+        if has_external:
+            rules.append(f"goto {external_policy}")
+
+    if cat.cluster and sp.uses_cluster_endpoints:
+        rules = rs.chain(svc)
+        if node.masquerade_all:
+            rules.append(f"ip daddr {sp.cluster_ip} {proto} dport {port} jump {MARK_MASQ}")
+        else:
+            rules.append(f"ip daddr {sp.cluster_ip} {proto} dport {port} ip saddr != {node.cluster_cidr} jump {MARK_MASQ}")
+        _dispatch(rules, sp, cat.cluster)
+    if cat.local and sp.uses_local_endpoints:
+        _dispatch(rs.chain(loc), sp, cat.local)
+
+    for ep in cat.reachable:
+        rules = rs.chain(endpoint_chain(sp, ep))
+        # Hairpin: a pod reaching itself through the service must be masqueraded.
+        rules.append(f"ip saddr {ep.ip} jump {MARK_MASQ}")
+        if sp.affinity_seconds:
+            name = affinity_set(sp, ep)
+            rs.declare(name, f"set type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_seconds}s")
+            rules.append(f"update @{name} {{ ip saddr }}")
+        rules.append(f"meta l4proto {proto} dnat to {ep.ip}:{ep.port}")
+
+
+def _dispatch(rules: list[str], sp: ServicePort, endpoints: tuple[Endpoint, ...]) -> None:
+    if sp.affinity_seconds:
+        # A client with a live affinity entry goes back to the same endpoint.
+        rules += [f"ip saddr @{affinity_set(sp, ep)} goto {endpoint_chain(sp, ep)}" for ep in endpoints]
+    targets = ", ".join(f"{i} : goto {endpoint_chain(sp, ep)}" for i, ep in enumerate(endpoints))
+    rules.append(f"numgen random mod {len(endpoints)} vmap {{ {targets} }}")
+
+
+def nft_rule_count(text: str) -> int:
+    """Rules plus map/set elements: the units an nft transaction carries."""
+    count, in_elements, in_chain = 0, False, False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("chain "):
+            in_chain = True
+        elif line == "elements = {":
+            in_elements = True
+        elif line == "}":
+            if in_elements:
+                in_elements = False
+            else:
+                in_chain = False
+        elif in_elements or (in_chain and not line.startswith("type ")):
+            count += 1
+    return count

@@ -1,0 +1,45 @@
+"""Cleanup helpers that need no root: process state, mount parsing, reports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from k8snet.lab.net import cleanup, nsutil
+
+
+def test_dead_tells_live_from_zombie_and_gone() -> None:
+    assert not cleanup._dead(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    while not cleanup._dead(child.pid):  # a zombie until reaped: counts as dead
+        time.sleep(0.01)
+    child.wait()
+    assert cleanup._dead(child.pid)
+
+
+def test_mounts_under_finds_proc() -> None:
+    assert "/proc" in cleanup.mounts_under(Path("/proc"))
+    assert cleanup.mounts_under(Path("/nonexistent-k8snet-dir")) == []
+
+
+def test_namespace_listing_with_a_fake_netns_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nsutil, "NETNS_DIR", tmp_path)
+    for name in ("k8snet-a-n0", "k8snet-a-wire", "k8snet-ab-n0", "other"):
+        (tmp_path / name).touch()
+    assert nsutil.list_netns("k8snet-a-") == ["k8snet-a-n0", "k8snet-a-wire"]
+    # plain files (no nsfs mount) match no process
+    assert cleanup.netns_processes("k8snet-a-") == {}
+    monkeypatch.setattr(nsutil, "NETNS_DIR", tmp_path / "missing")
+    assert nsutil.list_netns() == []
+
+
+def test_report_lines() -> None:
+    report = cleanup.CleanupReport(killed=[12], namespaces=["k8snet-x-n0"])
+    assert report.ok
+    assert report.removed == ["process 12", "netns k8snet-x-n0"]
+    assert not cleanup.CleanupReport(survivors=[3]).ok

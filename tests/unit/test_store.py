@@ -1,0 +1,98 @@
+"""The SQLite store: one global resourceVersion, conflicts, watch resume and 410."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from k8snet.lab import store as store_mod
+from k8snet.lab.api.errors import ApiError
+from k8snet.lab.store import Store
+
+
+def _obj(name: str, **extra: object) -> dict:
+    return {"metadata": {"name": name, "namespace": "default"}, **extra}
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "store.sqlite")
+    yield s
+    s.close()
+
+
+def test_resource_version_is_global_monotonic_and_persisted(tmp_path: Path) -> None:
+    s = Store(tmp_path / "db")
+    a = s.create("pods", "default", "a", _obj("a"))
+    b = s.create("services", "default", "b", _obj("b"))
+    a2 = s.update("pods", "default", "a", a)
+    assert [a["metadata"]["resourceVersion"], b["metadata"]["resourceVersion"], a2["metadata"]["resourceVersion"]] == ["1", "2", "3"]
+    s.close()
+    reopened = Store(tmp_path / "db")
+    assert reopened.resource_version == 3
+    assert reopened.get("pods", "default", "a")["metadata"]["resourceVersion"] == "3"
+    assert reopened.create("pods", "default", "c", _obj("c"))["metadata"]["resourceVersion"] == "4"
+    reopened.close()
+
+
+def test_create_existing_is_409_and_stale_update_is_conflict(store: Store) -> None:
+    store.create("pods", "default", "a", _obj("a"))
+    with pytest.raises(ApiError) as err:
+        store.create("pods", "default", "a", _obj("a"))
+    assert (err.value.code, err.value.reason, err.value.message) == (409, "AlreadyExists", 'pods "a" already exists')
+    store.update("pods", "default", "a", _obj("a"), expected_rv="1")
+    with pytest.raises(ApiError) as err:
+        store.update("pods", "default", "a", _obj("a"), expected_rv="1")
+    assert err.value.reason == "Conflict"
+    with pytest.raises(ApiError) as err:
+        store.delete("apps/deployments", "default", "nope")
+    assert err.value.message == 'deployments.apps "nope" not found'
+
+
+def test_list_is_filtered_by_namespace_and_sorted(store: Store) -> None:
+    store.create("pods", "b", "x", _obj("x"))
+    store.create("pods", "a", "y", _obj("y"))
+    store.create("pods", "a", "b", _obj("b"))
+    items, rv = store.list("pods")
+    assert [i["metadata"]["name"] for i in items] == ["b", "y", "x"] and rv == 3
+    assert [i["metadata"]["name"] for i in store.list("pods", "a")[0]] == ["b", "y"]
+
+
+def test_watch_resumes_from_a_version_and_wakes_on_writes(store: Store) -> None:
+    async def scenario() -> list[tuple[str, str, int]]:
+        store.create("pods", "default", "a", _obj("a"))            # rv 1
+        store.create("services", "default", "s", _obj("s"))        # rv 2: other key, not seen
+        store.update("pods", "default", "a", _obj("a", x=1))       # rv 3
+        seen = []
+        with store.watch("pods", None, 1) as cursor:
+            ev = await cursor.next(1)
+            seen.append((ev.type, ev.name, ev.rv))
+            assert ev.prev is not None and "x" not in ev.prev
+            asyncio.get_running_loop().call_later(0.05, store.delete, "pods", "default", "a")
+            ev = await cursor.next(2)
+            seen.append((ev.type, ev.name, ev.rv))
+            assert await cursor.next(0.05) is None
+            assert cursor.progress == 4
+        return seen
+    assert asyncio.run(scenario()) == [("MODIFIED", "a", 3), ("DELETED", "a", 4)]
+
+
+def test_too_old_resource_version_is_410(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "HISTORY", 5)
+    monkeypatch.setattr(store_mod, "_COMPACT_EVERY", 5)
+    s = Store(tmp_path / "db")
+    for i in range(12):
+        s.create("configmaps", "default", f"c{i}", _obj(f"c{i}"))
+    assert s.oldest_resumable == 5
+    with pytest.raises(ApiError) as err:
+        s.watch("configmaps", None, 2)
+    assert (err.value.code, err.value.reason) == (410, "Expired")
+    assert err.value.message == "too old resource version: 2 (5)"
+
+    async def resume() -> list[int]:
+        with s.watch("configmaps", None, 5) as cursor:
+            return [(await cursor.next(1)).rv for _ in range(5)]
+    assert asyncio.run(resume()) == [6, 7, 8, 9, 10]
+    s.close()
