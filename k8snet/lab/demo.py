@@ -10,6 +10,7 @@ printing each command and its output, and checking what each step must show.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,7 @@ def service_env(kubectl: Kubectl, pod: str) -> list[str]:
 def main() -> int:
     k = Kubectl()
     helper_pods: list[str] = []
+    run_id = secrets.token_hex(2)  # helper pod names of an earlier run may still be terminating
     try:
         k("apply", "-f", str(MANIFESTS / "run-my-nginx.yaml"))
         pods = running_pods(k, "run=my-nginx", 2)
@@ -94,7 +96,7 @@ def main() -> int:
         all_nodes = [n["metadata"]["name"] for n in k.json("get", "nodes")["items"]]
         for pod in pods:
             other = next(n for n in all_nodes if n != pod["spec"]["nodeName"])
-            client = f"curl-{other}"[:63]
+            client = f"curl-{run_id}-{other}"[:63].rstrip("-")
             if client not in helper_pods:
                 helper_pods.append(client)
                 k("run", client, "--image=curlimages/curl", "--restart=Never",
@@ -123,10 +125,12 @@ def main() -> int:
         _expect(any(v.startswith("MY_NGINX_SERVICE_HOST=") for v in after), "no MY_NGINX_SERVICE_HOST after re-creation")
 
         k("get", "services", "kube-dns", "--namespace=kube-system")
-        helper_pods.append("dns-test")
-        k("run", "dns-test", "--image=busybox:1.37", "--restart=Never", "--command", "--", "sleep", "3600")
-        running_pods(k, "run=dns-test", 1)
-        answer = k("exec", "dns-test", "--", "nslookup", "my-nginx")
+        dns_test = f"dns-test-{run_id}"
+        helper_pods.append(dns_test)
+        k("run", dns_test, "--image=busybox:1.37", "--restart=Never", "--command", "--", "sleep", "3600")
+        running_pods(k, f"run={dns_test}", 1)
+        # busybox exits 1 when its AAAA queries end in NXDOMAIN, on real CoreDNS too
+        answer = k("exec", dns_test, "--", "nslookup", "my-nginx", check=False)
         cluster_ip = k.json("get", "svc", "my-nginx")["spec"]["clusterIP"]
         _expect(cluster_ip in answer, f"nslookup my-nginx did not return {cluster_ip}")
         print("tutorial steps 1-16: all checks passed")
@@ -136,7 +140,7 @@ def main() -> int:
         return 1
     finally:
         if helper_pods:
-            k("delete", "pod", *helper_pods, "--ignore-not-found", "--wait=false", check=False, quiet=True)
+            k("delete", "pod", *helper_pods, "--ignore-not-found", "--now", "--wait=false", check=False, quiet=True)
         k("delete", "service,deployment", "my-nginx", "--ignore-not-found", "--wait=false", check=False, quiet=True)
 
 

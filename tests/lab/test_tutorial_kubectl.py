@@ -95,5 +95,6 @@ def test_tutorial_first_half(kubectl, namespace):
     assert re.search(r"kube-dns\s+ClusterIP\s+10\.96\.0\.10\s+<none>\s+53/UDP,53/TCP", dns)
     kubectl("run", "dns-test", "--image=busybox:1.37", "--restart=Never", "--command", "--", "sleep", "3600")
     ready_pods(kubectl, "run=dns-test", 1)
-    answer = kubectl("exec", "dns-test", "--", "nslookup", "my-nginx")
+    # busybox exits 1 when its AAAA queries end in NXDOMAIN, on real CoreDNS too
+    answer = kubectl("exec", "dns-test", "--", "nslookup", "my-nginx", check=False)
     assert "10.96.0.10" in answer and cluster_ip in answer

@@ -374,3 +374,11 @@ def test_random_suffix_alphabet():
     random.seed(1)
     s = random_suffix()
     assert len(s) == 5 and set(s) <= set(NAME_ALPHABET)
+
+
+def test_account_automount_false(adm, store):
+    store.add("serviceaccounts", {"metadata": {"name": "quiet", "namespace": "default"},
+                                  "automountServiceAccountToken": False})
+    assert "volumes" not in adm.admit_create(PODS, pod(serviceAccountName="quiet"))["spec"]
+    assert adm.admit_create(PODS, pod(serviceAccountName="quiet", automountServiceAccountToken=True))["spec"]["volumes"]
+    assert adm.admit_create(PODS, pod(serviceAccountName="other"))["spec"]["volumes"]

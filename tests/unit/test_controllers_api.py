@@ -271,8 +271,8 @@ def test_unschedulable_pod_gets_condition_and_event(lab):
 
         async def unschedulable() -> bool:
             pod = await core.get("pods", NS, "picky")
-            cond = next(c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled")
-            return cond["status"] == "False" and cond["reason"] == "Unschedulable"
+            cond = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), {})
+            return cond.get("status") == "False" and cond.get("reason") == "Unschedulable"
         await eventually(unschedulable)
         events = (await core.list("events", NS, field_selector="involvedObject.name=picky"))["items"]
         assert any(e["reason"] == "FailedScheduling" and e["message"].startswith("0/2 nodes are available")
@@ -305,3 +305,31 @@ async def _gone(core: ApiCore, key: str, name: str) -> bool:
 async def _endpoints_empty(core: ApiCore, name: str) -> dict[str, Any] | None:
     ep = await core.get("endpoints", NS, name)
     return ep if "subsets" not in ep else None
+
+
+def test_event_recorder_aggregates_repeats(lab):
+    from k8snet.lab.events import EventRecorder
+
+    async def main() -> None:
+        _, core = lab
+        await core.create("namespaces", None, {"metadata": {"name": NS}})
+        cm = await core.create("configmaps", NS, {"metadata": {"name": "c"}})
+        rec = EventRecorder(core, "test-controller", "n1")
+        for _ in range(3):
+            await rec.record(cm, "Normal", "Poked", "poked it", kind="ConfigMap", api_version="v1")
+        await rec.record(cm, "Warning", "Other", "different")
+        await rec.record({"metadata": {"name": "ghost"}}, "Normal", "X", "y")  # cluster-scoped → "default"
+        events = {e["reason"]: e for e in (await core.list("events", NS))["items"]}
+        poked = events["Poked"]
+        assert poked["count"] == 3 and poked["metadata"]["name"].startswith("c.")
+        assert len(poked["metadata"]["name"]) == len("c.") + 16
+        assert poked["involvedObject"] == {"kind": "ConfigMap", "namespace": NS, "name": "c",
+                                           "uid": cm["metadata"]["uid"], "apiVersion": "v1",
+                                           "resourceVersion": cm["metadata"]["resourceVersion"]}
+        assert poked["source"] == {"component": "test-controller", "host": "n1"}
+        assert (poked["reportingComponent"], poked["reportingInstance"]) == ("test-controller", "n1")
+        assert events["Other"]["type"] == "Warning" and "X" in events
+        # A failure (namespace missing) is swallowed, never raised.
+        await rec.record({"metadata": {"name": "z", "namespace": "nope"}}, "Normal", "Z", "z")
+
+    asyncio.run(main())

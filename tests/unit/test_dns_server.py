@@ -14,9 +14,11 @@ from typing import Iterator
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype as T
 import pytest
 

@@ -181,4 +181,24 @@ def test_server_side_apply_errors():
     assert "fieldManager: Required value" in e.value.message
     with pytest.raises(ApiError) as e:
         server_side_apply(None, {"apiVersion": "v1", "kind": "Pod"}, SVCS, "m", False)
+    meta_only = server_side_apply(None, {"metadata": {"name": "x"}}, SVCS, "kubectl-last-applied", False)
+    assert meta_only["metadata"]["name"] == "x"
     assert e.value.code == 400
+
+
+def test_real_kubectl_three_way_patch():
+    """The body kubectl 1.32 sent (captured) when p1.yaml (nginx env A,B + side; label
+    tier) was re-applied as p2.yaml (nginx:1.28 with env B only, no side, no tier)."""
+    patch = {"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}\n"},
+                          "labels": {"tier": None}},
+             "spec": {"$setElementOrder/containers": [{"name": "nginx"}],
+                      "containers": [{"$setElementOrder/env": [{"name": "B"}],
+                                      "env": [{"$patch": "delete", "name": "A"}],
+                                      "image": "nginx:1.28", "name": "nginx"},
+                                     {"$patch": "delete", "name": "side"}]}}
+    out = apply_patch(live_pod(), patch, "strategic", PODS)
+    assert out["metadata"]["labels"] == {"app": "web"}
+    (c,) = out["spec"]["containers"]
+    assert c["image"] == "nginx:1.28" and c["env"] == [{"name": "B", "value": "2"}]
+    assert c["volumeMounts"] == live_pod()["spec"]["containers"][0]["volumeMounts"]  # server-added, kept
+    assert "$setElementOrder/env" not in c

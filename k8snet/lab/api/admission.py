@@ -32,12 +32,13 @@ class Admission:
                  suffix: Callable[[], str] = defaults.random_suffix):
         self._config = config
         self._allocator = Allocator(config, lister)
+        self._lister = lister
         self._suffix = suffix
 
     def admit_create(self, res: Resource, obj: Obj) -> Obj:
         obj = copy.deepcopy(obj)
         defaults.apply_defaults(res, obj)
-        defaults.prepare_for_create(res, obj, self._suffix)
+        defaults.prepare_for_create(res, obj, self._suffix, self._account_automount(res, obj))
         validate(res, obj)
         self._allocate(res, obj)
         return obj
@@ -62,6 +63,20 @@ class Admission:
         validate(res, new, old)
         self._allocate(res, new)
         return new
+
+    def _account_automount(self, res: Resource, obj: Obj) -> bool:
+        """The pod's ServiceAccount's automountServiceAccountToken (true when unset
+        or when the account does not exist yet)."""
+        if res.key != "pods":
+            return True
+        ns = (obj.get("metadata") or {}).get("namespace")
+        spec = obj.get("spec") or {}
+        name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        for sa in self._lister("serviceaccounts"):
+            meta = sa.get("metadata") or {}
+            if meta.get("namespace") == ns and meta.get("name") == name:
+                return sa.get("automountServiceAccountToken") is not False
+        return True
 
     @staticmethod
     def _apply_subresource_rules(res: Resource, old: Obj, new: Obj, subresource: str | None) -> Obj:

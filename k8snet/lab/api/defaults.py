@@ -148,13 +148,16 @@ def _qos_class(spec: dict[str, Any]) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-def inject_service_account(pod: Obj, suffix: Callable[[], str] = random_suffix) -> None:
+def inject_service_account(pod: Obj, suffix: Callable[[], str] = random_suffix,
+                           account_automount: bool = True) -> None:
     """What the ServiceAccount admission plugin adds on create: the account name and
-    the projected token volume, mounted read-only in every container."""
+    the projected token volume, mounted read-only in every container. The pod's
+    automountServiceAccountToken wins over the account's (``account_automount``)."""
     spec = pod.setdefault("spec", {})
     _set(spec, "serviceAccountName", spec.get("serviceAccount") or "default")
     spec["serviceAccount"] = spec["serviceAccountName"]
-    if spec.get("automountServiceAccountToken") is False:
+    automount = spec.get("automountServiceAccountToken")
+    if automount is False or (automount is None and not account_automount):
         return
     containers = [c for k in ("initContainers", "containers") for c in spec.get(k) or [] if isinstance(c, dict)]
     if any(m.get("mountPath") == SA_MOUNT_PATH for c in containers for m in c.get("volumeMounts") or []):
@@ -335,7 +338,8 @@ def apply_defaults(res: Resource, obj: Obj) -> Obj:
     return obj
 
 
-def prepare_for_create(res: Resource, obj: Obj, suffix: Callable[[], str] = random_suffix) -> Obj:
+def prepare_for_create(res: Resource, obj: Obj, suffix: Callable[[], str] = random_suffix,
+                       account_automount: bool = True) -> Obj:
     """The strategies' PrepareForCreate and the mutating admission plugins.
 
     Status is reset because clients may not set it on create (nodes excepted),
@@ -344,7 +348,7 @@ def prepare_for_create(res: Resource, obj: Obj, suffix: Callable[[], str] = rand
     key = res.key
     meta = obj.setdefault("metadata", {})
     if key == "pods":
-        inject_service_account(obj, suffix)
+        inject_service_account(obj, suffix, account_automount)
         _admit_pod_extras(obj)
         obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
     elif key == "services":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from k8snet.lab.api.errors import ApiError, invalid
+from k8snet.lab.api.errors import invalid
 
 
 def render(value: Any) -> str:
@@ -57,7 +57,3 @@ class FieldErrors(list[tuple[str, str, str]]):
     def raise_if_any(self, group: str, kind: str, name: str) -> None:
         if self:
             raise invalid(group, kind, name, list(self))
-
-
-def invalid_error(group: str, kind: str, name: str, errs: FieldErrors) -> ApiError:
-    return invalid(group, kind, name, list(errs))

@@ -334,9 +334,9 @@ def server_side_apply(current: Obj | None, applied: Obj, res: Resource, field_ma
                             "field": "fieldManager"}]})
     if not isinstance(applied, dict):
         raise bad_request("error decoding YAML: the apply patch must be an object")
-    if applied.get("apiVersion") != res.api_version or applied.get("kind") != res.kind:
-        raise bad_request(f"apiVersion and kind of the applied configuration must be "
-                          f"{res.api_version!r} and {res.kind!r}")
+    for key, want in (("apiVersion", res.api_version), ("kind", res.kind)):
+        if applied.get(key) not in (None, want):
+            raise bad_request(f"{key} of the applied configuration must be {want!r}, not {applied[key]!r}")
     base = copy.deepcopy(current) if current is not None else {}
     out = strategic_merge(base, _strip_directives(applied), models.model_for(res))
     meta = out.setdefault("metadata", {})

@@ -15,7 +15,7 @@ import ipaddress
 from typing import Any, Callable
 
 from k8snet.lab.api import strvalidation as sv
-from k8snet.lab.api.errors import ApiError, bad_request
+from k8snet.lab.api.errors import bad_request
 from k8snet.lab.api.fielderrors import FieldErrors
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.contracts import Obj
@@ -588,5 +588,3 @@ def validate(res: Resource, obj: Obj, old: Obj | None = None) -> None:
             _UPDATE[res.key](errs, obj, old)
     errs.raise_if_any(res.group, res.kind, meta.get("name") or "")
 
-
-__all__ = ["validate", "validate_pod_spec", "validate_labels", "decode_secret_data", "ApiError"]

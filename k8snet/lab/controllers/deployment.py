@@ -12,7 +12,6 @@ waits on.
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any
 
 from ..api.errors import ApiError
@@ -21,8 +20,6 @@ from ..contracts import ApiClient, Obj
 from . import rollout as ro
 from .base import Controller, Informers
 from .util import controller_ref, is_controlled_by, is_deleting, owner_ref_to, rfc3339, selector_matches
-
-log = logging.getLogger(__name__)
 
 DEPLOY = "apps/deployments"
 RS = "apps/replicasets"

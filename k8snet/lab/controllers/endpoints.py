@@ -9,7 +9,6 @@ Services without a selector are left alone: their Endpoints are the user's.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ..api.errors import ApiError
@@ -17,8 +16,6 @@ from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Controller, Informers
 from .util import is_deleting, is_pod_ready, map_selector_matches
-
-log = logging.getLogger(__name__)
 
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 

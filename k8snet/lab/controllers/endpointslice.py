@@ -12,7 +12,6 @@ collector removes them with it.
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from typing import Any
 
@@ -22,8 +21,6 @@ from ..contracts import ApiClient, Obj
 from .base import Controller, Informers
 from .endpoints import backing_pods, has_selector, pod_hostname, pod_ports, service_labels, target_ref
 from .util import is_deleting, is_pod_ready
-
-log = logging.getLogger(__name__)
 
 SLICES = "discovery.k8s.io/endpointslices"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"

@@ -18,7 +18,6 @@ informers of different kinds are not in step, and a fresh owner may not be cache
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any
 
 from ..api.errors import ApiError
@@ -27,8 +26,6 @@ from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Controller, Informers
 from .util import is_deleting
-
-log = logging.getLogger(__name__)
 
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"

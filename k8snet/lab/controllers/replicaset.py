@@ -14,7 +14,6 @@ reconcile in between never creates or deletes twice.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
@@ -25,8 +24,6 @@ from .base import Controller, Informers
 from .util import (controller_ref, is_controlled_by, is_deleting, is_pod_active, is_pod_available,
                    is_pod_ready, owner_ref_to, parse_time, restart_count, seconds_until_available,
                    selector_matches)
-
-log = logging.getLogger(__name__)
 
 RS = "apps/replicasets"
 BURST_REPLICAS = 500          # the real controller's per-sync cap on creates/deletes

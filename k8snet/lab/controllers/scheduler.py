@@ -10,7 +10,6 @@ subresource kube-scheduler uses; until the cache shows a binding, the pod counts
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ..api.errors import ApiError
@@ -18,8 +17,6 @@ from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Controller, Informers
 from .util import controller_ref, is_deleting, rfc3339, set_condition
-
-log = logging.getLogger(__name__)
 
 SCHEDULER_NAME = "default-scheduler"
 RETRY_UNSCHEDULABLE = 5.0

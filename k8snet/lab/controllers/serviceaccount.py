@@ -8,7 +8,6 @@ the projected token volume mounts ``ca.crt`` from the ConfigMap.
 
 from __future__ import annotations
 
-import logging
 
 from ..api.errors import ApiError
 from ..config import LabConfig
@@ -16,8 +15,6 @@ from ..contracts import ApiClient, Obj
 from ..pki import Pki
 from .base import Controller, Informers
 from .util import is_deleting
-
-log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT = "default"
 ROOT_CA = "kube-root-ca.crt"

@@ -55,6 +55,7 @@ import dns.name
 import dns.rcode
 import dns.rdata
 import dns.rdataclass
+import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 import dns.reversename
@@ -72,6 +73,7 @@ REVERSE_ZONES = ("in-addr.arpa", "ip6.arpa")
 # SOA timers CoreDNS puts in its synthesized SOA (plugin/backend_lookup.go).
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 7200, 1800, 86400
 MAX_CNAME_CHAIN = 8
+MAX_PARSED = 10000
 DNS_SERVICE = ("kube-system", "kube-dns")
 
 
@@ -149,6 +151,7 @@ class ClusterRecords:
         self._names: dict[dns.name.Name, _Node] = {}
         self._ptr: dict[dns.name.Name, list[str]] = {}
         self._by_service: dict[tuple[str, str], list[Obj]] = {}
+        self._parsed: dict[tuple[int, tuple[str, ...]], dns.rdataset.Rdataset] = {}
         self._synced = threading.Event()
         if synced:
             self._synced.set()
@@ -255,6 +258,7 @@ class ClusterRecords:
                                  or [(dns_svc.get("spec") or {}).get("clusterIP")]) if ip and _ip_version(ip)]
             node(self._name("ns", "dns")).addrs.extend(ips)
         self._names, self._ptr, self._dirty = names, ptr, False
+        self._parsed = {}  # drop what the old data needed (keys are the texts, so never stale)
 
     def _index_service(self, ns: str, name: str, svc: Obj, node: Callable[[dns.name.Name], _Node],
                        add_ptr: Callable[[str, dns.name.Name], None]) -> None:
@@ -293,7 +297,7 @@ class ClusterRecords:
                               int(p["port"]), svc_name)
 
     @staticmethod
-    def _add_srv(node: Any, svc_name: dns.name.Name, pname: str, proto: str, port: int,
+    def _add_srv(node: Callable[[dns.name.Name], _Node], svc_name: dns.name.Name, pname: str, proto: str, port: int,
                  target: dns.name.Name) -> None:
         entry = (port, target.to_text())
         # Every port answers an SRV query for the bare Service name (CoreDNS's
@@ -326,7 +330,7 @@ class ClusterRecords:
     def _soa(self, zone: dns.name.Name) -> dns.rrset.RRset:
         text = (f"ns.dns.{self.domain}. hostmaster.{self.domain}. {self._serial} "
                 f"{SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {self.ttl}")
-        return dns.rrset.from_text(zone, self.ttl, "IN", "SOA", text)
+        return self._rrset(zone, dns.rdatatype.SOA, [text])
 
     def _negative(self, rcode: int, zone: dns.name.Name) -> Answer:
         if rcode == dns.rcode.NXDOMAIN and not self.synced:
@@ -334,7 +338,19 @@ class ClusterRecords:
         return Answer(rcode=rcode, authority=[self._soa(zone)])
 
     def _rrset(self, owner: dns.name.Name, rdtype: int, texts: Iterable[str]) -> dns.rrset.RRset:
-        return dns.rrset.from_text_list(owner, self.ttl, "IN", rdtype, list(texts))
+        # Parsing rdata text is the costliest step of an answer; the same data is asked
+        # for again and again, so parsed rdatasets are kept (bounded: pod names are
+        # unbounded) and only the owner name, in the question's case, is new each time.
+        key = (rdtype, tuple(texts))
+        rdataset = self._parsed.get(key)
+        if rdataset is None:
+            if len(self._parsed) >= MAX_PARSED:
+                self._parsed.clear()
+            rdataset = dns.rrset.from_text_list(owner, self.ttl, "IN", rdtype, list(key[1])).to_rdataset()
+            self._parsed[key] = rdataset
+        rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, rdtype)
+        rrset.update(rdataset)
+        return rrset
 
     def _resolve_reverse(self, name: dns.name.Name, qtype: int, zone: dns.name.Name) -> Answer:
         targets = self._ptr.get(name.canonicalize())
