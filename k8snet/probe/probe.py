@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""k8snet's in-cluster probe: one stdlib-only script, run by ``python3 probe.py MODE ...``.
+
+It is shipped in a ConfigMap and runs in any ``python`` image pod, so measurements
+need neither exec nor a custom image and work the same on every cluster. Each
+result is one JSON object per line on stdout; the helper reads them from the pod's
+log. Lines of other shapes (e.g. the final ``{"done": ...}``) are ignored by it.
+
+Modes:
+  lb    N HTTP requests to host:port; which backend (pod name in the body) answered
+        each, connect and total time in µs; a new connection per request, or one
+        kept-alive HTTP/1.1 connection for all of them (``--keepalive``).
+  dns   lookups of names through the pod's own resolver configuration: the stub
+        resolver's search-list expansion under ``ndots`` is emulated with our own
+        UDP queries, so each query is counted and timed; getaddrinfo for comparison.
+  rtt   raw UDP and TCP round trips to an ``echo`` peer (the baseline).
+  echo  serve UDP and TCP echo on a port until killed.
+  dial  pod-to-pod: ask a server (agnhost netexec) which source IP it saw, directly
+        and through another netexec pod's /dial.
+  env   print the pod's service environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+
+def emit(**record: object) -> None:
+    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def now_us() -> float:
+    return time.perf_counter_ns() / 1000.0
+
+
+# -- lb -------------------------------------------------------------------------------
+
+def lb(host: str, port: int, path: str, count: int, keepalive: bool, timeout: float) -> None:
+    """One request per connection (kube-proxy balances connections, not requests),
+    or all requests on one kept-alive connection to show that it pins one backend."""
+    conn: http.client.HTTPConnection | None = None
+    conn_no = 0
+    for i in range(count):
+        record: dict[str, object] = {"i": i}
+        t0 = now_us()
+        try:
+            if conn is None or conn.sock is None:
+                conn = http.client.HTTPConnection(host, port, timeout=timeout)
+                conn.connect()
+                conn_no += 1
+                record["connect_us"] = round(now_us() - t0, 1)
+            else:
+                record["connect_us"] = 0.0
+            conn.request("GET", path, headers={} if keepalive else {"Connection": "close"})
+            resp = conn.getresponse()
+            body = resp.read().decode(errors="replace").strip()
+            record.update(backend=body, status=resp.status, total_us=round(now_us() - t0, 1), conn=conn_no)
+            if not keepalive or resp.will_close:
+                conn.close()
+        except (OSError, http.client.HTTPException) as err:
+            record.update(backend=None, error=f"{type(err).__name__}: {err}", total_us=round(now_us() - t0, 1), conn=conn_no)
+            if conn is not None:
+                conn.close()
+            conn = None
+        emit(**record)
+    if conn is not None:
+        conn.close()
+
+
+# -- dns: resolv.conf, a tiny wire encoder/decoder, the stub resolver's search ---------
+
+@dataclass
+class ResolvConf:
+    nameservers: list[str] = field(default_factory=list)
+    search: list[str] = field(default_factory=list)
+    ndots: int = 1
+    timeout: float = 5.0
+    attempts: int = 2
+
+
+def parse_resolv_conf(text: str) -> ResolvConf:
+    """resolv.conf(5): the last ``search``/``domain`` line wins; options may repeat."""
+    conf = ResolvConf()
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].split(";", 1)[0].split()
+        if not line:
+            continue
+        key, args = line[0], line[1:]
+        if key == "nameserver" and args:
+            conf.nameservers.append(args[0])
+        elif key in ("search", "domain"):
+            conf.search = [d.rstrip(".") for d in args]
+        elif key == "options":
+            for opt in args:
+                name, _, value = opt.partition(":")
+                try:
+                    if name == "ndots":
+                        conf.ndots = min(int(value), 15)  # glibc caps ndots at 15
+                    elif name == "timeout":
+                        conf.timeout = float(value)
+                    elif name == "attempts":
+                        conf.attempts = int(value)
+                except ValueError:
+                    pass
+    if not conf.nameservers:
+        conf.nameservers = ["127.0.0.1"]
+    return conf
+
+
+def cluster_domain(conf: ResolvConf) -> str | None:
+    """Kubernetes puts ``<ns>.svc.<domain>``, ``svc.<domain>``, ``<domain>`` in the search list."""
+    for domain in conf.search:
+        if domain.startswith("svc."):
+            return domain[4:]
+    return None
+
+
+def search_candidates(name: str, conf: ResolvConf) -> list[str]:
+    """The absolute names a glibc stub resolver tries, in order, for ``name``."""
+    if name.endswith("."):
+        return [name]
+    expanded = [f"{name}.{domain}." for domain in conf.search]
+    if name.count(".") >= conf.ndots:
+        return [name + "."] + expanded
+    return expanded + [name + "."]
+
+
+QTYPE = {"A": 1, "CNAME": 5, "AAAA": 28, "SRV": 33}
+RCODE = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+def encode_query(qid: int, name: str, qtype: int = 1) -> bytes:
+    """A standard query with RD set; one question of class IN."""
+    header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    labels = b"".join(bytes([len(p)]) + p.encode("ascii") for p in name.rstrip(".").split(".") if p)
+    return header + labels + b"\x00" + struct.pack("!HH", qtype, 1)
+
+
+def _read_name(msg: bytes, offset: int) -> tuple[str, int]:
+    """A possibly compressed name; returns it and the offset just after it."""
+    labels: list[str] = []
+    end = None
+    for _ in range(128):  # bounds pointer loops in malformed messages
+        length = msg[offset]
+        if length & 0xC0 == 0xC0:
+            if end is None:
+                end = offset + 2
+            offset = ((length & 0x3F) << 8) | msg[offset + 1]
+            continue
+        offset += 1
+        if length == 0:
+            return ".".join(labels) + ".", end if end is not None else offset
+        labels.append(msg[offset:offset + length].decode("ascii", errors="replace"))
+        offset += length
+    raise ValueError("name compression loop")
+
+
+@dataclass
+class Reply:
+    qid: int
+    rcode: str
+    truncated: bool
+    answers: list[tuple[str, str, str]]  # (name, type, data)
+
+
+def decode_reply(msg: bytes) -> Reply:
+    qid, flags, qd, an, _, _ = struct.unpack("!HHHHHH", msg[:12])
+    offset = 12
+    for _ in range(qd):
+        _, offset = _read_name(msg, offset)
+        offset += 4
+    answers = []
+    for _ in range(an):
+        name, offset = _read_name(msg, offset)
+        rtype, _, _, rdlen = struct.unpack("!HHIH", msg[offset:offset + 10])
+        offset += 10
+        rdata = msg[offset:offset + rdlen]
+        if rtype == 1 and rdlen == 4:
+            answers.append((name, "A", socket.inet_ntop(socket.AF_INET, rdata)))
+        elif rtype == 28 and rdlen == 16:
+            answers.append((name, "AAAA", socket.inet_ntop(socket.AF_INET6, rdata)))
+        elif rtype == 5:
+            answers.append((name, "CNAME", _read_name(msg, offset)[0]))
+        offset += rdlen
+    return Reply(qid, RCODE.get(flags & 0xF, str(flags & 0xF)), bool(flags & 0x0200), answers)
+
+
+def udp_query(server: str, name: str, timeout: float, qtype: int = 1) -> tuple[Reply | None, float]:
+    """One query over UDP; returns the reply (None on timeout) and its round trip in µs."""
+    qid = random.randrange(65536)
+    with socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.connect((server, 53))
+        t0 = now_us()
+        s.send(encode_query(qid, name, qtype))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                data = s.recv(4096)
+            except socket.timeout:
+                return None, now_us() - t0
+            reply = decode_reply(data)
+            if reply.qid == qid:  # a late reply to an earlier query is not ours
+                return reply, now_us() - t0
+            s.settimeout(max(deadline - time.monotonic(), 0.001))
+
+
+def lookup(name: str, conf: ResolvConf, timeout: float) -> dict[str, object]:
+    """The stub resolver's walk over the search list, one A query per candidate,
+    stopping at the first answer (glibc goes on after NXDOMAIN, NODATA and SERVFAIL)."""
+    queries = []
+    t0 = now_us()
+    answer: list[str] = []
+    rcode = "TIMEOUT"
+    for candidate in search_candidates(name, conf):
+        reply, rtt = udp_query(conf.nameservers[0], candidate, timeout)
+        rcode = reply.rcode if reply else "TIMEOUT"
+        queries.append({"name": candidate, "rcode": rcode, "us": round(rtt, 1)})
+        if reply and reply.rcode == "NOERROR" and any(t == "A" for _, t, _ in reply.answers):
+            answer = [data for _, t, data in reply.answers if t == "A"]
+            break
+    return {"latency_us": round(now_us() - t0, 1), "queries": len(queries), "rcode": rcode,
+            "answer": answer, "trace": queries}
+
+
+def getaddrinfo_us(name: str) -> tuple[float, str | None]:
+    t0 = now_us()
+    try:
+        infos = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
+        return now_us() - t0, infos[0][4][0]
+    except socket.gaierror:
+        return now_us() - t0, None
+
+
+def name_forms(services: list[str], namespace: str, external: list[str], domain: str) -> list[tuple[str, str, str]]:
+    """(service, form, name) for the forms a pod may use to reach a Service."""
+    forms = []
+    for svc in services:
+        forms += [(svc, "short", svc), (svc, "name.namespace", f"{svc}.{namespace}"),
+                  (svc, "fqdn", f"{svc}.{namespace}.svc.{domain}.")]
+    forms += [(ext, "external", ext) for ext in external]
+    return forms
+
+
+def dns(services: list[str], namespace: str, external: list[str], samples: int, timeout: float, resolv: str) -> None:
+    with open(resolv) as f:
+        conf = parse_resolv_conf(f.read())
+    domain = cluster_domain(conf) or "cluster.local"
+    emit(kind="resolver", nameservers=conf.nameservers, search=conf.search, ndots=conf.ndots, domain=domain)
+    forms = name_forms(services, namespace, external, domain)
+    for sample in range(samples):
+        for target, form, name in forms:
+            result = lookup(name, conf, timeout)
+            gai_us, gai_ip = getaddrinfo_us(name)
+            emit(kind="lookup", sample=sample, target=target, form=form, name=name,
+                 getaddrinfo_us=round(gai_us, 1), getaddrinfo_ip=gai_ip, **result)
+
+
+# -- rtt / echo ----------------------------------------------------------------------
+
+def rtt(host: str, port: int, count: int, size: int, timeout: float) -> None:
+    payload = os.urandom(size)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        for i in range(count):
+            t0 = now_us()
+            s.send(payload)
+            try:
+                ok = s.recv(65536) == payload
+            except socket.timeout:
+                ok = False
+            emit(proto="udp", i=i, rtt_us=round(now_us() - t0, 1), ok=ok)
+    t0 = now_us()
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        emit(proto="tcp-connect", i=0, rtt_us=round(now_us() - t0, 1), ok=True)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on small writes
+        for i in range(count):
+            t0 = now_us()
+            s.sendall(payload)
+            got = b""
+            while len(got) < size:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            emit(proto="tcp", i=i, rtt_us=round(now_us() - t0, 1), ok=got == payload)
+
+
+class _UdpEcho(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        data, sock = self.request
+        sock.sendto(data, self.client_address)
+
+
+class _TcpEcho(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+def echo(port: int) -> None:
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    udp = socketserver.ThreadingUDPServer(("", port), _UdpEcho)
+    tcp = socketserver.ThreadingTCPServer(("", port), _TcpEcho)
+    threading.Thread(target=udp.serve_forever, daemon=True).start()
+    emit(kind="echo", port=port)
+    sys.stdout.flush()
+    tcp.serve_forever()
+
+
+# -- dial --------------------------------------------------------------------------------
+
+def _get(url: str, timeout: float) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode(errors="replace")
+
+
+def dial(host: str, port: int, via: str | None, via_port: int, tries: int, timeout: float) -> None:
+    """Which source address the server saw: from this pod directly, and — with ``via`` —
+    from another pod, by asking its netexec to dial the server (agnhost's /dial)."""
+    for i in range(tries):
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as s:
+                own = s.getsockname()[0]
+            seen = _get(f"http://{host}:{port}/clientip", timeout).rsplit(":", 1)[0]
+            emit(path="direct", i=i, src_ip=own, seen_ip=seen, ok=True)
+        except OSError as err:
+            emit(path="direct", i=i, src_ip=None, seen_ip=None, ok=False, error=str(err))
+    if via:
+        query = urllib.parse.urlencode({"request": "clientip", "protocol": "http", "host": host,
+                                        "port": port, "tries": tries})
+        try:
+            result = json.loads(_get(f"http://{via}:{via_port}/dial?{query}", timeout * tries))
+        except (OSError, ValueError) as err:
+            result = {"responses": [], "errors": [str(err)]}
+        for i, response in enumerate(result.get("responses") or []):
+            emit(path="via", i=i, src_ip=via, seen_ip=response.rsplit(":", 1)[0], ok=True)
+        for i, error in enumerate(result.get("errors") or []):
+            emit(path="via", i=i, src_ip=via, seen_ip=None, ok=False, error=error)
+
+
+# -- env ---------------------------------------------------------------------------------
+
+SERVICE_ENV_RE = re.compile(r"^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$")
+DOCKER_LINK_RE = re.compile(r"^[A-Z0-9_]+_PORT$")
+
+
+def is_service_env(name: str, value: str) -> bool:
+    """The kubelet's Service variables (and their Docker-link style ``X_PORT=tcp://...``)."""
+    if SERVICE_ENV_RE.match(name):
+        return True
+    return bool(DOCKER_LINK_RE.match(name)) and value.split("://", 1)[0] in ("tcp", "udp", "sctp")
+
+
+def env() -> None:
+    for name in sorted(os.environ):
+        if is_service_env(name, os.environ[name]):
+            emit(name=name, value=os.environ[name])
+
+
+# -- main ----------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="probe.py")
+    sub = p.add_subparsers(dest="mode", required=True)
+    m = sub.add_parser("lb")
+    m.add_argument("--host", required=True)
+    m.add_argument("--port", type=int, required=True)
+    m.add_argument("--path", default="/hostname")
+    m.add_argument("--count", type=int, default=300)
+    m.add_argument("--keepalive", action="store_true")
+    m.add_argument("--timeout", type=float, default=5.0)
+    m = sub.add_parser("dns")
+    m.add_argument("--service", action="append", default=[])
+    m.add_argument("--namespace", default="default")
+    m.add_argument("--external", action="append", default=[])
+    m.add_argument("--samples", type=int, default=20)
+    m.add_argument("--timeout", type=float, default=2.0)
+    m.add_argument("--resolv", default="/etc/resolv.conf")
+    m = sub.add_parser("rtt")
+    m.add_argument("--host", required=True)
+    m.add_argument("--port", type=int, default=9000)
+    m.add_argument("--count", type=int, default=200)
+    m.add_argument("--size", type=int, default=32)
+    m.add_argument("--timeout", type=float, default=2.0)
+    m = sub.add_parser("echo")
+    m.add_argument("--port", type=int, default=9000)
+    m = sub.add_parser("dial")
+    m.add_argument("--host", required=True)
+    m.add_argument("--port", type=int, default=8080)
+    m.add_argument("--via")
+    m.add_argument("--via-port", type=int, default=8080)
+    m.add_argument("--tries", type=int, default=3)
+    m.add_argument("--timeout", type=float, default=5.0)
+    sub.add_parser("env")
+    a = p.parse_args(argv)
+    t0 = time.monotonic()
+    if a.mode == "lb":
+        lb(a.host, a.port, a.path, a.count, a.keepalive, a.timeout)
+    elif a.mode == "dns":
+        dns(a.service, a.namespace, a.external, a.samples, a.timeout, a.resolv)
+    elif a.mode == "rtt":
+        rtt(a.host, a.port, a.count, a.size, a.timeout)
+    elif a.mode == "echo":
+        echo(a.port)
+    elif a.mode == "dial":
+        dial(a.host, a.port, a.via, a.via_port, a.tries, a.timeout)
+    elif a.mode == "env":
+        env()
+    emit(done=a.mode, seconds=round(time.monotonic() - t0, 3))
+
+
+if __name__ == "__main__":
+    main()
