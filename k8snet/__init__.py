@@ -1,7 +1,52 @@
 """k8snet: a study kit for the Kubernetes networking model.
 
-The embedded lab cluster lives in :mod:`k8snet.lab`; the notebook helper API is
-re-exported here as it grows.
+The notebooks call only this small API::
+
+    import k8snet
+    cluster = k8snet.connect()             # the embedded lab, or connect("kind-kind")
+    with cluster.namespace() as ns:
+        cluster.apply("data/manifests/....yaml", ns)
+        df, summary = k8snet.lb_distribution(cluster, "backends", ns, connections=1000)
+
+The embedded lab cluster itself lives in :mod:`k8snet.lab`.
+
+Names are imported on first use (PEP 562): the lab's own processes (supervisor, DNS,
+pods) import ``k8snet.lab`` and must not pay for pandas, matplotlib and scipy.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "connect": "cluster", "Cluster": "cluster", "ClusterInfo": "cluster", "ExecResult": "cluster",
+    "WaitTimeout": "cluster",
+    "Measurement": "measure", "ProbeError": "measure", "lb_distribution": "measure", "dns_latency": "measure",
+    "pod_to_pod": "measure", "env": "measure", "rtt_baseline": "measure",
+}
+_MODULES = ("analysis", "cluster", "measure", "plots", "results", "probe")
+
+__all__ = ["__version__", *_EXPORTS, *_MODULES]
+
+if TYPE_CHECKING:
+    from . import analysis, plots, results  # noqa: F401
+    from .cluster import Cluster, ClusterInfo, ExecResult, WaitTimeout, connect  # noqa: F401
+    from .measure import Measurement, ProbeError, dns_latency, env, lb_distribution, pod_to_pod, rtt_baseline  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'k8snet' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

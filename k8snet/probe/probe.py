@@ -316,7 +316,8 @@ class _TcpEcho(socketserver.BaseRequestHandler):
 
 def echo(port: int) -> None:
     socketserver.ThreadingTCPServer.allow_reuse_address = True
-    udp = socketserver.ThreadingUDPServer(("", port), _UdpEcho)
+    # not threading for UDP: a thread per datagram would add its start-up to every round trip
+    udp = socketserver.UDPServer(("", port), _UdpEcho)
     tcp = socketserver.ThreadingTCPServer(("", port), _TcpEcho)
     threading.Thread(target=udp.serve_forever, daemon=True).start()
     emit(kind="echo", port=port)

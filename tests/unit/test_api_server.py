@@ -178,13 +178,18 @@ def test_kubectl_end_to_end(lab: Lab) -> None:
     assert out.splitlines()[0].split() == ["NAME", "STATUS", "AGE"] and "kfoo" in out
     watcher = subprocess.Popen(["kubectl", "--kubeconfig", str(lab.kubeconfig), "--cache-dir", str(lab.tmp / "cache"),
                                 "get", "ns", "-w"], stdout=subprocess.PIPE, text=True)
+    killer = threading.Timer(20, watcher.kill)  # never hang the suite on a missing line
+    killer.start()
     try:
+        listed = [watcher.stdout.readline() for _ in range(3)]  # header, default, kfoo: the list is done
         lab.kubectl("delete", "ns", "kfoo", "--wait=false")
-        lines = [watcher.stdout.readline() for _ in range(4)]  # header, default, kfoo, kfoo Terminating
+        event = watcher.stdout.readline()
     finally:
+        killer.cancel()
         watcher.kill()
         watcher.wait()
-    assert any("kfoo" in line and "Terminating" in line for line in lines)
+    assert "kfoo" in listed[2] and "Active" in listed[2]
+    assert "kfoo" in event and "Terminating" in event
     err = lab.kubectl("get", "pod", "nope", check=False)
     assert err.returncode == 1 and 'pods "nope" not found' in err.stderr
 

@@ -298,13 +298,6 @@ def default_endpointslice(es: Obj) -> None:
                 cond.setdefault("terminating", False)
 
 
-def default_event(ev: Obj) -> None:
-    involved = ev.get("involvedObject")
-    ns = (ev.get("metadata") or {}).get("namespace")
-    if isinstance(involved, dict) and ns and not involved.get("namespace") and involved.get("kind") not in ("Node", "Namespace"):
-        involved["namespace"] = ns
-
-
 def default_node(node: Obj) -> None:
     status = node.get("status")
     if isinstance(status, dict) and status.get("capacity") and not status.get("allocatable"):
@@ -320,7 +313,6 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "namespaces": default_namespace,
     "endpoints": default_endpoints,
     "discovery.k8s.io/endpointslices": default_endpointslice,
-    "events": default_event,
     "nodes": default_node,
 }
 

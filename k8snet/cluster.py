@@ -1,0 +1,554 @@
+"""Connect to a cluster — the embedded lab by default, any kubeconfig context on request —
+and the small :class:`Cluster` facade the notebooks use.
+
+Everything goes through the official ``kubernetes`` client and the public API, so a
+notebook that runs against the lab runs unchanged against kind, minikube or a cloud
+cluster. API failures surface as :class:`k8snet.lab.api.errors.ApiError` carrying the
+server's own ``Status`` reason and message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+from tqdm.auto import tqdm
+
+from .lab import lifecycle
+from .lab.api.errors import ApiError
+from .lab.config import LabConfig
+from .probe.probe import is_service_env
+
+Manifest = str | Path | dict[str, Any] | Iterable[Any]
+
+#: kubectl's short names for the kinds the notebooks use
+KIND_ALIASES = {
+    "po": "Pod", "pod": "Pod", "pods": "Pod", "svc": "Service", "service": "Service", "services": "Service",
+    "deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
+    "rs": "ReplicaSet", "replicaset": "ReplicaSet", "replicasets": "ReplicaSet",
+    "ep": "Endpoints", "endpoints": "Endpoints", "ns": "Namespace", "namespace": "Namespace",
+    "namespaces": "Namespace", "no": "Node", "node": "Node", "nodes": "Node",
+    "cm": "ConfigMap", "configmap": "ConfigMap", "configmaps": "ConfigMap",
+    "job": "Job", "jobs": "Job", "ds": "DaemonSet", "daemonset": "DaemonSet",
+}
+
+
+class WaitTimeout(TimeoutError):
+    """``Cluster.wait`` gave up; the message says what was not ready and why."""
+
+
+def api_error(err: ApiException | DynamicApiError) -> ApiError:
+    """The server's ``Status`` (reason, message) as our ApiError."""
+    body: Any = getattr(err, "body", None)
+    try:
+        status = json.loads(body) if isinstance(body, (str, bytes)) else {}
+    except ValueError:
+        status = {}
+    code = int(status.get("code") or getattr(err, "status", 0) or 0)
+    return ApiError(code, status.get("reason") or str(getattr(err, "reason", "")),
+                    status.get("message") or str(body or err), status.get("details"))
+
+
+def documents(manifest: Manifest) -> list[dict[str, Any]]:
+    """Objects from a path, YAML text (several documents), a dict, or a list of those;
+    ``kind: List`` is flattened like kubectl does."""
+    if isinstance(manifest, Path) or (isinstance(manifest, str) and "\n" not in manifest
+                                      and manifest.endswith((".yaml", ".yml", ".json"))):
+        manifest = Path(manifest).read_text()
+    if isinstance(manifest, str):
+        items: list[Any] = [doc for doc in yaml.safe_load_all(manifest) if doc]
+    elif isinstance(manifest, dict):
+        items = [manifest]
+    else:
+        items = [obj for part in manifest for obj in documents(part)]
+    out: list[dict[str, Any]] = []
+    for obj in items:
+        if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:
+            raise ValueError(f"not a Kubernetes object (needs apiVersion and kind): {str(obj)[:80]}")
+        out.extend(documents(obj["items"]) if obj["kind"].endswith("List") and "items" in obj else [obj])
+    return out
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    kind: str  # k8snet-lab, kind, minikube, k3d, k3s, gke, eks, aks or other
+    version: str
+    nodes: list[str]
+    proxy_mode: str | None
+    server: str
+    context: str | None
+    kernels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+def cluster_kind(nodes: list[dict[str, Any]], version: str) -> str:
+    """Guesses the distribution from what nodes and the version string reveal."""
+    provider = " ".join((n.get("spec") or {}).get("providerID") or "" for n in nodes)
+    labels = {k for n in nodes for k in ((n.get("metadata") or {}).get("labels") or {})}
+    names = [(n.get("metadata") or {}).get("name", "") for n in nodes]
+    if provider.startswith("k8snet://"):
+        return "k8snet-lab"
+    if "kind://" in provider:
+        return "kind"
+    if any(k.startswith("minikube.k8s.io/") for k in labels):
+        return "minikube"
+    if "+k3s" in version:
+        return "k3d" if any(n.startswith("k3d-") for n in names) else "k3s"
+    for marker, kind in (("gce://", "gke"), ("aws://", "eks"), ("azure://", "aks")):
+        if marker in provider:
+            return kind
+    return "other"
+
+
+def _condition(obj: dict[str, Any], kind: str) -> str | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return cond.get("status")
+    return None
+
+
+def _age_free_labels(labels: dict[str, str] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
+
+
+class Cluster:
+    """A connected cluster. Namespaced calls default to ``"default"``."""
+
+    def __init__(self, api_client: client.ApiClient, *, context: str | None = None,
+                 lab: lifecycle.LabStatus | None = None) -> None:
+        self.api_client = api_client
+        self.context = context
+        self.lab = lab
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | Path | None = None, context: str | None = None) -> Cluster:
+        return cls(config.new_client_from_config(config_file=str(path) if path else None, context=context),
+                   context=context)
+
+    def __repr__(self) -> str:
+        where = f"lab {self.lab.name!r}" if self.lab else f"context {self.context!r}"
+        return f"<Cluster {where} at {self.server}>"
+
+    @property
+    def server(self) -> str:
+        return str(self.api_client.configuration.host)
+
+    @cached_property
+    def dynamic(self) -> DynamicClient:
+        return DynamicClient(self.api_client)
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ApiException, DynamicApiError) as err:
+            raise api_error(err) from None
+
+    def resource(self, kind: str, api_version: str | None = None) -> Any:
+        """The dynamic client's resource for a kind, kubectl short name or plural."""
+        kind = KIND_ALIASES.get(kind.lower(), kind)
+        try:
+            if api_version:
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            return self.dynamic.resources.get(kind=kind)
+        except ResourceNotFoundError:
+            try:
+                return self.dynamic.resources.get(name=kind.lower())
+            except ResourceNotFoundError:
+                raise ValueError(f"the server has no resource type {kind!r}") from None
+
+    # -- objects -------------------------------------------------------------------------
+    def apply(self, manifest: Manifest, namespace: str = "default") -> list[dict[str, Any]]:
+        """Creates each object, or updates it (JSON merge patch) when it exists already.
+
+        Objects without ``metadata.namespace`` go to ``namespace``. Returns the objects
+        as the server stored them.
+        """
+        out = []
+        for obj in documents(manifest):
+            res = self.resource(obj["kind"], obj["apiVersion"])
+            ns = (obj.get("metadata") or {}).get("namespace") or namespace if res.namespaced else None
+            name = (obj.get("metadata") or {}).get("name")
+            # look first: a partial object (an update) would fail create's validation
+            # with 422 before the server ever says 409 AlreadyExists
+            exists = bool(name) and self._exists(res, name, ns)
+            if exists:
+                stored = self._call(res.patch, body=obj, name=name, namespace=ns,
+                                    content_type="application/merge-patch+json")
+            else:
+                stored = self._call(res.create, body=obj, namespace=ns)
+            out.append(stored.to_dict())
+        return out
+
+    def delete(self, manifest_or_kind: Manifest, name: str | None = None, namespace: str = "default",
+               *, wait: bool = False, timeout: float = 60.0) -> list[str]:
+        """Deletes the objects of a manifest, or one object by ``kind`` and ``name``;
+        objects already gone are fine. Returns ``kind/name`` of what was deleted."""
+        if name is not None:
+            targets = [(str(manifest_or_kind), name, namespace)]
+        else:
+            targets = [(o["kind"], o["metadata"]["name"], (o.get("metadata") or {}).get("namespace") or namespace)
+                       for o in documents(manifest_or_kind)]
+        deleted = []
+        for kind, obj_name, ns in targets:
+            res = self.resource(kind)
+            try:
+                res.delete(name=obj_name, namespace=ns if res.namespaced else None)
+                deleted.append(f"{res.kind}/{obj_name}")
+            except NotFoundError:
+                continue
+            except DynamicApiError as err:
+                raise api_error(err) from None
+            if wait:
+                self.wait(res.kind, obj_name, namespace=ns, condition="deleted", timeout=timeout, progress=False)
+        return deleted
+
+    def _exists(self, res: Any, name: str, namespace: str | None) -> bool:
+        try:
+            res.get(name=name, namespace=namespace)
+            return True
+        except NotFoundError:
+            return False
+        except DynamicApiError as err:
+            raise api_error(err) from None
+
+    def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        res = self.resource(kind)
+        try:
+            return res.get(name=name, namespace=namespace if res.namespaced else None).to_dict()
+        except NotFoundError:
+            return None
+        except DynamicApiError as err:
+            raise api_error(err) from None
+
+    def list(self, kind: str, namespace: str | None = "default", selector: str | None = None,
+             name: str | None = None) -> list[dict[str, Any]]:
+        """Objects of a kind; ``namespace=None`` lists all namespaces."""
+        res = self.resource(kind)
+        kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
+        if name:
+            kwargs["field_selector"] = f"metadata.name={name}"
+        result = self._call(res.get, namespace=namespace if res.namespaced else None, **kwargs)
+        items = result.to_dict().get("items") or []
+        return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+
+    # -- waiting ---------------------------------------------------------------------------
+    def _is(self, condition: str, kind: str, obj: dict[str, Any]) -> bool:
+        status = obj.get("status") or {}
+        spec = obj.get("spec") or {}
+        if condition == "exists":
+            return True
+        if condition == "complete":
+            if kind == "Pod":
+                return status.get("phase") in ("Succeeded", "Failed")
+            return _condition(obj, "Complete") == "True" or _condition(obj, "Failed") == "True"
+        if condition != "ready":
+            raise ValueError(f"unknown condition {condition!r}: use ready, complete, exists or deleted")
+        if kind in ("Pod", "Node"):
+            return _condition(obj, "Ready") == "True"
+        if kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+            want = spec.get("replicas", 1)
+            fresh = (status.get("observedGeneration") or 0) >= (obj["metadata"].get("generation") or 0)
+            updated = kind != "Deployment" or (status.get("updatedReplicas") or 0) == want
+            return fresh and updated and (status.get("readyReplicas") or 0) == want \
+                and (status.get("replicas") or 0) == want
+        if kind == "Service":
+            if spec.get("type") == "ExternalName" or not spec.get("selector"):
+                return True
+            return bool(self._ready_addresses(obj["metadata"]["name"], obj["metadata"]["namespace"]))
+        if kind == "Namespace":
+            return status.get("phase") == "Active"
+        return True
+
+    def _ready_addresses(self, service: str, namespace: str) -> list[dict[str, Any]]:
+        try:
+            ep = self.core.read_namespaced_endpoints(service, namespace)
+        except ApiException:
+            return []
+        return [a.to_dict() for s in ep.subsets or [] for a in s.addresses or []]
+
+    def wait(self, kind: str, name: str | None = None, *, namespace: str = "default", selector: str | None = None,
+             condition: str = "ready", timeout: float = 60.0, count: int | None = None,
+             progress: bool = True) -> list[dict[str, Any]]:
+        """Waits until the named object (or every object matching ``selector``, at least
+        ``count`` of them, default 1) meets ``condition``: ``ready`` (pods, nodes,
+        Deployments, ReplicaSets, Services with ready endpoints), ``complete`` (pods that
+        ended, Jobs), ``exists`` or ``deleted``. Returns the objects.
+
+        Raises WaitTimeout saying what is not ready and why: pod phase, container
+        waiting reasons and messages, recent events, a Service's unmatched selector.
+        """
+        res = self.resource(kind)
+        kind = res.kind
+        ns = namespace if res.namespaced else None
+        want = count or 1
+        what = f"{kind.lower()} {name}" if name else f"{kind.lower()}s matching {selector or 'everything'}"
+        deadline = time.monotonic() + timeout
+        objs: list[dict[str, Any]] = []
+        with tqdm(total=want, desc=f"{what}: {condition}", unit=kind.lower(), disable=not progress, leave=False) as bar:
+            while True:
+                objs = self.list(kind, ns, selector, name)
+                if condition == "deleted":
+                    done, total = (not objs), 1
+                    bar.n = 0 if objs else 1
+                else:
+                    ok = [o for o in objs if self._is(condition, kind, o)]
+                    total = max(want, len(objs))
+                    done = len(objs) >= want and len(ok) == len(objs)
+                    bar.total, bar.n = total, len(ok)
+                bar.refresh()
+                if done:
+                    return objs
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.2)
+        raise WaitTimeout(self._explain(kind, what, condition, timeout, objs, ns))
+
+    def _explain(self, kind: str, what: str, condition: str, timeout: float, objs: list[dict[str, Any]],
+                 namespace: str | None) -> str:
+        head = f"{what} not {condition} after {timeout:g} s"
+        if condition == "deleted":
+            return f"{head}: still there: " + ", ".join(o["metadata"]["name"] for o in objs)
+        if not objs:
+            return f"{head}: no such object in namespace {namespace}"
+        lines = [head + ":"]
+        for obj in objs:
+            if not self._is(condition, kind, obj):
+                lines += ["  " + line for line in self.why(kind, obj)]
+        return "\n".join(lines)
+
+    def why(self, kind: str, obj: dict[str, Any]) -> list[str]:
+        """Why one object is not ready, in a few lines."""
+        meta, status, spec = obj["metadata"], obj.get("status") or {}, obj.get("spec") or {}
+        name, ns = meta["name"], meta.get("namespace")
+        if kind == "Pod":
+            return self._why_pod(obj)
+        if kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+            lines = [f"{kind.lower()} {name}: {status.get('readyReplicas') or 0}/{spec.get('replicas', 1)} replicas ready"]
+            sel = ",".join(f"{k}={v}" for k, v in ((spec.get("selector") or {}).get("matchLabels") or {}).items())
+            pods = self.list("Pod", ns, sel) if sel else []
+            for pod in [p for p in pods if _condition(p, "Ready") != "True"][:3]:
+                lines += ["  " + line for line in self._why_pod(pod)]
+            return lines
+        if kind == "Service":
+            sel = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items())
+            pods = self.list("Pod", ns, sel)
+            if not pods:
+                return [f"service {name}: its selector {sel} matches no pod in namespace {ns}, so it has no endpoints"]
+            lines = [f"service {name}: selector {sel} matches {len(pods)} pod(s), none ready"]
+            return lines + ["  " + line for p in pods[:3] for line in self._why_pod(p)]
+        return [f"{kind.lower()} {name}: status {json.dumps(status, default=str)[:200]}"]
+
+    def _why_pod(self, pod: dict[str, Any]) -> list[str]:
+        meta, status = pod["metadata"], pod.get("status") or {}
+        parts = [f"pod {meta['name']}: phase {status.get('phase', 'Unknown')}"]
+        if node := (pod.get("spec") or {}).get("nodeName"):
+            parts[0] += f" on {node}"
+        for cond in status.get("conditions") or []:
+            if cond.get("status") != "True" and (cond.get("reason") or cond.get("message")):
+                parts.append(f"{cond['type']}=False: {cond.get('reason') or ''} {cond.get('message') or ''}".strip())
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            state = cs.get("state") or {}
+            if w := state.get("waiting"):
+                parts.append(f"container {cs['name']} waiting: {w.get('reason')}: {w.get('message') or ''}".rstrip(": "))
+            elif t := state.get("terminated"):
+                parts.append(f"container {cs['name']} terminated: {t.get('reason')} (exit code {t.get('exitCode')})"
+                             + (f": {t['message']}" if t.get("message") else ""))
+            elif not cs.get("ready"):
+                parts.append(f"container {cs['name']} running but not ready (restarts {cs.get('restartCount', 0)})")
+        try:
+            events = self.core.list_namespaced_event(
+                meta["namespace"], field_selector=f"involvedObject.name={meta['name']},involvedObject.kind=Pod").items
+        except ApiException:
+            events = []
+        for ev in sorted(events, key=lambda e: str(e.last_timestamp or e.event_time or ""))[-3:]:
+            parts.append(f"event {ev.type} {ev.reason}: {ev.message}")
+        return [parts[0]] + ["  " + p for p in parts[1:]]
+
+    # -- tables ---------------------------------------------------------------------------------
+    def pods(self, namespace: str | None = "default", selector: str | None = None) -> pd.DataFrame:
+        rows = []
+        for p in self.list("Pod", namespace, selector):
+            st, spec = p.get("status") or {}, p.get("spec") or {}
+            cs = st.get("containerStatuses") or []
+            rows.append({
+                "name": p["metadata"]["name"], "namespace": p["metadata"]["namespace"],
+                "node": spec.get("nodeName"), "ip": st.get("podIP"), "host_ip": st.get("hostIP"),
+                "phase": st.get("phase"), "ready": _condition(p, "Ready") == "True",
+                # kubectl's "Terminating": deleted, still shutting down
+                "terminating": bool(p["metadata"].get("deletionTimestamp")),
+                "containers": f"{sum(1 for c in cs if c.get('ready'))}/{len(spec.get('containers') or [])}",
+                "restarts": sum(int(c.get("restartCount") or 0) for c in cs),
+                "labels": _age_free_labels(p["metadata"].get("labels")),
+            })
+        return pd.DataFrame(rows, columns=["name", "namespace", "node", "ip", "host_ip", "phase", "ready",
+                                           "terminating", "containers", "restarts", "labels"])
+
+    def services(self, namespace: str | None = "default") -> pd.DataFrame:
+        rows = []
+        for s in self.list("Service", namespace):
+            spec = s.get("spec") or {}
+            ingress = ((s.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            rows.append({
+                "name": s["metadata"]["name"], "namespace": s["metadata"]["namespace"],
+                "type": spec.get("type"), "cluster_ip": spec.get("clusterIP"),
+                "external_ip": ",".join(i.get("ip") or i.get("hostname") or "" for i in ingress) or None,
+                "ports": ",".join(f"{p['port']}" + (f":{p['nodePort']}" if p.get("nodePort") else "")
+                                  + f"/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []),
+                "selector": _age_free_labels(spec.get("selector")),
+            })
+        return pd.DataFrame(rows, columns=["name", "namespace", "type", "cluster_ip", "external_ip", "ports", "selector"])
+
+    def endpoints(self, namespace: str | None = "default", service: str | None = None) -> pd.DataFrame:
+        """One row per (address, port) of each Service's Endpoints, ready or not."""
+        rows = []
+        for ep in self.list("Endpoints", namespace, name=service):
+            for subset in ep.get("subsets") or []:
+                for ready, key in ((True, "addresses"), (False, "notReadyAddresses")):
+                    for addr in subset.get(key) or []:
+                        for port in subset.get("ports") or [{}]:
+                            rows.append({
+                                "service": ep["metadata"]["name"], "namespace": ep["metadata"]["namespace"],
+                                "ip": addr.get("ip"), "port": port.get("port"), "protocol": port.get("protocol"),
+                                "port_name": port.get("name"), "ready": ready, "node": addr.get("nodeName"),
+                                "pod": (addr.get("targetRef") or {}).get("name"),
+                            })
+        frame = pd.DataFrame(rows, columns=["service", "namespace", "ip", "port", "protocol", "port_name",
+                                            "ready", "node", "pod"])
+        return frame.sort_values(["namespace", "service", "ip", "port"], ignore_index=True)
+
+    def nodes(self) -> pd.DataFrame:
+        rows = []
+        for n in self.list("Node", None):
+            st = n.get("status") or {}
+            addrs = {a["type"]: a["address"] for a in st.get("addresses") or []}
+            info = st.get("nodeInfo") or {}
+            rows.append({
+                "name": n["metadata"]["name"], "ready": _condition(n, "Ready") == "True",
+                "internal_ip": addrs.get("InternalIP"), "pod_cidr": (n.get("spec") or {}).get("podCIDR"),
+                "kubelet": info.get("kubeletVersion"), "kernel": info.get("kernelVersion"),
+                "os": info.get("osImage"),
+            })
+        return pd.DataFrame(rows, columns=["name", "ready", "internal_ip", "pod_cidr", "kubelet", "kernel", "os"])
+
+    # -- namespaces -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def namespace(self, prefix: str = "study", *, timeout: float = 60.0) -> Iterator[str]:
+        """A fresh namespace ``<prefix>-xxxxxx`` for the block; deleted afterwards, even on
+        errors, waiting (up to ``timeout``) until its objects are gone."""
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        self._call(self.core.create_namespace, {"metadata": {"name": name}})
+        try:
+            yield name
+        finally:
+            with contextlib.suppress(ApiError):
+                self.delete("Namespace", name)
+            try:
+                self.wait("Namespace", name, condition="deleted", timeout=timeout, progress=False)
+            except WaitTimeout as err:
+                # a namespace still terminating must not hide the block's own exception
+                warnings.warn(str(err), stacklevel=3)
+
+    # -- facts ------------------------------------------------------------------------------------
+    def info(self) -> ClusterInfo:
+        version = self._call(client.VersionApi(self.api_client).get_code).git_version
+        nodes = self.list("Node", None)
+        kind = "k8snet-lab" if self.lab else cluster_kind(nodes, version)
+        proxy_mode = self.lab.details.get("proxy_mode") if self.lab else None
+        if proxy_mode is None:
+            proxy_mode = self._kube_proxy_mode()
+        kernels = sorted({((n.get("status") or {}).get("nodeInfo") or {}).get("kernelVersion") or "" for n in nodes} - {""})
+        return ClusterInfo(kind, version, [n["metadata"]["name"] for n in nodes], proxy_mode, self.server,
+                           self.context, kernels)
+
+    def _kube_proxy_mode(self) -> str | None:
+        """From kube-proxy's ConfigMap, where kubeadm-style clusters keep it (an empty
+        mode means iptables on Linux); ``None`` when the cluster does not say."""
+        try:
+            cm = self.core.read_namespaced_config_map("kube-proxy", "kube-system")
+        except ApiException:
+            return None
+        text = (cm.data or {}).get("config.conf")
+        if not text:
+            return None
+        try:
+            mode = (yaml.safe_load(text) or {}).get("mode")
+        except yaml.YAMLError:
+            return None
+        return mode or "iptables"
+
+    # -- inside pods ------------------------------------------------------------------------------
+    def exec(self, pod: str, command: list[str] | str, namespace: str = "default", container: str | None = None,
+             *, timeout: float = 60.0) -> ExecResult:
+        """Runs a command in a running container (needs the exec subresource)."""
+        from kubernetes.stream import stream
+
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        kwargs: dict[str, Any] = {"container": container} if container else {}
+        try:
+            ws = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, command=argv,
+                        stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False, **kwargs)
+        except ApiException as err:
+            raise api_error(err) from None
+        ws.run_forever(timeout=timeout)
+        out, err = ws.read_stdout() or "", ws.read_stderr() or ""
+        rc = ws.returncode
+        ws.close()
+        return ExecResult(out, err, int(rc) if rc is not None else -1)
+
+    def logs(self, pod: str, namespace: str = "default", container: str | None = None) -> str:
+        kwargs: dict[str, Any] = {"container": container} if container else {}
+        return str(self._call(self.core.read_namespaced_pod_log, pod, namespace, **kwargs))
+
+    def env(self, pod: str, namespace: str = "default", container: str | None = None) -> dict[str, str]:
+        """The Service environment variables a running container got at its start (via exec)."""
+        result = self.exec(pod, ["printenv"], namespace, container)
+        if result.returncode != 0:  # images without coreutils
+            result = self.exec(pod, ["env"], namespace, container)
+        pairs = (line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+        return {k: v for k, v in sorted(pairs) if is_service_env(k, v)}
+
+
+def connect(context: str | None = None, *, lab: str = "k8snet", kubeconfig: str | Path | None = None) -> Cluster:
+    """A cluster to study.
+
+    With a kubeconfig ``context`` (or ``$K8SNET_CONTEXT``, or an explicit ``kubeconfig``
+    file) that cluster; otherwise the embedded lab ``lab``: attached to when it is Ready,
+    started when not (which needs root on Linux; the LabError says so on one line).
+    """
+    context = context or os.environ.get("K8SNET_CONTEXT") or None
+    if context or kubeconfig:
+        return Cluster.from_kubeconfig(kubeconfig, context)
+    status = lifecycle.status(lab)
+    if status.phase != "Ready":
+        status = lifecycle.up(LabConfig(name=lab))
+    if status.kubeconfig is None:
+        raise lifecycle.LabError(f"lab {lab!r} is Ready but has no kubeconfig")
+    try:
+        api_client = config.new_client_from_config(config_file=str(status.kubeconfig))
+    except PermissionError:
+        raise lifecycle.LabError(f"the lab's kubeconfig {status.kubeconfig} is readable only by root: run as root, "
+                                 "or copy it and use connect(kubeconfig=...)") from None
+    return Cluster(api_client, context=None, lab=status)
