@@ -1,6 +1,22 @@
 #!/usr/bin/env bash
-# The test command: unit tests, lab integration tests (root), client compatibility.
+# The test command: unit tests; lab, client-compatibility and helper tests against a
+# real lab (root); the notebooks with nbval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec python3 -m pytest tests -q -ra "$@"
+
+# Test labs keep their state in a temporary folder, never in the user's labs.
+K8SNET_STATE_ROOT="$(mktemp -d /tmp/k8snet-tests.XXXXXX)"
+export K8SNET_STATE_ROOT
+export K8SNET_LAB=ci
+cleanup() {
+  if [ "$(id -u)" -eq 0 ]; then python3 -m k8snet lab down --name "$K8SNET_LAB" >/dev/null 2>&1 || true; fi
+  rm -rf "$K8SNET_STATE_ROOT"
+}
+trap cleanup EXIT
+if [ "$(uname -s)" = Linux ] && [ "$(id -u)" -eq 0 ]; then
+  python3 -m k8snet lab up --name "$K8SNET_LAB"
+else
+  echo "test: not root on Linux, so no lab: the lab and cluster tests will skip (run with sudo)" >&2
+fi
+python3 -m pytest tests -q -ra "$@"

@@ -33,7 +33,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Labs made by tests keep their state in a temporary folder, never in the user's."""
+    """Labs made by tests keep their state in a temporary folder, never in the user's
+    (the test command sets one for all; a bare pytest run gets its own)."""
+    if os.environ.get("K8SNET_STATE_ROOT", "").startswith(("/tmp/", str(tmp_path_factory.getbasetemp()))):
+        yield Path(os.environ["K8SNET_STATE_ROOT"])
+        return
     root = tmp_path_factory.mktemp("labs")
     old = os.environ.get("K8SNET_STATE_ROOT")
     os.environ["K8SNET_STATE_ROOT"] = str(root)
@@ -46,10 +50,15 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def lab(state_root: Path) -> Iterator[lifecycle.LabStatus]:
+    """The lab the test command started ($K8SNET_LAB) when it is Ready, else a lab of
+    this session's own, stopped at the end."""
+    shared = os.environ.get("K8SNET_LAB")
+    if shared and lifecycle.status(shared).phase == "Ready":
+        yield lifecycle.status(shared)
+        return
     name = f"t{os.getpid() % 100000}"
     try:
-        status = lifecycle.up(LabConfig(name=name, nodes=2))
-        yield status
+        yield lifecycle.up(LabConfig(name=name, nodes=2))
     finally:
         lifecycle.down(name)
 
