@@ -33,9 +33,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Labs made by tests keep their state in a temporary folder, never in the user's
-    (the test command sets one for all; a bare pytest run gets its own)."""
-    if os.environ.get("K8SNET_STATE_ROOT", "").startswith(("/tmp/", str(tmp_path_factory.getbasetemp()))):
+    """Where labs made by tests keep their state: $K8SNET_STATE_ROOT when set (the
+    test command sets a temporary one), else a temporary folder of this session —
+    never the default /var/lib/k8snet of the user's own labs."""
+    if os.environ.get("K8SNET_STATE_ROOT"):
         yield Path(os.environ["K8SNET_STATE_ROOT"])
         return
     root = tmp_path_factory.mktemp("labs")
