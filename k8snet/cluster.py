@@ -531,14 +531,17 @@ class Cluster:
         return {k: v for k, v in sorted(pairs) if is_service_env(k, v)}
 
 
-def connect(context: str | None = None, *, lab: str = "k8snet", kubeconfig: str | Path | None = None) -> Cluster:
+def connect(context: str | None = None, *, lab: str | None = None, kubeconfig: str | Path | None = None) -> Cluster:
     """A cluster to study.
 
     With a kubeconfig ``context`` (or ``$K8SNET_CONTEXT``, or an explicit ``kubeconfig``
-    file) that cluster; otherwise the embedded lab ``lab``: attached to when it is Ready,
-    started when not (which needs root on Linux; the LabError says so on one line).
+    file) that cluster; otherwise the embedded lab ``lab`` (default ``$K8SNET_LAB``, else
+    ``k8snet``): attached to when it is Ready, started when not (which needs root on
+    Linux; the LabError says so on one line).
     """
     context = context or os.environ.get("K8SNET_CONTEXT") or None
+    # the env var lets notebooks call connect() bare and still find a test run's lab
+    lab = lab or os.environ.get("K8SNET_LAB") or "k8snet"
     if context or kubeconfig:
         return Cluster.from_kubeconfig(kubeconfig, context)
     status = lifecycle.status(lab)

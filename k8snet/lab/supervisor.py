@@ -167,7 +167,18 @@ class Supervisor:
             await self.server.stop()
 
 
+def _use_pidfd_child_watcher() -> None:
+    """Python 3.11's default child watcher starts a thread per subprocess just to wait
+    for it; every container and ``ip`` batch pays for that thread under the GIL. A
+    pidfd watcher waits in the event loop itself (3.12 does this by default)."""
+    if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.get_event_loop_policy().set_child_watcher(watcher)
+
+
 async def _main(config: LabConfig) -> int:
+    _use_pidfd_child_watcher()
     supervisor = Supervisor(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

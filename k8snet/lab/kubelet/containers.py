@@ -67,6 +67,15 @@ def volume_mounts(container: Obj, volume_paths: dict[str, str]) -> list[Mount]:
     return mounts
 
 
+def package_mounts(image: catalog.Image) -> list[Mount]:
+    """Our own modules (agnhost, the DNS server, image assets) must stay visible when
+    the checkout sits under a directory the image makes private — a clone in /tmp:
+    the package directory is bound back onto its own path, over the tmpfs."""
+    package = os.path.join(catalog.PYTHONPATH, "k8snet")
+    hidden = any(package == t or package.startswith(t.rstrip("/") + "/") for t in image.tmpfs)
+    return [Mount(package, package, readonly=True)] if hidden else []
+
+
 def build_config(pod: Obj, container: Obj, image: catalog.Image, *, hostname: str, pod_env: list[str],
                  images_dir: Path, container_dir: Path, pod_files: dict[str, str],
                  volume_paths: dict[str, str]) -> ContainerConfig:
@@ -79,6 +88,7 @@ def build_config(pod: Obj, container: Obj, image: catalog.Image, *, hostname: st
         mounts.append(Mount(str(catalog.tools_dir(images_dir, image)), catalog.TOOLS_MOUNT, readonly=True))
     mounts += [Mount(src, target) for target, src in pod_files.items()]
     mounts += volume_mounts(container, volume_paths)
+    mounts += package_mounts(image)
     return ContainerConfig(
         name=container["name"], hostname=hostname,
         argv=container_argv(image, container, env, images_dir), env=env_list,

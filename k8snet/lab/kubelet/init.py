@@ -3,7 +3,7 @@
 Started by the runtime as::
 
     nsenter --net=<pod netns> unshare --mount --uts --pid --fork --mount-proc \
-        --propagation private <python3> -m k8snet.lab.kubelet.init <spec.json>
+        --propagation private <python3> -S -I init.py <spec.marshal>
 
 It sets the hostname, makes the container's mounts (private tmpfs dirs, the image's
 files, the pod's /etc/hosts and /etc/resolv.conf, volumes) *inside its own mount
@@ -11,18 +11,18 @@ namespace* (the host's mount table never changes), then execs the command with
 exactly the container's environment. It reports on the fd ``status_fd``: the fd is
 one line: ``ok`` right before the exec, or a JSON object saying why the container
 could not start.
+
+Every container start pays for this module's start-up, so it imports only what is
+built in or cheap (``os``, ``sys``, ``marshal``, ``ctypes``): ``json``, ``socket``,
+``dataclasses``, ``pathlib`` and ``typing`` would triple the interpreter's start-up
+time. The spec therefore comes as ``marshal`` data (written by the same interpreter),
+and ``json`` is imported only to report a failure.
 """
 
-from __future__ import annotations
-
 import ctypes
-import json
+import marshal
 import os
-import socket
 import sys
-from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-from typing import Callable
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -38,20 +38,20 @@ class StartError(Exception):
     """The container cannot start; the message goes into its status."""
 
 
-@dataclass
 class MountPlan:
     """Where a container's mount points come from, decided before mounting anything."""
 
-    overlays: list[str] = field(default_factory=list)           # host dirs to overlay (copy-on-write)
-    source_paths: list[tuple[str, bool]] = field(default_factory=list)  # (path, is_dir) in a bind source we own
-    container_paths: list[tuple[str, bool]] = field(default_factory=list)  # (path, is_dir) made after tmpfs
+    def __init__(self) -> None:
+        self.overlays: list = []          # host dirs to overlay (copy-on-write)
+        self.source_paths: list = []      # (path, is_dir) in a bind source we own
+        self.container_paths: list = []   # (path, is_dir) made after tmpfs
 
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def plan_mountpoints(spec: dict, exists: Callable[[str], bool]) -> MountPlan:
+def plan_mountpoints(spec: dict, exists) -> MountPlan:
     """Decides how to create every missing mount point without touching the host.
 
     A target under one of the image's directory binds is created in that bind's
@@ -74,9 +74,9 @@ def plan_mountpoints(spec: dict, exists: Callable[[str], bool]) -> MountPlan:
             continue
         if exists(target):
             continue
-        ancestor = str(PurePosixPath(target).parent)
+        ancestor = os.path.dirname(target.rstrip("/")) or "/"
         while not exists(ancestor):
-            ancestor = str(PurePosixPath(ancestor).parent)
+            ancestor = os.path.dirname(ancestor) or "/"
         if ancestor == "/":
             raise StartError(f'cannot create mount point "{target}": the lab shares the host\'s root '
                              "filesystem, so a new top-level directory cannot be made")
@@ -130,18 +130,25 @@ def setup_mounts(spec: dict) -> None:
         os.close(fd)
 
 
+def _sethostname(name: str) -> None:
+    raw = name.encode()
+    if _libc.sethostname(raw, ctypes.c_size_t(len(raw))) != 0:
+        raise OSError(ctypes.get_errno(), f"sethostname: {os.strerror(ctypes.get_errno())}")
+
+
 def _report(fd: int, reason: str, message: str, exit_code: int) -> None:
+    import json  # only on failure: it costs a third of the start-up time
     os.write(fd, (json.dumps({"reason": reason, "message": message}) + "\n").encode())
     os._exit(exit_code)
 
 
 def main(spec_path: str) -> None:
-    with open(spec_path) as f:
-        spec = json.load(f)
+    with open(spec_path, "rb") as f:
+        spec = marshal.load(f)
     fd = spec["status_fd"]
     os.set_inheritable(fd, False)
     try:
-        socket.sethostname(spec["hostname"])
+        _sethostname(spec["hostname"])
         setup_mounts(spec)
         cwd = spec.get("cwd") or "/"
         os.makedirs(cwd, exist_ok=True)

@@ -6,7 +6,7 @@ namespace is just a path. The kubelet builds configs from pod specs
 (``containers.py``); tests can drive this module directly.
 
 A container is ``nsenter --net=<netns> unshare --mount --uts --pid --fork
---mount-proc --propagation private python3 init.py <spec.json>`` (see ``init.py``).
+--mount-proc --propagation private python3 -S -I init.py <spec.marshal>`` (see ``init.py``).
 Its stdout and stderr are pipes that the runtime copies into a log file in the CRI
 format (``<RFC3339Nano> stdout|stderr F|P <line>``), like containerd.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import marshal
 import os
 import secrets
 import shlex
@@ -174,11 +175,13 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
         "tmpfs": config.tmpfs, "status_fd": write_fd, "scratch_dir": str(container_dir / "scratch"),
         "mounts": [dict(asdict(m), is_dir=m.is_dir) for m in config.mounts],
     }
-    spec_path = container_dir / "spec.json"
-    spec_path.write_text(json.dumps(spec, indent=1))
+    # marshal, not JSON: the init then needs no json import (see init.py); the same
+    # interpreter writes and reads it.
+    spec_path = container_dir / "spec.marshal"
+    spec_path.write_bytes(marshal.dumps(spec))
     argv = ["nsenter", f"--net={netns_path}", "unshare", "--mount", "--uts", "--pid", "--fork",
             "--mount-proc", "--propagation", "private", "--kill-child",
-            os.path.realpath(sys.executable), "-S", INIT, str(spec_path)]
+            os.path.realpath(sys.executable), "-S", "-I", INIT, str(spec_path)]
     log = open(log_path, "ab", buffering=0)
     try:
         proc = await asyncio.create_subprocess_exec(
