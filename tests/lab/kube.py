@@ -30,9 +30,11 @@ def ready_pods(core: client.CoreV1Api, namespace: str, selector: str, count: int
     return wait_until(f"{count} ready pods with {selector}", check, timeout)
 
 
-def exec_in(core: client.CoreV1Api, namespace: str, pod: str, command: list[str]) -> tuple[str, str, int]:
+def exec_in(core: client.CoreV1Api, namespace: str, pod: str, command: list[str],
+            container: str | None = None) -> tuple[str, str, int]:
     """Runs a command in a pod through the exec WebSocket; returns stdout, stderr, exit code."""
-    resp = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command,
+    extra = {"container": container} if container else {}
+    resp = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command, **extra,
                   stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
     resp.run_forever(timeout=120)
     out, err = resp.read_stdout(), resp.read_stderr()

@@ -5,6 +5,7 @@ serves ``pods/log`` and ``pods/exec`` to the API server (contracts.PodRuntime).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from ..informer import Informer
 from ..net.podnet import NodeNetwork
 from .podworker import PodWorker
 from .runtime import ContainerStartError, exec_in, follow_log
+from .slots import PrioritySlots
 from .status import now
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 RUNTIME_VERSION = "k8snet://0.1.0"
 HEARTBEAT_SECONDS = 10.0
 MAX_PODS = 110
+#: Pods in a start-up step (network, volumes, a container start) at once, per node.
+#: Two CPUs are busy with about this many; more only makes every pod slower.
+START_SLOTS = 4
 
 
 def os_image() -> str:
@@ -135,6 +140,8 @@ class Kubelet:
         self.events = EventRecorder(client, "kubelet", self.node_name)
         self._background: set[asyncio.Task] = set()
         self._registered_at = now()
+        self.start_slots = PrioritySlots(START_SLOTS)
+        self.arrivals = itertools.count()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -78,6 +78,7 @@ class PodWorker:
         self._deleted = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.task: asyncio.Task | None = None
+        self.seq = next(kubelet.arrivals)  # older pods go first through kubelet.start_slots
 
     @staticmethod
     def _record(container: Obj) -> ContainerRecord:
@@ -216,23 +217,28 @@ class PodWorker:
         await asyncio.gather(*sups)
 
     async def _create_sandbox(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "pod.json").write_text(json.dumps({
-            "namespace": self.namespace, "name": self.name, "uid": self.uid, "node": self.k.node_name}))
-        self.net = await self.k.network.add_pod(self.uid)
-        spec, cfg = self.pod["spec"], self.k.config
-        hostname = dnsfiles.pod_hostname(self.pod)
-        host_resolv = Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() else ""
-        files = {
-            "hosts": dnsfiles.hosts_file(self.pod, [self.net.ip], cfg.cluster_domain),
-            "resolv.conf": dnsfiles.resolv_conf(spec, self.namespace, cluster_domain=cfg.cluster_domain,
-                                                dns_ip=cfg.dns_service_ip, host_resolv=host_resolv),
-            "hostname": hostname + "\n",
-        }
-        for name, text in files.items():
-            (self.dir / name).write_text(text)
+        async with self.k.start_slots.slot(self.seq):
+            await asyncio.to_thread(self._write_files, {"pod.json": json.dumps({
+                "namespace": self.namespace, "name": self.name, "uid": self.uid, "node": self.k.node_name})})
+            self.net = await self.k.network.add_pod(self.uid)
+            spec, cfg = self.pod["spec"], self.k.config
+            hostname = dnsfiles.pod_hostname(self.pod)
+            host_resolv = Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() else ""
+            await asyncio.to_thread(self._write_files, {
+                "hosts": dnsfiles.hosts_file(self.pod, [self.net.ip], cfg.cluster_domain),
+                "resolv.conf": dnsfiles.resolv_conf(spec, self.namespace, cluster_domain=cfg.cluster_domain,
+                                                    dns_ip=cfg.dns_service_ip, host_resolv=host_resolv),
+                "hostname": hostname + "\n",
+            })
         self.sandbox_ready = True
         self.changed()
+
+    def _write_files(self, files: dict[str, str]) -> None:
+        """Writes files into the pod's folder. Run in a thread: file creation costs the
+        kernel a fraction of a millisecond each, which the event loop need not wait for."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (self.dir / name).write_text(text)
 
     @property
     def pod_files(self) -> dict[str, str]:
@@ -243,8 +249,9 @@ class PodWorker:
         delay = 1.0
         while True:
             try:
-                return await VolumeBuilder(self.k.client, self.pod, self.dir, self.net.ip if self.net else None,
-                                           self.k.node_ip).build_all()
+                async with self.k.start_slots.slot(self.seq):
+                    return await VolumeBuilder(self.k.client, self.pod, self.dir, self.net.ip if self.net else None,
+                                               self.k.node_ip).build_all()
             except VolumeError as err:
                 self.event("Warning", "FailedMount", f"MountVolume.SetUp failed: {err}")
             await asyncio.sleep(delay)  # the Secret or ConfigMap may be created later
@@ -317,26 +324,29 @@ class PodWorker:
             self.changed()
             return None
         rec.image_id = catalog.image_id(ref)
-        try:
-            env = await self._env(container)
-            config = cbuild.build_config(
-                self.pod, container, image, hostname=dnsfiles.pod_hostname(self.pod), pod_env=env,
-                images_dir=self.k.images_dir, container_dir=self.dir / "containers" / rec.name,
-                pod_files=self.pod_files, volume_paths=volume_paths)
-        except (EnvError, ValueError) as err:
-            rec.set_waiting("CreateContainerConfigError", str(err))
-            self.event("Warning", "Failed", f"Error: {err}", rec.name)
-            self.changed()
-            return None
-        log_path = self.dir / "logs" / rec.name / f"{rec.restart_count}.log"
-        try:
-            ct = await start_container(str(self.net.netns_path), config, self.dir / "containers" / rec.name,
-                                       log_path)
-        except ContainerStartError as err:
-            rec.set_terminated(err.exit_code, now(), now(), reason=err.reason, message=err.message)
-            self.event("Warning", "Failed", f"Error: {err.message}", rec.name)
-            self.changed()
-            return _Exited(err.exit_code)  # type: ignore[return-value]
+        async with self.k.start_slots.slot(self.seq):
+            try:
+                env = await self._env(container)
+                # once per lab and not thread-safe, so here; the rest is file copies: a thread
+                catalog.prepare_tools(image, self.k.images_dir)
+                config = await asyncio.to_thread(
+                    cbuild.build_config, self.pod, container, image, hostname=dnsfiles.pod_hostname(self.pod),
+                    pod_env=env, images_dir=self.k.images_dir, container_dir=self.dir / "containers" / rec.name,
+                    pod_files=self.pod_files, volume_paths=volume_paths)
+            except (EnvError, ValueError) as err:
+                rec.set_waiting("CreateContainerConfigError", str(err))
+                self.event("Warning", "Failed", f"Error: {err}", rec.name)
+                self.changed()
+                return None
+            log_path = self.dir / "logs" / rec.name / f"{rec.restart_count}.log"
+            try:
+                ct = await start_container(str(self.net.netns_path), config, self.dir / "containers" / rec.name,
+                                           log_path)
+            except ContainerStartError as err:
+                rec.set_terminated(err.exit_code, now(), now(), reason=err.reason, message=err.message)
+                self.event("Warning", "Failed", f"Error: {err.message}", rec.name)
+                self.changed()
+                return _Exited(err.exit_code)  # type: ignore[return-value]
         self.running[rec.name] = ct
         rec.set_running(f"k8snet://{ct.id}", ct.started_at)
         rec.started = not container.get("startupProbe")
