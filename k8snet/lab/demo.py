@@ -14,8 +14,9 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from .polling import wait_until
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "data" / "manifests"
 
@@ -54,17 +55,6 @@ def _expect(condition: bool, what: str) -> None:
         raise StepFailed(what)
 
 
-def wait_for(kubectl: Kubectl, what: str, predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise StepFailed(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
-
-
 def running_pods(kubectl: Kubectl, selector: str, count: int) -> list[dict]:
     def ready():
         pods = [p for p in kubectl.json("get", "pods", "-l", selector)["items"]
@@ -72,7 +62,7 @@ def running_pods(kubectl: Kubectl, selector: str, count: int) -> list[dict]:
         ok = [p for p in pods if p["status"].get("phase") == "Running"
               and all(c.get("ready") for c in p["status"].get("containerStatuses", []))]
         return ok if len(ok) == count and len(pods) == count else None
-    return wait_for(kubectl, f"{count} ready pods with {selector}", ready)
+    return wait_until(f"{count} ready pods with {selector}", ready)
 
 
 def service_env(kubectl: Kubectl, pod: str) -> list[str]:
@@ -117,7 +107,7 @@ def main() -> int:
         before = service_env(k, pods[0]["metadata"]["name"])
         _expect(not any(v.startswith("MY_NGINX") for v in before), "MY_NGINX_ vars in a pod older than the Service")
         k("scale", "deployment", "my-nginx", "--replicas=0")
-        wait_for(k, "no my-nginx pods", lambda: not k.json("get", "pods", "-l", "run=my-nginx")["items"])
+        wait_until("no my-nginx pods", lambda: not k.json("get", "pods", "-l", "run=my-nginx")["items"])
         k("scale", "deployment", "my-nginx", "--replicas=2")
         pods = running_pods(k, "run=my-nginx", 2)
         k("get", "pods", "-l", "run=my-nginx", "-o", "wide")
@@ -135,7 +125,7 @@ def main() -> int:
         _expect(cluster_ip in answer, f"nslookup my-nginx did not return {cluster_ip}")
         print("tutorial steps 1-16: all checks passed")
         return 0
-    except StepFailed as err:
+    except (StepFailed, TimeoutError) as err:
         print(f"demo: {err}", file=sys.stderr)
         return 1
     finally:

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from typing import Any
 
 from kubernetes import client
 from kubernetes.stream import stream
 
-
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+from k8snet.lab.polling import wait_until
 
 
 def ready_pods(core: client.CoreV1Api, namespace: str, selector: str, count: int, timeout: float = 60.0) -> list:

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
-import pytest
+from k8snet.lab.polling import wait_until
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "data" / "manifests"
-
-
-def wait_until(what, predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def ready_pods(kubectl, selector, count):
