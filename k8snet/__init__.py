@@ -27,12 +27,12 @@ _EXPORTS = {
     "Measurement": "measure", "ProbeError": "measure", "lb_distribution": "measure", "dns_latency": "measure",
     "pod_to_pod": "measure", "env": "measure", "rtt_baseline": "measure",
 }
-_MODULES = ("analysis", "cluster", "measure", "plots", "results", "probe")
+_MODULES = ("analysis", "cluster", "measure", "plots", "results", "probe", "tls")
 
 __all__ = ["__version__", *_EXPORTS, *_MODULES]
 
 if TYPE_CHECKING:
-    from . import analysis, plots, results  # noqa: F401
+    from . import analysis, plots, results, tls  # noqa: F401
     from .cluster import Cluster, ClusterInfo, ExecResult, WaitTimeout, connect  # noqa: F401
     from .measure import Measurement, ProbeError, dns_latency, env, lb_distribution, pod_to_pod, rtt_baseline  # noqa: F401
 

@@ -51,8 +51,18 @@ def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
     try:
         client.execute()
     finally:
+        drop_widgets(nb)
         nbformat.write(nb, path)
     return nb
+
+
+def drop_widgets(nb: nbformat.NotebookNode) -> None:
+    """Removes widget outputs (tqdm's progress bars): live UI, which a stored notebook or
+    a handout can only show as a stale "0%" line. nbval ignores them either way."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs
+                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
 
 
 def handout(nb: nbformat.NotebookNode, path: Path) -> Path:
@@ -72,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     failed = []
     total = time.monotonic()
     for path in selected(args.prefixes):

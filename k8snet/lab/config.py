@@ -74,9 +74,22 @@ class LabConfig:
 
     # -- addresses ---------------------------------------------------------
     @property
-    def wire_gateway_ip(self) -> str:
-        """The wire bridge's own address (.1): where pods reach the API server."""
+    def host_ip(self) -> str:
+        """The host's address on the node network (.1, like docker's bridge gateway
+        on kind's network): the host end of the lab's one host veth."""
         return str(ipaddress.ip_network(self.node_cidr)[1])
+
+    @property
+    def host_ifname(self) -> str:
+        """The host end of that veth: ``kn<lab>``, at most 14 characters."""
+        return f"kn{self.name}"
+
+    @property
+    def wire_gateway_ip(self) -> str:
+        """The wire bridge's own address (the last usable one, .254): the nodes'
+        default gateway and where pods reach the API server. Not the host's .1, so
+        the host never routes lab traffic."""
+        return str(ipaddress.ip_network(self.node_cidr)[-2])
 
     def node_ip(self, index: int) -> str:
         return str(ipaddress.ip_network(self.node_cidr)[2 + index])

@@ -114,6 +114,10 @@ def up(config: LabConfig, *, timeout: float = READY_TIMEOUT_S) -> LabStatus:
         raise LabError(f"lab {config.name!r} is {current.phase.lower()} (pid {current.pid}); wait, or run 'k8snet lab down --name {config.name}'")
     if current.phase != "Stopped" or config.state_dir.exists():
         _cleanup(load_config(config.name))
+    from .net.hostlink import with_free_node_cidr  # imported late: runs ip(8)
+
+    # Each lab puts its node network on the host: pick one no other lab uses.
+    config = with_free_node_cidr(config)
     config.state_dir.mkdir(parents=True, mode=0o700)
     save_config(config)
     log = open(config.state_dir / "supervisor.log", "ab")

@@ -32,6 +32,7 @@ from .kubelet.kubelet import Kubelet
 from .lifecycle import load_config
 from .net import nsutil
 from .net.cleanup import cleanup_lab
+from .net.lbannounce import Announcer
 from .net.podnet import NodeNetwork
 from .net.topology import create_lab_network
 from .pki import Pki
@@ -60,8 +61,8 @@ class Supervisor:
 
     # -- start ----------------------------------------------------------------
     def _listen(self) -> tuple[socket.socket, socket.socket]:
-        """One socket on host loopback (kubectl, notebooks), one in the wire namespace
-        (pods, via the ``kubernetes`` Service): the host gets no interface."""
+        """One socket on host loopback (kubectl, notebooks), one on the wire bridge's
+        address in the wire namespace (pods, via the ``kubernetes`` Service)."""
         host = socket.create_server(("127.0.0.1", 0), backlog=256)
         with nsutil.in_netns(self.config.wire_netns):
             wire = socket.create_server((self.config.wire_gateway_ip, bootstrap.API_SERVER_PORT), backlog=256)
@@ -90,6 +91,7 @@ class Supervisor:
 
         await bootstrap.bootstrap(core, config)
         self.spawn(ControllerManager(core, config).run(), "controllers")
+        self.spawn(Announcer(config, core).run(), "lb-announcer")
         for i, node in enumerate(config.node_names):
             kubelet = Kubelet(config, core, i, NodeNetwork(config, i))
             self.kubelets[node] = kubelet

@@ -102,3 +102,41 @@ def kubectl(kubeconfig: str, namespace: str, tmp_path: Path):
         return out
 
     return run
+
+
+# -- both kube-proxy modes -----------------------------------------------------------
+
+@pytest.fixture(scope="session", params=["iptables", "nftables"])
+def proxy_lab(request: pytest.FixtureRequest, lab: lifecycle.LabStatus) -> Iterator[lifecycle.LabStatus]:
+    """A Ready lab per kube-proxy mode: the session lab for iptables, a second lab
+    (started on first use, stopped when the nftables tests are done) for nftables.
+    pytest groups the tests by this parameter, so at most two labs run at once."""
+    if request.param == lab.details.get("proxy_mode", "iptables"):
+        yield lab
+        return
+    name = f"n{os.getpid() % 100000}"
+    try:
+        yield lifecycle.up(LabConfig(name=name, nodes=2, proxy_mode=request.param))
+    finally:
+        lifecycle.down(name)
+
+
+@pytest.fixture()
+def proxy_core(proxy_lab: lifecycle.LabStatus):
+    """CoreV1Api of ``proxy_lab``."""
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=str(proxy_lab.kubeconfig))
+    yield client.CoreV1Api(api_client)
+    api_client.close()
+
+
+@pytest.fixture()
+def proxy_namespace(proxy_core) -> Iterator[str]:
+    """A fresh namespace in ``proxy_lab``, deleted afterwards even when the test fails."""
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    proxy_core.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        proxy_core.delete_namespace(name)

@@ -14,13 +14,27 @@ def _run(*cmd: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
-def host_snapshot() -> dict[str, str]:
+# The host end of a lab's veth, "kn<lab>" (k8snet.lab.config.LabConfig.host_ifname).
+_HOST_LINK = re.compile(r"\bkn([a-z][a-z0-9]{0,11})\b")
+
+
+def _without_other_labs(text: str, lab: str | None) -> str:
+    """Drops the lines about other labs' host links (and their addresses and routes):
+    labs that others start or stop meanwhile must not make a snapshot differ."""
+    if lab is None:
+        return text
+    return "\n".join(line for line in text.splitlines()
+                     if all(m.group(1) == lab for m in _HOST_LINK.finditer(line)))
+
+
+def host_snapshot(lab: str | None = None) -> dict[str, str]:
+    """What the host looks like; with ``lab``, other labs' host links are left out."""
     return {
         "iptables": _run("iptables-save"),
         "nft": _run("nft", "list", "ruleset"),
-        "links": _run("ip", "-o", "link", "show"),
-        "addrs": _run("ip", "-o", "addr", "show"),
-        "routes": _run("ip", "route", "show", "table", "all"),
+        "links": _without_other_labs(_run("ip", "-o", "link", "show"), lab),
+        "addrs": _without_other_labs(_run("ip", "-o", "addr", "show"), lab),
+        "routes": _without_other_labs(_run("ip", "route", "show", "table", "all"), lab),
         "forwarding": Path("/proc/sys/net/ipv4/ip_forward").read_text(),
     }
 

@@ -21,8 +21,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_up_down_leaves_host_as_it_was(state_root):
-    before = host_snapshot()
     name = f"lc{os.getpid() % 10000}"
+    before = host_snapshot(name)
     try:
         up = _cli("up", "--name", name, "--nodes", "2")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -32,17 +32,18 @@ def test_up_down_leaves_host_as_it_was(state_root):
         assert st.kubeconfig is not None and (st.kubeconfig.stat().st_mode & 0o777) == 0o600
         assert _cli("status", "--name", name).returncode == 0
         assert "client-certificate-data" in _cli("kubeconfig", "--name", name).stdout
+        assert f"kn{name}" in host_snapshot(name)["links"], "the lab's one host veth"
     finally:
         down = _cli("down", "--name", name)
     assert down.returncode == 0, down.stdout + down.stderr
     assert lab_leftovers(name) == {}
-    assert host_snapshot() == before
+    assert host_snapshot(name) == before
     assert not (state_root / name).exists()
 
 
 def test_up_after_supervisor_sigkill_cleans_the_stale_lab(state_root):
-    before = host_snapshot()
     name = f"cr{os.getpid() % 10000}"
+    before = host_snapshot(name)
     try:
         st = lifecycle.up(LabConfig(name=name, nodes=2))
         os.kill(st.pid, signal.SIGKILL)
@@ -56,7 +57,7 @@ def test_up_after_supervisor_sigkill_cleans_the_stale_lab(state_root):
     finally:
         lifecycle.down(name)
     assert lab_leftovers(name) == {}
-    assert host_snapshot() == before
+    assert host_snapshot(name) == before
 
 
 def test_two_labs_side_by_side(state_root):
@@ -66,6 +67,8 @@ def test_two_labs_side_by_side(state_root):
         sb = lifecycle.up(LabConfig(name=b, nodes=1))
         assert sa.server != sb.server
         assert lifecycle.status(a).phase == lifecycle.status(b).phase == "Ready"
+        # Each lab has its own node network on the host.
+        assert lifecycle.load_config(a).node_cidr != lifecycle.load_config(b).node_cidr
         lifecycle.down(a)
         assert lab_leftovers(a) == {}
         assert lifecycle.status(b).phase == "Ready", "stopping one lab must not touch the other"

@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 
 from k8snet.lab.config import LabConfig
-from k8snet.lab.net import cleanup, nsutil, podnet, topology
+from k8snet.lab.net import cleanup, hostlink, nsutil, podnet, topology
 
 from tests.lab.hoststate import host_snapshot
 
@@ -46,8 +46,8 @@ HOST_SYSCTLS = ["net/ipv4/ip_forward", "net/ipv4/conf/all/rp_filter", "net/ipv4/
                 "net/ipv4/ping_group_range"]
 
 
-def host_state() -> dict[str, str]:
-    state = host_snapshot()
+def host_state(lab: str) -> dict[str, str]:
+    state = host_snapshot(lab)
     state.update({k: Path("/proc/sys", k).read_text() for k in HOST_SYSCTLS})
     return state
 
@@ -55,9 +55,10 @@ def host_state() -> dict[str, str]:
 @pytest.fixture
 def cfg(tmp_path: Path) -> Iterator[LabConfig]:
     """A lab network (wire + 2 nodes) that is removed even when the test fails."""
-    before = host_state()
     config = LabConfig(name=f"tnet{os.getpid() % 10_000_000}", nodes=2, state_dir=tmp_path / "state")
     cleanup.cleanup_lab(config)  # leftovers of an earlier run with the same pid
+    before = host_state(config.name)
+    config = hostlink.with_free_node_cidr(config)  # other labs may hold 172.31.0.0/24
     try:
         asyncio.run(topology.create_lab_network(config))
         yield config
@@ -65,7 +66,7 @@ def cfg(tmp_path: Path) -> Iterator[LabConfig]:
         report = cleanup.cleanup_lab(config)
         assert report.ok, report
         assert cleanup.leftovers(config.netns_prefix) == []
-        assert host_state() == before
+        assert host_state(config.name) == before
 
 
 def ip(netns: str, *args: str) -> str:
@@ -103,11 +104,17 @@ async def add_pods(config: LabConfig, spec: list[tuple[int, str]]) -> list[podne
 
 def test_nodes_are_wired(cfg: LabConfig) -> None:
     assert nsutil.list_netns(cfg.netns_prefix) == sorted(topology.lab_netns_names(cfg))
+    prefix = cfg.node_cidr.split("/")[1]
     addrs = ip(cfg.node_netns(1), "-o", "-4", "addr", "show", "dev", "eth0")
-    assert "172.31.0.3/24" in addrs
+    assert f"{cfg.node_ip(1)}/{prefix}" in addrs
     routes = ip(cfg.node_netns(1), "route", "show")
-    assert "10.244.0.0/24 via 172.31.0.2 dev eth0" in routes
-    assert "default via 172.31.0.1 dev eth0" in routes
+    assert f"10.244.0.0/24 via {cfg.node_ip(0)} dev eth0" in routes
+    assert f"default via {cfg.wire_gateway_ip} dev eth0" in routes
+    # The host's one veth: its address and the connected route, no IPv6 link-local.
+    host = subprocess.run(["ip", "-o", "addr", "show", "dev", cfg.host_ifname], capture_output=True,
+                          text=True, check=True).stdout
+    assert f"inet {cfg.host_ip}/{prefix}" in host and "inet6" not in host
+    assert " host@" in ip(cfg.wire_netns, "-o", "link", "show", "master", "wire")
     assert nsutil.read_sysctl_sync(cfg.node_netns(0), "net.ipv4.ip_forward") == "1"
     assert nsutil.read_sysctl_sync(cfg.node_netns(0), "net.ipv4.conf.all.rp_filter") == "0"
     bridge = ip(cfg.wire_netns, "-o", "link", "show", "master", "wire")
@@ -217,10 +224,10 @@ CRASHING_SUPERVISOR = textwrap.dedent("""
     import asyncio, subprocess, sys
     from pathlib import Path
     from k8snet.lab.config import LabConfig
-    from k8snet.lab.net import podnet, topology
+    from k8snet.lab.net import hostlink, podnet, topology
 
     async def main():
-        cfg = LabConfig(name=sys.argv[1], nodes=2, state_dir=Path(sys.argv[2]))
+        cfg = hostlink.with_free_node_cidr(LabConfig(name=sys.argv[1], nodes=2, state_dir=Path(sys.argv[2])))
         await topology.create_lab_network(cfg)
         pod = await podnet.NodeNetwork(cfg, 1).add_pod("uid-orphan")
         subprocess.Popen(["nsenter", f"--net={pod.netns_path}", "sleep", "600"], start_new_session=True)
@@ -232,8 +239,8 @@ CRASHING_SUPERVISOR = textwrap.dedent("""
 
 
 def test_cleanup_after_the_supervisor_was_killed(tmp_path: Path) -> None:
-    before = host_state()
     name = f"tcr{os.getpid() % 10_000_000}"
+    before = host_state(name)
     state = tmp_path / "state"
     try:
         sup = subprocess.Popen([sys.executable, "-c", CRASHING_SUPERVISOR, name, str(state)],
@@ -253,4 +260,4 @@ def test_cleanup_after_the_supervisor_was_killed(tmp_path: Path) -> None:
         cleanup.cleanup_lab(LabConfig(name=name, state_dir=state))
     assert cleanup.leftovers(f"k8snet-{name}-") == []
     assert not (state / "ipam").exists()
-    assert host_state() == before
+    assert host_state(name) == before

@@ -44,7 +44,7 @@ def test_sysctl_path_only_allows_net_keys() -> None:
 
 def test_wire_commands(cfg: LabConfig) -> None:
     cmds = topology.wire_commands(cfg)
-    assert "addr add 172.31.0.1/24 dev wire" in cmds
+    assert "addr add 172.31.0.254/24 dev wire" in cmds  # .1 is the host's
     assert "link add n2 type veth peer name eth0 netns k8snet-abcdefghijkl-n2" in cmds
     assert "link set n2 master wire up" in cmds
     # routes back to every pod CIDR: pods keep their own source IP when talking to the API
@@ -63,9 +63,9 @@ def test_node_commands_route_to_every_other_node(cfg: LabConfig) -> None:
     assert [c for c in cmds if c.startswith("route")] == [
         "route add 10.244.0.0/24 via 172.31.0.2 dev eth0",
         "route add 10.244.2.0/24 via 172.31.0.4 dev eth0",
-        "route add default via 172.31.0.1 dev eth0",
+        "route add default via 172.31.0.254 dev eth0",
     ]
-    assert cmds.index("link set eth0 up") < cmds.index("route add default via 172.31.0.1 dev eth0")
+    assert cmds.index("link set eth0 up") < cmds.index("route add default via 172.31.0.254 dev eth0")
 
 
 def test_pod_commands_are_ptp_style(cfg: LabConfig) -> None:

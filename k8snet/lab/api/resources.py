@@ -78,6 +78,8 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=(_STATUS("ReplicaSet"), _SCALE)),
     Resource("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True),
     Resource("events.k8s.io", "v1", "events", "event", "Event", True, ("ev",)),
+    # node heartbeats (kube-node-lease), as the kubelet writes them; `kubectl describe node` reads them
+    Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
 )
 
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((r.group, r.version) for r in RESOURCES))

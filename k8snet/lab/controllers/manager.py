@@ -13,6 +13,7 @@ from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .garbagecollector import GarbageCollector
+from .loadbalancer import LoadBalancerController
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 CONTROLLERS: tuple[type[Controller], ...] = (
     ServiceAccountController, NamespaceController, Scheduler, ReplicaSetController,
     DeploymentController, EndpointsController, EndpointSliceController, GarbageCollector,
+    LoadBalancerController,
 )
 
 

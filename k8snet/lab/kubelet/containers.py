@@ -50,7 +50,16 @@ def mount_target(path: str) -> str:
     return os.path.realpath(path) if os.path.isabs(path) else "/" + path
 
 
-def volume_mounts(container: Obj, volume_paths: dict[str, str]) -> list[Mount]:
+#: Volume kinds the kubelet always mounts read-only, whatever ``readOnly`` says
+#: (since Kubernetes 1.10: the atomic writer owns their files).
+READ_ONLY_KINDS = ("secret", "configMap", "downwardAPI", "projected")
+
+
+def read_only_volumes(pod: Obj) -> set[str]:
+    return {v["name"] for v in pod["spec"].get("volumes") or [] if any(k in v for k in READ_ONLY_KINDS)}
+
+
+def volume_mounts(container: Obj, volume_paths: dict[str, str], read_only: set[str] | None = None) -> list[Mount]:
     mounts = []
     for vm in container.get("volumeMounts") or []:
         if vm["name"] not in volume_paths:
@@ -63,7 +72,8 @@ def volume_mounts(container: Obj, volume_paths: dict[str, str]) -> list[Mount]:
             source = os.path.join(source, sub)
             if not os.path.exists(source):  # the kubelet creates a missing subPath as a directory
                 os.makedirs(source, exist_ok=True)
-        mounts.append(Mount(source, mount_target(vm["mountPath"]), bool(vm.get("readOnly"))))
+        mounts.append(Mount(source, mount_target(vm["mountPath"]),
+                            bool(vm.get("readOnly")) or vm["name"] in (read_only or ())))
     return mounts
 
 
@@ -87,10 +97,12 @@ def build_config(pod: Obj, container: Obj, image: catalog.Image, *, hostname: st
     if catalog.has_tools(image):
         mounts.append(Mount(str(catalog.tools_dir(images_dir, image)), catalog.TOOLS_MOUNT, readonly=True))
     mounts += [Mount(src, target) for target, src in pod_files.items()]
-    mounts += volume_mounts(container, volume_paths)
+    mounts += volume_mounts(container, volume_paths, read_only_volumes(pod))
     mounts += package_mounts(image)
     return ContainerConfig(
         name=container["name"], hostname=hostname,
         argv=container_argv(image, container, env, images_dir), env=env_list,
         cwd=container.get("workingDir") or image.workdir, tmpfs=list(image.tmpfs), mounts=mounts,
+        stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
+        tty=bool(container.get("tty")),
     )

@@ -136,6 +136,16 @@ def _sethostname(name: str) -> None:
         raise OSError(ctypes.get_errno(), f"sethostname: {os.strerror(ctypes.get_errno())}")
 
 
+def _controlling_tty() -> None:
+    """With ``tty: true`` stdin is a pty slave: make it this session's controlling
+    terminal, so a shell gets job control, ^C reaches the foreground process and a
+    resize sends SIGWINCH (the runtime's setsid + TIOCSCTTY, as runc does)."""
+    import termios  # only for tty containers: no start-up cost for the others
+    os.setsid()
+    if _libc.ioctl(0, ctypes.c_ulong(termios.TIOCSCTTY), 0) != 0:
+        raise OSError(ctypes.get_errno(), f"TIOCSCTTY: {os.strerror(ctypes.get_errno())}")
+
+
 def _report(fd: int, reason: str, message: str, exit_code: int) -> None:
     import json  # only on failure: it costs a third of the start-up time
     os.write(fd, (json.dumps({"reason": reason, "message": message}) + "\n").encode())
@@ -148,6 +158,8 @@ def main(spec_path: str) -> None:
     fd = spec["status_fd"]
     os.set_inheritable(fd, False)
     try:
+        if spec.get("tty"):
+            _controlling_tty()
         _sethostname(spec["hostname"])
         setup_mounts(spec)
         cwd = spec.get("cwd") or "/"

@@ -5,6 +5,7 @@ serves ``pods/log`` and ``pods/exec`` to the API server (contracts.PodRuntime).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import json
 import logging
@@ -21,10 +22,12 @@ from ..contracts import ApiClient, Obj
 from ..events import EventRecorder
 from ..informer import Informer
 from ..net.podnet import NodeNetwork
+from .attach import Attachment
 from .podworker import PodWorker
 from .runtime import ContainerStartError, exec_in, follow_log
 from .slots import PrioritySlots
 from .status import now
+from .volumesync import VolumeWatch
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,28 @@ def node_object(config: LabConfig, index: int) -> Obj:
     }
 
 
+LEASE_NAMESPACE = "kube-node-lease"
+LEASE_SECONDS = 40  # the kubelet's nodeLeaseDurationSeconds; it renews every quarter of it
+
+
+def micro_time(when: datetime.datetime | None = None) -> str:
+    """A metav1.MicroTime (RFC 3339 with microseconds), what Lease times are."""
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def node_lease(node: Obj, renew_time: str) -> Obj:
+    """The node's heartbeat Lease in kube-node-lease, owned by its Node."""
+    name = node["metadata"]["name"]
+    return {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": LEASE_NAMESPACE,
+                     "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name,
+                                          "uid": node["metadata"]["uid"]}]},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": renew_time},
+    }
+
+
 def node_status(config: LabConfig, index: int, transition: str) -> Obj:
     resources = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_ki()}Ki", "pods": str(MAX_PODS),
                  "ephemeral-storage": f"{shutil.disk_usage('/').total // 1024}Ki", "hugepages-2Mi": "0"}
@@ -117,7 +142,10 @@ def node_status(config: LabConfig, index: int, transition: str) -> Obj:
     return {
         "capacity": resources, "allocatable": dict(resources),
         "conditions": node_conditions(ts, transition),
+        # The node address is also reachable from the host (its veth to the wire
+        # bridge), like a cloud VM's public address: NodePorts are used through it.
         "addresses": [{"type": "InternalIP", "address": config.node_ip(index)},
+                      {"type": "ExternalIP", "address": config.node_ip(index)},
                       {"type": "Hostname", "address": config.node_name(index)}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": node_info(config),
@@ -137,6 +165,7 @@ class Kubelet:
         self.images_dir = config.state_dir / "images"
         self.workers: dict[str, PodWorker] = {}
         self.services: Informer | None = None
+        self.volume_watch = VolumeWatch(client)  # Secrets/ConfigMaps behind the pods' volumes
         self.events = EventRecorder(client, "kubelet", self.node_name)
         self._background: set[asyncio.Task] = set()
         self._registered_at = now()
@@ -154,7 +183,8 @@ class Kubelet:
         await self.register()
         self.services = Informer(self.client, "services")
         pods = Informer(self.client, "pods", field_selector=f"spec.nodeName={self.node_name}")
-        tasks = [asyncio.create_task(self.services.run()), asyncio.create_task(self._heartbeat())]
+        tasks = [asyncio.create_task(self.services.run()), asyncio.create_task(self._heartbeat()),
+                 asyncio.create_task(self.volume_watch.run())]
         try:
             await self.services.synced.wait()
             await pods.run(self._on_pod)
@@ -205,9 +235,26 @@ class Kubelet:
         except ApiError as err:
             if err.code != 409:
                 raise
-        await self.client.patch("nodes", None, self.node_name,
-                                {"status": node_status(self.config, self.index, self._registered_at)},
-                                patch_type="merge", subresource="status")
+        node = await self.client.patch("nodes", None, self.node_name,
+                                       {"status": node_status(self.config, self.index, self._registered_at)},
+                                       patch_type="merge", subresource="status")
+        await self._renew_lease(node)
+
+    async def _renew_lease(self, node: Obj | None = None) -> None:
+        """Renews (or creates) the node's Lease, the heartbeat the node controller and
+        `kubectl describe node` read."""
+        try:
+            try:
+                await self.client.patch("coordination.k8s.io/leases", LEASE_NAMESPACE, self.node_name,
+                                        {"spec": {"renewTime": micro_time()}}, patch_type="merge")
+            except ApiError as err:
+                if err.code != 404:
+                    raise
+                node = node or await self.client.get("nodes", None, self.node_name)
+                await self.client.create("coordination.k8s.io/leases", LEASE_NAMESPACE,
+                                         node_lease(node, micro_time()))
+        except ApiError as err:
+            log.warning("node %s: renewing its lease failed: %s", self.node_name, err.message)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -221,6 +268,8 @@ class Kubelet:
                 log.warning("node %s heartbeat failed: %s", self.node_name, err.message)
                 if err.code == 404:
                     await self.register()
+                continue
+            await self._renew_lease()
 
     async def reap(self) -> None:
         """Removes what a crashed run of this node left behind: container processes
@@ -313,3 +362,14 @@ class Kubelet:
             return await exec_in(ct, command, stdin=stdin, tty=tty)
         except ContainerStartError as err:
             raise bad_request(err.message) from None
+
+    async def attach(self, namespace: str, pod: str, container: str, *, stdin: bool,
+                     tty: bool) -> Attachment:
+        """Attaches to the running container's own stdio (``pods/attach``): its output
+        from now on, and its stdin when the spec keeps one open."""
+        worker = self._worker(namespace, pod)
+        self._record(worker, container)
+        ct = worker.running.get(container)
+        if ct is None or not ct.running or ct.io is None or ct.io.ended:
+            raise bad_request(f'container {container} is not running')
+        return ct.io.attach(stdin=stdin, tty=tty)

@@ -23,7 +23,8 @@ from . import dnsfiles, probes
 from .envvars import EnvError, container_env, service_env
 from .runtime import Container, ContainerStartError, start_container
 from .status import TERMINATED, ContainerRecord, merge_patch, now, pod_status
-from .volumes import VolumeBuilder, VolumeError
+from .volumes import VolumeBuilder, VolumeError, volume_refs
+from .volumesync import PodVolumeChanges
 
 if TYPE_CHECKING:
     from ..net.podnet import PodNetwork
@@ -246,16 +247,47 @@ class PodWorker:
                 "/etc/hostname": str(self.dir / "hostname")}
 
     async def _volumes(self) -> dict[str, str]:
+        refs = set().union(*(volume_refs(v) for v in self.pod["spec"].get("volumes") or []))
+        # subscribed before the first read, so no update can slip between the two
+        changes = self.k.volume_watch.subscribe(self.namespace, refs) if refs else None
         delay = 1.0
-        while True:
-            try:
-                async with self.k.start_slots.slot(self.seq):
-                    return await VolumeBuilder(self.k.client, self.pod, self.dir, self.net.ip if self.net else None,
-                                               self.k.node_ip).build_all()
-            except VolumeError as err:
-                self.event("Warning", "FailedMount", f"MountVolume.SetUp failed: {err}")
-            await asyncio.sleep(delay)  # the Secret or ConfigMap may be created later
-            delay = min(delay * 2, 16)
+        try:
+            while True:
+                try:
+                    async with self.k.start_slots.slot(self.seq):
+                        builder = VolumeBuilder(self.k.client, self.pod, self.dir,
+                                                self.net.ip if self.net else None, self.k.node_ip)
+                        paths = await builder.build_all()
+                    break
+                except VolumeError as err:
+                    self.event("Warning", "FailedMount", f"MountVolume.SetUp failed: {err}")
+                await asyncio.sleep(delay)  # the Secret or ConfigMap may be created later
+                delay = min(delay * 2, 16)
+        except BaseException:
+            if changes is not None:
+                changes.close()
+            raise
+        if changes is not None:
+            self._tasks.append(asyncio.create_task(self._sync_volumes(builder, changes)))
+        return paths
+
+    async def _sync_volumes(self, builder: VolumeBuilder, changes: PodVolumeChanges) -> None:
+        """Brings the mounted files up to date whenever a Secret or ConfigMap they come
+        from changes (the kubelet's volume re-sync; containers see the ``..data`` swap)."""
+        try:
+            while True:
+                for ref in sorted(await changes.next()):
+                    try:
+                        updated = await builder.refresh(ref)
+                    except (VolumeError, ApiError) as err:  # keeps the files it has
+                        message = err.message if isinstance(err, ApiError) else str(err)
+                        self.event("Warning", "FailedMount", f"MountVolume.SetUp failed: {message}")
+                        continue
+                    if updated:
+                        log.info("pod %s/%s: volumes %s updated from %s %s", self.namespace, self.name,
+                                 ", ".join(updated), *ref)
+        finally:
+            changes.close()
 
     async def _run_init(self, rec: ContainerRecord, container: Obj, volume_paths: dict[str, str]) -> bool:
         """Runs an init container to success, restarting it unless restartPolicy is Never."""

@@ -25,7 +25,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, BinaryIO, Callable
+
+from .attach import ContainerIO, pty_reader, pty_writer
 
 INIT = str(Path(__file__).with_name("init.py"))
 PARTIAL_MAX = 16 * 1024  # longer lines are split into "P" records, as containerd does
@@ -61,6 +63,9 @@ class ContainerConfig:
     cwd: str = "/"
     tmpfs: list[str] = field(default_factory=lambda: ["/run", "/tmp"])
     mounts: list[Mount] = field(default_factory=list)
+    stdin: bool = False            # keep a stdin open for attach (spec.containers[].stdin)
+    stdin_once: bool = False       # close it when the first attach session's stdin ends
+    tty: bool = False              # a pseudo-terminal for stdin, stdout and stderr
 
     def env_dict(self) -> dict[str, str]:
         return dict(item.split("=", 1) for item in self.env)
@@ -90,6 +95,7 @@ class Container:
     finished_at: str | None = None
     exit_code: int | None = None
     _pumps: list[asyncio.Task] = field(default_factory=list, repr=False)
+    io: ContainerIO | None = field(default=None, repr=False)  # stdio for attach
 
     @property
     def running(self) -> bool:
@@ -132,12 +138,15 @@ class Container:
             return await self.wait()
 
 
-async def _pump(reader: asyncio.StreamReader, stream: str, out) -> None:
+async def _pump(reader: asyncio.StreamReader, stream: str, out,
+                publish: Callable[[str, bytes], None] | None = None) -> None:
     buf = b""
     tag = stream.encode()
     while True:
         chunk = await reader.read(65536)
         if chunk:
+            if publish is not None:
+                publish(stream, chunk)
             buf += chunk
         lines = buf.split(b"\n")
         buf = lines.pop()
@@ -166,37 +175,45 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
 
     Raises ContainerStartError (CreateContainerError / StartError) when the init
     could not make the mounts or find the command."""
-    container_dir.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
     os.set_inheritable(write_fd, True)
     spec = {
-        "hostname": config.hostname, "argv": config.argv, "env": config.env, "cwd": config.cwd,
+        "hostname": config.hostname, "argv": config.argv, "env": config.env, "cwd": config.cwd, "tty": config.tty,
         "tmpfs": config.tmpfs, "status_fd": write_fd, "scratch_dir": str(container_dir / "scratch"),
         "mounts": [dict(asdict(m), is_dir=m.is_dir) for m in config.mounts],
     }
-    # marshal, not JSON: the init then needs no json import (see init.py); the same
-    # interpreter writes and reads it.
-    spec_path = container_dir / "spec.marshal"
-    spec_path.write_bytes(marshal.dumps(spec))
+    # File creation is slow enough on some disks (~0.5 ms) to keep off the event loop.
+    try:
+        spec_path, log = await asyncio.to_thread(_write_spec, container_dir, spec, log_path)
+    except BaseException:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
     argv = ["nsenter", f"--net={netns_path}", "unshare", "--mount", "--uts", "--pid", "--fork",
             "--mount-proc", "--propagation", "private", "--kill-child",
             os.path.realpath(sys.executable), "-S", "-I", INIT, str(spec_path)]
-    log = open(log_path, "ab", buffering=0)
+    tty_master, stdio = _stdio(config)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, pass_fds=(write_fd,), start_new_session=True,
+            *argv, **stdio, pass_fds=(write_fd,), start_new_session=True,
             env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")})
     finally:
         os.close(write_fd)
+        if tty_master is not None:
+            os.close(stdio["stdin"])  # the slave: only the container holds it now
     started_at = now_rfc3339()
     report = await _read_line(read_fd)
-    pumps = [asyncio.create_task(_pump(proc.stdout, "stdout", log)),
-             asyncio.create_task(_pump(proc.stderr, "stderr", log))]
+    if tty_master is not None:
+        io = ContainerIO(await pty_writer(tty_master), stdin_once=config.stdin_once, tty_fd=tty_master)
+        # a tty has one output stream; the runtime logs it as stdout, like containerd
+        pumps = [asyncio.create_task(_pump(pty_reader(tty_master), "stdout", log, io.publish))]
+    else:
+        io = ContainerIO(proc.stdin, stdin_once=config.stdin_once, tty_fd=None)
+        pumps = [asyncio.create_task(_pump(proc.stdout, "stdout", log, io.publish)),
+                 asyncio.create_task(_pump(proc.stderr, "stderr", log, io.publish))]
     children = _children(proc.pid)
     container = Container(secrets.token_hex(32), config, proc, children[0] if children else None,
-                          log_path, started_at, _pumps=pumps)
+                          log_path, started_at, _pumps=pumps, io=io)
     asyncio.get_running_loop().create_task(_close_when_done(container, log))
     if report != b"ok":
         await container.wait()
@@ -210,9 +227,30 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
         await asyncio.sleep(0)  # the fork happened before exec; look once more
         children = _children(proc.pid)
         container.pid = children[0] if children else None
-    (container_dir / "state.json").write_text(json.dumps(
+    await asyncio.to_thread((container_dir / "state.json").write_text, json.dumps(
         {"id": container.id, "pid": container.pid, "runtime_pid": proc.pid, "started_at": started_at}))
     return container
+
+
+def _write_spec(container_dir: Path, spec: dict, log_path: Path) -> tuple[Path, BinaryIO]:
+    """Writes the init's spec; returns its path and the container's log, opened to append."""
+    container_dir.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # marshal, not JSON: the init then needs no json import (see init.py); the same
+    # interpreter writes and reads it.
+    spec_path = container_dir / "spec.marshal"
+    spec_path.write_bytes(marshal.dumps(spec))
+    return spec_path, open(log_path, "ab", buffering=0)
+
+
+def _stdio(config: ContainerConfig) -> tuple[int | None, dict]:
+    """The container's stdin/stdout/stderr: pipes (stdin only if the spec keeps one
+    open), or one pty slave for all three with a tty. Returns (pty master, stdio)."""
+    if config.tty:
+        master, slave = os.openpty()  # both non-inheritable; subprocess dup2s the slave
+        return master, {"stdin": slave, "stdout": slave, "stderr": slave}
+    stdin = asyncio.subprocess.PIPE if config.stdin else asyncio.subprocess.DEVNULL
+    return None, {"stdin": stdin, "stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.PIPE}
 
 
 async def _close_when_done(container: Container, log) -> None:
@@ -220,6 +258,8 @@ async def _close_when_done(container: Container, log) -> None:
         await container.wait()
     finally:
         log.close()
+        if container.io is not None:
+            container.io.end()
 
 
 async def _read_line(fd: int) -> bytes:
@@ -308,6 +348,7 @@ async def follow_log(path: Path, running: Callable[[], bool], *, timestamps: boo
                     yield chunk
                 if limit_bytes is not None and sent >= limit_bytes:
                     return
+                chunk = b""  # sent: a poll that finds nothing new must not send it again
             if not follow:
                 return
             alive = running()

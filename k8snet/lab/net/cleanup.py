@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from k8snet.lab.config import LabConfig
-from k8snet.lab.net import nsutil
+from k8snet.lab.net import hostlink, nsutil
 from k8snet.lab.net.ipam import ipam_root
 
 NsId = tuple[int, int]  # (st_dev, st_ino) of an nsfs file
@@ -33,6 +33,7 @@ class CleanupReport:
     namespaces: list[str] = field(default_factory=list)    # deleted namespace names
     unmounted: list[str] = field(default_factory=list)     # host-namespace mounts removed
     state: list[str] = field(default_factory=list)         # state paths removed
+    links: list[str] = field(default_factory=list)         # host interfaces removed
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -43,7 +44,7 @@ class CleanupReport:
     def removed(self) -> list[str]:
         """One line per thing removed (what ``lab down`` reports as removed by force)."""
         return ([f"process {p}" for p in self.killed] + [f"netns {n}" for n in self.namespaces]
-                + [f"mount {m}" for m in self.unmounted])
+                + [f"mount {m}" for m in self.unmounted] + [f"link {n}" for n in self.links])
 
 
 def _ns_id(path: str | Path) -> NsId | None:
@@ -178,6 +179,11 @@ def cleanup_lab(config_or_name: LabConfig | str, *, timeout: float = 5.0) -> Cle
                 report.namespaces.append(name)
         except (OSError, nsutil.NetError) as e:
             report.errors.append(f"netns {name}: {e}")
+    # Deleting the wire namespace takes the host veth with it, but only once nothing
+    # pins that namespace any more (the kernel frees it asynchronously): delete the
+    # host end by name so the host is clean when we return.
+    if hostlink.delete_host_link(config):
+        report.links.append(config.host_ifname)
     ipam = ipam_root(config)
     if ipam.exists():
         shutil.rmtree(ipam, ignore_errors=True)

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from k8snet.lab.config import LabConfig
@@ -42,6 +43,7 @@ def host_veth_name(pod_uid: str) -> str:
     return nsutil.check_ifname(f"v{pod_hash(pod_uid)}")
 
 
+@lru_cache(maxsize=64)  # called for every pod; node_pod_cidr lists all 256 subnets
 def node_gateway_ip(config: LabConfig, index: int) -> str:
     """10.244.i.1: the node-side address of every pod veth on node i."""
     return str(ipaddress.ip_network(config.node_pod_cidr(index))[1])
@@ -121,10 +123,10 @@ class NodeNetwork:
         containers may be running in that namespace). A failed attempt removes what
         it made, so any other leftover namespace of the pod is stale and is rebuilt."""
         async with self._lock(pod_uid):
-            held = self.ipam.lookup(pod_uid)
+            # IPAM reads and writes a file per address: a thread, not the event loop
+            held, ip = await asyncio.to_thread(self._claim, pod_uid)
             if held and nsutil.netns_path(self.pod_netns(pod_uid)).exists():
                 return self._network(pod_uid, held)
-            ip = self.ipam.allocate(pod_uid)
             net = self._network(pod_uid, ip)
             try:
                 if held or net.netns_path.exists():  # stale: its node-side veth may linger
@@ -140,6 +142,11 @@ class NodeNetwork:
                 raise
             return net
 
+    def _claim(self, pod_uid: str) -> tuple[str | None, str]:
+        """(the address the pod already held, if any; its address now)."""
+        held = self.ipam.lookup(pod_uid)
+        return held, held or self.ipam.allocate(pod_uid)
+
     async def remove_pod(self, pod_uid: str) -> None:
         """Deletes the pod's veth and namespace and frees its IP. Idempotent.
 
@@ -147,7 +154,7 @@ class NodeNetwork:
         keep the namespace alive but cut off, since the veth is deleted explicitly."""
         async with self._lock(pod_uid):
             await self._teardown(self._network(pod_uid, ip=""))
-            self.ipam.release(pod_uid)
+            await asyncio.to_thread(self.ipam.release, pod_uid)
 
     async def _teardown(self, net: PodNetwork) -> None:
         if not nsutil.netns_path(self.node_netns).exists():

@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 
 from k8snet.lab.config import LabConfig
-from k8snet.lab.net import cleanup, nsutil
+from k8snet.lab.net import cleanup, guard, hostlink, nsutil
 
 BRIDGE = "wire"          # the bridge inside the wire namespace (kind's docker network)
 NODE_IFACE = "eth0"      # each node's link to the wire bridge
@@ -61,10 +61,17 @@ def wire_commands(config: LabConfig) -> list[str]:
     return cmds
 
 
+def host_link_commands(config: LabConfig) -> tuple[list[str], list[str]]:
+    """(host ``ip -batch`` lines, wire ``ip -n <wire> -batch`` lines) for the lab's
+    one host veth (:mod:`k8snet.lab.net.hostlink`)."""
+    return hostlink.host_commands(config, BRIDGE)
+
+
 def node_commands(config: LabConfig, index: int) -> list[str]:
     """``ip -n <node> -batch`` lines: eth0's address, kindnet-style routes to the other
-    nodes' pod CIDRs, and a default route to the wire gateway (as a kind node's default
-    route points at the docker bridge) so OUTPUT-chain DNAT to ClusterIPs works."""
+    nodes' pod CIDRs, and a default route to the wire gateway so OUTPUT-chain DNAT to
+    ClusterIPs works. (kind's nodes route through the docker bridge, i.e. the host;
+    ours go to the wire namespace, which has no way out, never to the host.)"""
     cmds = [
         "link set lo up",
         f"addr add {config.node_ip(index)}/{_prefixlen(config)} dev {NODE_IFACE}",
@@ -98,11 +105,24 @@ async def create_lab_network(config: LabConfig) -> None:
             nsutil.write_sysctls(config.wire_netns, WIRE_SYSCTLS),
             *(nsutil.write_sysctls(n, NODE_SYSCTLS) for n in names[1:]))
         await nsutil.ip_batch(wire_commands(config), config.wire_netns)
-        await asyncio.gather(*(nsutil.ip_batch(node_commands(config, i), config.node_netns(i))
-                               for i in range(config.nodes)))
+        host_cmds, wire_port_cmds = host_link_commands(config)
+        await asyncio.gather(
+            _host_link(config, host_cmds, wire_port_cmds),
+            *(nsutil.ip_batch(node_commands(config, i), config.node_netns(i)) for i in range(config.nodes)),
+            *(guard.install(config, i) for i in range(config.nodes)))
     except BaseException:
         await destroy_lab_network(config)
         raise
+
+
+async def _host_link(config: LabConfig, host_cmds: list[str], wire_cmds: list[str]) -> None:
+    await nsutil.ip_batch(host_cmds)
+    await nsutil.ip_batch(wire_cmds, config.wire_netns)
+    clash = await asyncio.to_thread(hostlink.conflicting_links, config)
+    if clash:
+        raise nsutil.NetError(
+            f"the lab's node network {config.node_cidr} is also on host interface(s) {', '.join(clash)} "
+            "(another lab started at the same moment?); run 'k8snet lab up' again")
 
 
 async def destroy_lab_network(config: LabConfig) -> cleanup.CleanupReport:

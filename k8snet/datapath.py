@@ -1,0 +1,333 @@
+"""Seeing a Service's data path on the lab: the node's rules for it, which rules a
+connection went through, and the conntrack entries with their NAT translation.
+
+Lab-only: it reads the kernel state inside the lab's node network namespaces (as
+root, on the machine that runs the lab, via ``ip netns exec``). On any other cluster
+the functions raise :class:`LabOnlyError` — the nodes of kind, minikube or a cloud
+cluster are not namespaces on this machine.
+
+- :func:`service_rules` — the applied ``iptables-save`` / ``nft list`` text, reduced
+  to the Service's chains (and, in nftables mode, its elements of the shared maps);
+- :func:`matched_rules` — run an action (e.g. a connection from a pod) and see which
+  of those rules it hit: iptables rule packet counters before/after, or an nftables
+  trace (``meta nftrace`` set from a temporary table, read with ``nft monitor trace``);
+- :func:`conntrack_entries` — ``conntrack -L`` in each node, parsed: original and reply
+  tuples, so a DNAT (reply source != original destination) and SNAT show up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pandas as pd
+
+from .lab import lifecycle
+from .lab.config import LabConfig
+
+TRACE_TABLE = "k8snet-trace"
+LAB_ONLY = ("this view is lab-only: it reads the rules and conntrack table inside the lab's node "
+            "network namespaces; {what} is not a k8snet lab (on other clusters, look on a node: "
+            "iptables-save, nft list ruleset, conntrack -L)")
+CONNTRACK_COLUMNS = ["node", "protocol", "state", "timeout", "orig_src", "orig_sport", "orig_dst", "orig_dport",
+                     "reply_src", "reply_sport", "reply_dst", "reply_dport", "dnat", "snat", "flags"]
+
+
+class LabOnlyError(RuntimeError):
+    """The data-path view was asked for a cluster that is not a k8snet lab."""
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """What the filters need to know about one Service."""
+
+    namespace: str
+    name: str
+    ips: tuple[str, ...]  # cluster IP, external IPs, load-balancer IPs
+    node_ports: tuple[int, ...]
+
+
+# -- finding the lab and the Service --------------------------------------------
+
+def lab_config(target: Any) -> LabConfig:
+    """The lab behind ``target``: a lab name, a ``LabStatus`` or a :class:`k8snet.cluster.Cluster`."""
+    lab = getattr(target, "lab", target)  # a Cluster has .lab (None off the lab)
+    name = getattr(lab, "name", lab)
+    if not isinstance(name, str) or lifecycle.status(name).phase != "Ready":
+        raise LabOnlyError(LAB_ONLY.format(what=repr(target)))
+    return lifecycle.load_config(name)
+
+
+def service_info(target: Any, service: str, namespace: str = "default") -> ServiceInfo:
+    """The Service's addresses and node ports, read from the lab's API."""
+    from kubernetes import client, config
+
+    cfg = lab_config(target)
+    api_client = config.new_client_from_config(config_file=str(cfg.kubeconfig_path))
+    try:
+        # The raw JSON: field names as the API spells them, whatever the client version.
+        resp = client.CoreV1Api(api_client).read_namespaced_service(service, namespace, _preload_content=False)
+        svc = json.loads(resp.data)
+    finally:
+        api_client.close()
+    spec = svc.get("spec", {})
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ips = [spec.get("clusterIP"), *(spec.get("externalIPs") or []), *(i.get("ip") for i in ingress)]
+    return ServiceInfo(namespace, service, tuple(ip for ip in ips if ip and ip != "None"),
+                       tuple(p["nodePort"] for p in spec.get("ports") or [] if p.get("nodePort")))
+
+
+def _node_index(cfg: LabConfig, node: str | int) -> int:
+    if isinstance(node, int):
+        return node
+    return cfg.node_names.index(node)
+
+
+def _in_node(cfg: LabConfig, index: int, *argv: str, input: str | None = None) -> str:
+    done = subprocess.run(["ip", "netns", "exec", cfg.node_netns(index), *argv], input=input,
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} in {cfg.node_name(index)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+# -- (a) the rules ----------------------------------------------------------------
+
+_IPT_SERVICE_CHAIN = re.compile(r"\bKUBE-(?:SVC|SVL|EXT|FW|SEP)-[A-Z0-9]+\b")
+
+
+def _names_service(line: str, svc: ServiceInfo) -> bool:
+    """Does a rule's comment name the Service (``ns/name`` or ``ns/name:port``)?"""
+    return re.search(rf'(?:^|[\s"]){re.escape(svc.namespace)}/{re.escape(svc.name)}(?::[^\s"]*)?(?=[\s"]|$)',
+                     line) is not None
+
+
+def filter_iptables(text: str, svc: ServiceInfo) -> str:
+    """``iptables-save`` output (counters or not) reduced to the Service's rules and chains."""
+    chains: set[str] = set()
+    for line in text.splitlines():
+        if line.lstrip("[0123456789:] ").startswith("-A") and _names_service(line, svc):
+            chains |= set(_IPT_SERVICE_CHAIN.findall(line))
+    out: list[str] = []
+    for line in text.splitlines():
+        rule = line.lstrip("[0123456789:] ") if line.startswith("[") else line
+        if line.startswith("*") or line == "COMMIT":
+            out.append(line)
+        elif line.startswith(":") and line[1:].split()[0] in chains:
+            out.append(line)
+        elif rule.startswith("-A") and (rule.split()[1] in chains or _names_service(rule, svc)):
+            out.append(line)
+    # Drop tables that kept nothing of the Service.
+    text_out, table = [], []
+    for line in out:
+        table.append(line)
+        if line == "COMMIT":
+            if len(table) > 2:
+                text_out += table
+            table = []
+    return "\n".join(text_out) + ("\n" if text_out else "")
+
+
+def _nft_blocks(text: str) -> list[tuple[str, str, list[str]]]:
+    """Top-level blocks of ``nft list table`` output: (kind, name, lines)."""
+    blocks: list[tuple[str, str, list[str]]] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        m = re.match(r"^\t(chain|set|map) (\S+) \{$", line)
+        if m:
+            current = [line]
+            blocks.append((m.group(1), m.group(2), current))
+        elif current is not None:
+            current.append(line)
+            if line == "\t}":
+                current = None
+    return blocks
+
+
+def filter_nftables(text: str, svc: ServiceInfo) -> str:
+    """``nft list table ip kube-proxy`` reduced to the Service's chains and sets, and its
+    elements of the shared verdict maps (service-ips, no-endpoint-services, ...)."""
+    marker = f"-{svc.namespace}/{svc.name}/"
+    out = ["table ip kube-proxy {"]
+    for kind, name, lines in _nft_blocks(text):
+        if marker in name:
+            out += lines
+            continue
+        body = "\n".join(lines)
+        m = re.search(r"elements = \{(.*?)\}", body, re.S)
+        if kind == "chain" or not m:
+            continue
+        # An element belongs to the Service when it jumps to one of its chains or
+        # names one of its addresses (ip . proto . port) or node ports (proto . port).
+        mine = [e.strip() for e in m.group(1).split(",")
+                if marker in e or _element_key(e) in svc.ips or _element_key(e) in map(str, svc.node_ports)]
+        if mine:
+            header = [ln for ln in lines[1:] if ln.startswith("\t\t") and not ln.startswith("\t\t\t")
+                      and "elements =" not in ln]
+            out += [lines[0], *header, "\t\telements = { " + ",\n\t\t\t     ".join(mine) + " }", "\t}"]
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _element_key(element: str) -> str:
+    """An element's address ("10.96.0.10 . udp . 53 : ...") or node port ("tcp . 30080 : ...")."""
+    parts = element.split(":")[0].split(" . ")
+    return parts[0].strip() if len(parts) == 3 else parts[-1].strip()
+
+
+def service_rules(target: Any, service: str, namespace: str = "default", node: str | int = 0) -> str:
+    """The rules ``node``'s kube-proxy applied for the Service, as the kernel lists them."""
+    cfg = lab_config(target)
+    svc = service_info(target, service, namespace)
+    index = _node_index(cfg, node)
+    if cfg.proxy_mode == "nftables":
+        return filter_nftables(_in_node(cfg, index, "nft", "list", "table", "ip", "kube-proxy"), svc)
+    return filter_iptables(_in_node(cfg, index, "iptables-save"), svc)
+
+
+# -- (b) which rules a connection matched -------------------------------------------
+
+def iptables_counters(text: str) -> dict[tuple[str, str], int]:
+    """``iptables-save -c`` -> {(table, rule): packets}."""
+    counts: dict[tuple[str, str], int] = {}
+    table = ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        m = re.match(r"^\[(\d+):\d+\] (-A .*)$", line)
+        if m:
+            counts[(table, m.group(2))] = int(m.group(1))
+    return counts
+
+
+_TRACE = re.compile(r"^trace id (\S+) ip (\S+) (\S+) rule (.*?)(?: \(verdict (.*)\))?$")
+
+
+def parse_trace(text: str, table: str = "kube-proxy") -> list[dict[str, str]]:
+    """``nft monitor trace`` lines -> the rules of ``table`` that packets matched."""
+    rows = []
+    for line in text.splitlines():
+        m = _TRACE.match(line.strip())
+        if m and m.group(2) == table:
+            rows.append({"trace": m.group(1), "chain": m.group(3), "rule": m.group(4),
+                         "verdict": m.group(5) or ""})
+    return rows
+
+
+def _trace_table(svc: ServiceInfo) -> str:
+    """A table that flags packets to the Service for tracing, before conntrack and NAT see them."""
+    matches = [f"ip daddr {{ {', '.join(svc.ips)} }} meta nftrace set 1"] if svc.ips else []
+    if svc.node_ports:
+        matches.append(f"th dport {{ {', '.join(map(str, svc.node_ports))} }} meta nftrace set 1")
+    chains = "\n".join(f"  chain {hook} {{ type filter hook {hook} priority -350; policy accept;\n"
+                       + "\n".join(f"    {m}" for m in matches) + "\n  }" for hook in ("prerouting", "output"))
+    return f"table ip {TRACE_TABLE} {{\n{chains}\n}}\n"
+
+
+def matched_rules(target: Any, service: str, action: Callable[[], object], namespace: str = "default"
+                  ) -> pd.DataFrame:
+    """Runs ``action`` and returns the Service's rules it went through, on every node.
+
+    Columns: node, table, chain, rule, packets (iptables: counter increase;
+    nftables: how many traced packets matched the rule), verdict (nftables).
+    Only the Service's own rules count, so other traffic in the lab does not show up.
+    """
+    cfg = lab_config(target)
+    svc = service_info(target, service, namespace)
+    nodes = range(cfg.nodes)
+    if cfg.proxy_mode == "nftables":
+        return _traced(cfg, svc, nodes, action)
+    before = {i: iptables_counters(filter_iptables(_in_node(cfg, i, "iptables-save", "-c"), svc)) for i in nodes}
+    action()
+    rows = []
+    for i in nodes:
+        after = iptables_counters(filter_iptables(_in_node(cfg, i, "iptables-save", "-c"), svc))
+        for (table, rule), packets in after.items():
+            delta = packets - before[i].get((table, rule), 0)
+            if delta > 0:
+                rows.append({"node": cfg.node_name(i), "table": table, "chain": rule.split()[1], "rule": rule,
+                             "packets": delta, "verdict": ""})
+    return pd.DataFrame(rows, columns=["node", "table", "chain", "rule", "packets", "verdict"])
+
+
+def _traced(cfg: LabConfig, svc: ServiceInfo, nodes: range, action: Callable[[], object]) -> pd.DataFrame:
+    monitors: dict[int, subprocess.Popen] = {}
+    try:
+        for i in nodes:
+            _in_node(cfg, i, "nft", "-f", "-", input=_trace_table(svc))
+            monitors[i] = subprocess.Popen(["ip", "netns", "exec", cfg.node_netns(i), "nft", "monitor", "trace"],
+                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # nft monitor gives no "subscribed" signal; give it a moment to join the netlink group.
+        time.sleep(0.3)
+        action()
+        time.sleep(0.3)  # let the last trace events arrive
+    finally:
+        for i, proc in monitors.items():
+            proc.terminate()
+        for i in nodes:
+            subprocess.run(["ip", "netns", "exec", cfg.node_netns(i), "nft", "delete", "table", "ip", TRACE_TABLE],
+                           capture_output=True)
+    rows = []
+    for i, proc in monitors.items():
+        out, _ = proc.communicate(timeout=10)
+        for r in parse_trace(out):
+            rows.append({"node": cfg.node_name(i), "table": "kube-proxy", **r})
+    df = pd.DataFrame(rows, columns=["node", "table", "trace", "chain", "rule", "verdict"])
+    grouped = df.groupby(["node", "table", "chain", "rule", "verdict"], sort=False).size()
+    return grouped.rename("packets").reset_index()[["node", "table", "chain", "rule", "packets", "verdict"]]
+
+
+# -- (c) conntrack -------------------------------------------------------------------
+
+def parse_conntrack(text: str) -> list[dict[str, Any]]:
+    """``conntrack -L`` lines -> rows with the original and the reply tuple."""
+    rows = []
+    for line in text.splitlines():
+        tokens = line.split()
+        if len(tokens) < 4 or "=" not in line:
+            continue
+        row: dict[str, Any] = {"protocol": tokens[0], "timeout": int(tokens[2]),
+                               "state": tokens[3] if "=" not in tokens[3] else ""}
+        seen: dict[str, int] = {}
+        flags = []
+        for tok in tokens[3:]:
+            if tok.startswith("["):
+                flags.append(tok.strip("[]"))
+                continue
+            key, _, value = tok.partition("=")
+            if key in ("src", "dst", "sport", "dport"):
+                side = "orig" if seen.get(key, 0) == 0 else "reply"
+                seen[key] = seen.get(key, 0) + 1
+                row[f"{side}_{key}"] = int(value) if key.endswith("port") else value
+        if "reply_src" not in row:
+            continue
+        # The reply comes from whoever really answered: not the address dialled -> DNAT;
+        # it goes to someone other than the sender -> SNAT (masquerade).
+        row["dnat"] = row["reply_src"] != row["orig_dst"]
+        row["snat"] = row["reply_dst"] != row["orig_src"]
+        row["flags"] = ",".join(flags)
+        rows.append(row)
+    return rows
+
+
+def conntrack_entries(target: Any, service: str | None = None, namespace: str = "default",
+                      node: str | int | None = None) -> pd.DataFrame:
+    """The conntrack table of one node (or every node), optionally only the flows to ``service``.
+
+    Columns: node, protocol, state, timeout, orig_src/sport/dst/dport,
+    reply_src/sport/dst/dport, dnat, snat, flags.
+    """
+    cfg = lab_config(target)
+    svc = service_info(target, service, namespace) if service else None
+    indices = range(cfg.nodes) if node is None else [_node_index(cfg, node)]
+    rows = []
+    for i in indices:
+        for row in parse_conntrack(_in_node(cfg, i, "conntrack", "-L")):
+            if svc and row.get("orig_dst") not in svc.ips and row.get("orig_dport") not in svc.node_ports:
+                continue
+            rows.append({"node": cfg.node_name(i), **row})
+    return pd.DataFrame(rows, columns=CONNTRACK_COLUMNS)
