@@ -98,8 +98,9 @@ def test_run_i_reports_the_container_exit_code(kubeconfig, namespace, kubectl):
 def test_attach_to_a_running_pod_and_detach_keeps_it_running(kubectl, interactive):
     first = interactive("run", "-i", "--tty", "--image=busybox", "keep", "--restart=Never", "--", "sh")
     first.expect(PROMPT)
-    first.sendline("echo one > /tmp/mark")
-    first.expect(PROMPT)
+    # wait for the command's own output ("m""k" prints mk; the echoed input does not match)
+    first.sendline('echo one > /tmp/mark && echo "m""k"')
+    first.expect("mk")
     first.close(force=True)  # the user's terminal goes away: kubectl leaves, the shell stays
     time.sleep(0.5)
     assert kubectl("get", "pod", "keep", "-o", "jsonpath={.status.phase}") == "Running"
