@@ -147,14 +147,14 @@ def desired_endpoints(service: Obj, pods: list[Obj]) -> Obj:
     return ep
 
 
-class EndpointsController(Controller):
-    component = "endpoint-controller"
+class ServiceBackedController(Controller):
+    """What the Endpoints and EndpointSlice controllers share: one key per Service,
+    re-queued when the Service or any pod of its namespace changes."""
 
     def __init__(self, client: ApiClient, config: LabConfig, *, informers: Informers | None = None):
         super().__init__(client, config, informers=informers)
         self.services = self.watch("services", self._on_service)
         self.pods = self.watch("pods", self._on_pod)
-        self.endpoints = self.watch("endpoints", self._on_endpoints)
 
     def _on_service(self, etype: str, svc: Obj) -> None:
         self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
@@ -166,6 +166,18 @@ class EndpointsController(Controller):
             if has_selector(svc):
                 self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
 
+    def resync(self) -> None:
+        for svc in self.services.items():
+            self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
+
+
+class EndpointsController(ServiceBackedController):
+    component = "endpoint-controller"
+
+    def __init__(self, client: ApiClient, config: LabConfig, *, informers: Informers | None = None):
+        super().__init__(client, config, informers=informers)
+        self.endpoints = self.watch("endpoints", self._on_endpoints)
+
     def _on_endpoints(self, etype: str, ep: Obj) -> None:
         # Someone deleted "our" Endpoints: put them back. (Edits wait for the resync, so
         # our own writes never echo into another reconcile.)
@@ -174,10 +186,6 @@ class EndpointsController(Controller):
         svc = self.services.get(ep["metadata"]["namespace"], ep["metadata"]["name"])
         if svc is not None and has_selector(svc):
             self.queue.add((ep["metadata"]["namespace"], ep["metadata"]["name"]))
-
-    def resync(self) -> None:
-        for svc in self.services.items():
-            self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
 
     async def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key

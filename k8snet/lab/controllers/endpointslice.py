@@ -18,8 +18,8 @@ from typing import Any
 from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
-from .base import Controller, Informers
-from .endpoints import backing_pods, has_selector, pod_hostname, pod_ports, service_labels, target_ref
+from .base import Informers
+from .endpoints import ServiceBackedController, backing_pods, has_selector, pod_hostname, pod_ports, service_labels, target_ref
 from .util import is_deleting, is_pod_ready
 
 SLICES = "discovery.k8s.io/endpointslices"
@@ -156,34 +156,20 @@ def new_slice(service: Obj, labels: dict[str, str], ports: list[dict[str, Any]],
     }
 
 
-class EndpointSliceController(Controller):
+class EndpointSliceController(ServiceBackedController):
     component = "endpointslice-controller"
 
     def __init__(self, client: ApiClient, config: LabConfig, *, informers: Informers | None = None):
         super().__init__(client, config, informers=informers)
-        self.services = self.watch("services", self._on_service)
-        self.pods = self.watch("pods", self._on_pod)
         self.slices = self.watch(SLICES, self._on_slice)
         # service key -> {created slice name: give-up time}: slices the cache hasn't shown yet
         self._created: dict[tuple[str, str], dict[str, float]] = {}
-
-    def _on_service(self, etype: str, svc: Obj) -> None:
-        self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
-
-    def _on_pod(self, etype: str, pod: Obj) -> None:
-        for svc in self.services.items(pod["metadata"]["namespace"]):
-            if has_selector(svc):
-                self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
 
     def _on_slice(self, etype: str, s: Obj) -> None:
         # Only a vanished slice needs us at once; our own edits must not echo back.
         svc_name = (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL)
         if svc_name and (etype == "DELETED" or self._created.get((s["metadata"]["namespace"], svc_name))):
             self.queue.add((s["metadata"]["namespace"], svc_name))
-
-    def resync(self) -> None:
-        for svc in self.services.items():
-            self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
 
     def _owned_slices(self, ns: str, name: str) -> list[Obj]:
         return [s for s in self.slices.items(ns)
