@@ -5,10 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-# Test labs keep their state in a temporary folder, never in the user's labs.
+# Test labs keep their state in a temporary folder, never in the user's labs; the
+# notebooks' measurements go there too, so the committed data/results stay as they are.
 K8SNET_STATE_ROOT="$(mktemp -d /tmp/k8snet-tests.XXXXXX)"
 export K8SNET_STATE_ROOT
 export K8SNET_LAB=ci
+export K8SNET_RESULTS_DIR="$K8SNET_STATE_ROOT/results"
+# Notebook kernels import k8snet from this checkout.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 cleanup() {
   if [ "$(id -u)" -eq 0 ]; then python3 -m k8snet lab down --name "$K8SNET_LAB" >/dev/null 2>&1 || true; fi
   rm -rf "$K8SNET_STATE_ROOT"
@@ -17,6 +21,9 @@ trap cleanup EXIT
 if [ "$(uname -s)" = Linux ] && [ "$(id -u)" -eq 0 ]; then
   python3 -m k8snet lab up --name "$K8SNET_LAB"
 else
-  echo "test: not root on Linux, so no lab: the lab and cluster tests will skip (run with sudo)" >&2
+  echo "test: not root on Linux, so no lab: the lab, cluster and notebook tests will skip (run with sudo)" >&2
 fi
 python3 -m pytest tests -q -ra "$@"
+if [ "$(uname -s)" = Linux ] && [ "$(id -u)" -eq 0 ]; then
+  python3 -m pytest --nbval-lax notebooks/ --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider -q
+fi
