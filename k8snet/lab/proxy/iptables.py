@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+from functools import lru_cache
 from typing import Iterable
 
 from .model import NodeInfo, ServicePort
@@ -61,9 +62,12 @@ BUILTIN_CHAINS = {
 }
 
 
+@lru_cache(maxsize=1 << 17)
 def _hash16(text: str) -> str:
     """base32(sha256(text))[:16]: iptables chain names must stay <= 28 characters."""
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    # Cached: every sync names every chain again. base32 encodes each 5 bytes
+    # independently, so 10 bytes of digest give exactly the first 16 characters.
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
 
 
 def svc_chain(sp: ServicePort) -> str:
@@ -109,6 +113,11 @@ class _Table:
     def add(self, *parts: str) -> None:
         self.rules.append(" ".join(p for p in parts if p))
 
+    def extend(self, other: "_Table") -> None:
+        """Append another table's chains and rules (one service's share of it)."""
+        self.chains += other.chains
+        self.rules += other.rules
+
     def text(self) -> str:
         lines = [f"*{self.name}"]
         lines += [f":{c} ACCEPT [0:0]" for c in BUILTIN_CHAINS[self.name]]
@@ -127,8 +136,39 @@ def _jump_rules(table: _Table) -> None:
 
 def render_iptables(model: list[ServicePort], node: NodeInfo) -> str:
     """Full ``iptables-restore`` input (filter, then nat) for ``node``."""
-    filt = _Table("filter", [SERVICES, EXTERNAL_SERVICES, FORWARD, NODEPORTS, PROXY_FIREWALL])
-    nat = _Table("nat", [SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ])
+    return IptablesRenderer(node).render(model)
+
+
+class IptablesRenderer:
+    """Renders one node's tables, remembering each service's rules between calls.
+
+    A service's rules depend only on its (frozen, hashable) model entry and the
+    node, so a resync re-renders only the services that changed.
+    """
+
+    def __init__(self, node: NodeInfo) -> None:
+        self.node = node
+        self._fragments: dict[ServicePort, tuple[_Table, _Table]] = {}
+
+    def render(self, model: list[ServicePort]) -> str:
+        filt = _Table("filter", [SERVICES, EXTERNAL_SERVICES, FORWARD, NODEPORTS, PROXY_FIREWALL])
+        nat = _Table("nat", [SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ])
+        _head_rules(filt, nat, self.node)
+        previous, self._fragments = self._fragments, {}
+        for sp in model:
+            fragment = previous.get(sp)
+            if fragment is None:
+                fragment = (_Table("filter", ()), _Table("nat", ()))
+                _render_service(sp, self.node, *fragment)
+            self._fragments[sp] = fragment  # only the current services stay cached
+            filt.extend(fragment[0])
+            nat.extend(fragment[1])
+        _tail_rules(filt, nat, self.node)
+        return filt.text() + nat.text()
+
+
+def _head_rules(filt: _Table, nat: _Table, node: NodeInfo) -> None:
+    """Jumps from the built-in chains and the masquerading machinery: before any service."""
     _jump_rules(filt)
     _jump_rules(nat)
     mark = node.masquerade_mark
@@ -139,9 +179,10 @@ def render_iptables(model: list[ServicePort], node: NodeInfo) -> str:
             "-j MASQUERADE --random-fully")
     nat.add("-A", MARK_MASQ, "-j MARK --or-mark", mark)
 
-    for sp in model:
-        _render_service(sp, node, filt, nat)
 
+def _tail_rules(filt: _Table, nat: _Table, node: NodeInfo) -> None:
+    """Rules that must come after every service's."""
+    mark = node.masquerade_mark
     # Must stay the last rule of KUBE-SERVICES: every other match is more specific.
     # Loopback is excluded because localhost NodePorts would need route_localnet.
     nat.add("-A", SERVICES, "-m comment --comment",
@@ -154,7 +195,6 @@ def render_iptables(model: list[ServicePort], node: NodeInfo) -> str:
              "-m mark --mark", f"{mark}/{mark}", "-j ACCEPT")
     filt.add("-A", FORWARD, "-m comment --comment", _q("kubernetes forwarding conntrack rule"),
              "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
-    return filt.text() + nat.text()
 
 
 def _render_service(sp: ServicePort, node: NodeInfo, filt: _Table, nat: _Table) -> None:

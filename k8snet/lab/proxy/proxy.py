@@ -1,10 +1,13 @@
 """One node's kube-proxy: watch Services and EndpointSlices, keep the node's rules current.
 
-Level-triggered like kube-proxy's full sync: every change marks the state dirty;
-after a short debounce (so a Deployment rollout's burst of slice updates costs one
-restore, like kube-proxy's minSyncPeriod) the whole ruleset is rendered from the
-informer caches and loaded in one atomic ``iptables-restore`` (or ``nft -f``)
-inside the node's namespace. Unchanged text is not reloaded.
+Level-triggered like kube-proxy: every change marks the state dirty; after a
+short debounce (so a Deployment rollout's burst of slice updates costs one
+restore, like kube-proxy's minSyncPeriod) the ruleset is rendered from the
+informer caches (only changed services are re-rendered) and loaded in one atomic
+transaction inside the node's namespace. iptables mode always restores the whole
+filter and nat tables (unchanged text is not reloaded); nftables mode, like the
+real proxier, sends only the changed chains and map elements after the first
+sync, with a full reload every FULL_SYNC_SECONDS and after any failure.
 """
 
 from __future__ import annotations
@@ -19,14 +22,18 @@ from ..config import LabConfig
 from ..contracts import ApiClient
 from ..informer import Informer
 from .conntrack import delete_flows, stale_udp_filters
-from .iptables import render_iptables, rule_count
+from .iptables import IptablesRenderer, rule_count
 from .model import NodeInfo, ServicePort, build_model
-from .nftables import nft_rule_count, render_nftables
+from .nftables import NftablesRenderer, NftRuleset
+from .nftsync import nft_ruleset_count, nft_transaction
 
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.05
 RETRY_SECONDS = 1.0
+# Partial syncs trust that the kernel still holds what we last applied; a periodic
+# full reload repairs any drift (kube-proxy's FullSyncPeriod is also an hour).
+FULL_SYNC_SECONDS = 3600.0
 
 
 class ApplyError(RuntimeError):
@@ -44,6 +51,7 @@ class SyncStats:
     duration_s: float  # render + apply
     applied: bool  # False when the text had not changed
     at: float  # time.time() when it finished
+    full: bool = True  # False: an nftables partial sync (only the changes were sent)
 
 
 class KubeProxy:
@@ -60,8 +68,12 @@ class KubeProxy:
         self.syncs = 0
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._applied_text: str | None = None
+        self._applied_text: str | None = None  # iptables mode
+        self._applied_rules: NftRuleset | None = None  # nftables mode
+        self._last_full_sync = 0.0
         self._applied_model: list[ServicePort] = []
+        self._iptables = IptablesRenderer(self.node)
+        self._nftables = NftablesRenderer(self.node)
 
     async def run(self) -> None:
         """Runs until cancelled."""
@@ -94,28 +106,56 @@ class KubeProxy:
         return build_model(self.services.items(), self.slices.items(), self.node.name)
 
     def render(self, model: list[ServicePort]) -> str:
+        """The full ruleset text for ``model`` in this proxy's mode."""
         if self.mode == "nftables":
-            return render_nftables(model, self.node)
-        return render_iptables(model, self.node)
+            return self._nftables.ruleset(model).text()
+        return self._iptables.render(model)
 
     async def sync_now(self) -> SyncStats:
-        """Renders the informers' current view and applies it if it changed."""
+        """Renders the informers' current view and applies what changed."""
         async with self._lock:
             start = time.monotonic()
             model = self.model()
-            text = self.render(model)
-            applied = text != self._applied_text
+            if self.mode == "nftables":
+                applied, full, count = await self._sync_nftables(model)
+            else:
+                applied, full, count = await self._sync_iptables(model)
             if applied:
-                await apply_ruleset(self.netns, self.mode, text)
-                self._applied_text = text
                 await delete_flows(self.netns, stale_udp_filters(self._applied_model, model))
                 self._applied_model = model
             self.syncs += 1
-            count = nft_rule_count(text) if self.mode == "nftables" else rule_count(text)
             self.last_sync = SyncStats(
                 mode=self.mode, services=len(model), endpoints=sum(len(sp.endpoints) for sp in model),
-                rules=count, duration_s=time.monotonic() - start, applied=applied, at=time.time())
+                rules=count, duration_s=time.monotonic() - start, applied=applied, at=time.time(), full=full)
             return self.last_sync
+
+    async def _sync_iptables(self, model: list[ServicePort]) -> tuple[bool, bool, int]:
+        text = self._iptables.render(model)
+        applied = text != self._applied_text
+        if applied:
+            await apply_ruleset(self.netns, "iptables", text)
+            self._applied_text = text
+        return applied, True, rule_count(text)
+
+    async def _sync_nftables(self, model: list[ServicePort]) -> tuple[bool, bool, int]:
+        rules = self._nftables.ruleset(model)
+        tx = None
+        if self._applied_rules is not None and time.monotonic() - self._last_full_sync < FULL_SYNC_SECONDS:
+            tx = nft_transaction(self._applied_rules, rules)
+        if tx:
+            try:
+                await apply_ruleset(self.netns, "nftables", tx)
+            except ApplyError as err:
+                # The kernel no longer holds what we think it does: start over.
+                log.warning("kube-proxy %s: partial sync failed, reloading the table: %s", self.node.name, err)
+                tx = None
+        if tx is None:
+            # Forget what was applied first: if the reload fails too, the retry is a full one.
+            self._applied_rules = None
+            await apply_ruleset(self.netns, "nftables", rules.text())
+            self._last_full_sync = time.monotonic()
+        self._applied_rules = rules
+        return tx != "", tx is None, nft_ruleset_count(rules)
 
 
 async def apply_ruleset(netns: str, mode: str, text: str) -> None:
