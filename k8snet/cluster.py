@@ -447,11 +447,13 @@ class Cluster:
             info = st.get("nodeInfo") or {}
             rows.append({
                 "name": n["metadata"]["name"], "ready": _condition(n, "Ready") == "True",
-                "internal_ip": addrs.get("InternalIP"), "pod_cidr": (n.get("spec") or {}).get("podCIDR"),
+                "internal_ip": addrs.get("InternalIP"), "external_ip": addrs.get("ExternalIP"),
+                "pod_cidr": (n.get("spec") or {}).get("podCIDR"),
                 "kubelet": info.get("kubeletVersion"), "kernel": info.get("kernelVersion"),
                 "os": info.get("osImage"),
             })
-        return pd.DataFrame(rows, columns=["name", "ready", "internal_ip", "pod_cidr", "kubelet", "kernel", "os"])
+        return pd.DataFrame(rows, columns=["name", "ready", "internal_ip", "external_ip", "pod_cidr", "kubelet",
+                                           "kernel", "os"])
 
     # -- namespaces -------------------------------------------------------------------------------
     @contextlib.contextmanager

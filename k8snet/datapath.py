@@ -28,6 +28,9 @@ import pandas as pd
 
 from .lab import lifecycle
 from .lab.config import LabConfig
+from .lab.proxy.iptables import render_iptables
+from .lab.proxy.model import NodeInfo, build_model
+from .lab.proxy.nftables import render_nftables
 
 TRACE_TABLE = "k8snet-trace"
 LAB_ONLY = ("this view is lab-only: it reads the rules and conntrack table inside the lab's node "
@@ -62,22 +65,34 @@ def lab_config(target: Any) -> LabConfig:
     return lifecycle.load_config(name)
 
 
-def service_info(target: Any, service: str, namespace: str = "default") -> ServiceInfo:
-    """The Service's addresses and node ports, read from the lab's API."""
+def _service_objects(cfg: LabConfig, service: str, namespace: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The Service and its EndpointSlices as raw JSON: field names as the API spells
+    them (what the proxy's model reads), whatever the client version."""
     from kubernetes import client, config
 
-    cfg = lab_config(target)
     api_client = config.new_client_from_config(config_file=str(cfg.kubeconfig_path))
     try:
-        # The raw JSON: field names as the API spells them, whatever the client version.
         resp = client.CoreV1Api(api_client).read_namespaced_service(service, namespace, _preload_content=False)
         svc = json.loads(resp.data)
+        resp = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={service}", _preload_content=False)
+        slices = json.loads(resp.data).get("items") or []
     finally:
         api_client.close()
-    spec = svc.get("spec", {})
+    return svc, slices
+
+
+def service_info(target: Any, service: str, namespace: str = "default") -> ServiceInfo:
+    """The Service's addresses and node ports, read from the lab's API."""
+    svc, _ = _service_objects(lab_config(target), service, namespace)
+    return _info_of(svc)
+
+
+def _info_of(svc: dict[str, Any]) -> ServiceInfo:
+    meta, spec = svc.get("metadata", {}), svc.get("spec", {})
     ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     ips = [spec.get("clusterIP"), *(spec.get("externalIPs") or []), *(i.get("ip") for i in ingress)]
-    return ServiceInfo(namespace, service, tuple(ip for ip in ips if ip and ip != "None"),
+    return ServiceInfo(meta.get("namespace", "default"), meta["name"], tuple(ip for ip in ips if ip and ip != "None"),
                        tuple(p["nodePort"] for p in spec.get("ports") or [] if p.get("nodePort")))
 
 
@@ -167,7 +182,7 @@ def filter_nftables(text: str, svc: ServiceInfo) -> str:
                 if marker in e or _element_key(e) in svc.ips or _element_key(e) in map(str, svc.node_ports)]
         if mine:
             header = [ln for ln in lines[1:] if ln.startswith("\t\t") and not ln.startswith("\t\t\t")
-                      and "elements =" not in ln]
+                      and "elements =" not in ln and ln.strip() != "}"]  # a multi-line elements block's end
             out += [lines[0], *header, "\t\telements = { " + ",\n\t\t\t     ".join(mine) + " }", "\t}"]
     out.append("}")
     return "\n".join(out) + "\n"
@@ -187,6 +202,54 @@ def service_rules(target: Any, service: str, namespace: str = "default", node: s
     if cfg.proxy_mode == "nftables":
         return filter_nftables(_in_node(cfg, index, "nft", "list", "table", "ip", "kube-proxy"), svc)
     return filter_iptables(_in_node(cfg, index, "iptables-save"), svc)
+
+
+def render_service(service: dict[str, Any], endpoint_slices: list[dict[str, Any]], node: NodeInfo,
+                   mode: str) -> str:
+    """What kube-proxy in ``mode`` ("iptables" or "nftables") programs on ``node`` for
+    one Service (its API object and EndpointSlices), reduced to that Service's rules as
+    :func:`service_rules` shows them. Pure: the lab's own renderers, no kernel."""
+    model = build_model([service], endpoint_slices, node.name)
+    if mode == "nftables":
+        return filter_nftables(render_nftables(model, node), _info_of(service))
+    if mode == "iptables":
+        return filter_iptables(render_iptables(model, node), _info_of(service))
+    raise ValueError(f"proxy mode must be 'iptables' or 'nftables', not {mode!r}")
+
+
+def rendered_rules(target: Any, service: str, namespace: str = "default", mode: str | None = None,
+                   node: str | int = 0) -> str:
+    """The rules for the Service as ``mode``'s renderer makes them from the live Service
+    and EndpointSlices (default: the lab's mode). For the other mode this is what the
+    lab would program if it ran in that mode; the text is the renderer's input format
+    (``iptables-restore`` / ``nft -f``), close to what the kernel lists."""
+    cfg = lab_config(target)
+    svc, slices = _service_objects(cfg, service, namespace)
+    return render_service(svc, slices, NodeInfo.from_config(cfg, _node_index(cfg, node)), mode or cfg.proxy_mode)
+
+
+_DISPATCH = re.compile(r'^-A (KUBE-SVC-\S+) .*-> (\S+?)"?(?: .*--probability ([0-9.]+))? -j KUBE-SEP-')
+
+
+def dispatch_probabilities(iptables_text: str) -> pd.DataFrame:
+    """The endpoint rules of each ``KUBE-SVC-`` chain, in order, with the chance each is
+    taken: rule i of n matches with probability 1/(n-i) *if reached* (the last always),
+    and is reached only when every earlier rule missed, so each endpoint gets 1/n.
+
+    Columns: chain, endpoint, rule_probability, reached, chosen.
+    """
+    rows: list[dict[str, Any]] = []
+    reached: dict[str, float] = {}
+    for line in iptables_text.splitlines():
+        m = _DISPATCH.match(line.lstrip("[0123456789:] "))
+        if not m:
+            continue
+        chain, endpoint, prob = m.group(1), m.group(2), float(m.group(3) or 1.0)
+        before = reached.get(chain, 1.0)
+        rows.append({"chain": chain, "endpoint": endpoint, "rule_probability": prob, "reached": before,
+                     "chosen": before * prob})
+        reached[chain] = before * (1.0 - prob)
+    return pd.DataFrame(rows, columns=["chain", "endpoint", "rule_probability", "reached", "chosen"])
 
 
 # -- (b) which rules a connection matched -------------------------------------------

@@ -311,3 +311,36 @@ def rtt_baseline(cluster: Cluster, namespace: str = "default", samples: int = 20
                "lost": int((~df["ok"].astype(bool)).sum())}
     params = {"namespace": namespace, "samples": samples, "server_node": server_node, "client_node": client_node}
     return Measurement(df, summary, params)
+
+
+# -- connection latency ----------------------------------------------------------------------------
+
+def connect_latency(cluster: Cluster, targets: dict[str, str], namespace: str = "default", port: int = 80, *,
+                    connections: int = 300, rounds: int = 2, path: str = "/", node: str | None = None,
+                    image: str | None = None, timeout: float = 180.0) -> Measurement:
+    """TCP connect time (µs) and whole request time per new connection, for each of
+    ``targets`` ({label: address}, e.g. a ClusterIP and a pod IP behind it).
+
+    Every run's probe pod goes to the same ``node``, and the targets take turns for
+    ``rounds`` rounds of ``connections`` each, so drift in the machine's load falls on
+    all of them alike. Summary: percentiles of ``connect_us`` per target and each
+    target's median over the first target's.
+    """
+    frames = []
+    for rnd in range(rounds):
+        for label, host in targets.items():
+            args = ["lb", "--host", host, "--port", str(port), "--path", path, "--count", str(connections)]
+            rows = run_probe(cluster, namespace, args, image=image, node=node, timeout=timeout)
+            frames.append(pd.DataFrame(rows).assign(target=label, address=host, round=rnd))
+    df = pd.concat(frames, ignore_index=True)
+    if "error" not in df:
+        df["error"] = None
+    df = df[["target", "address", "round", "i", "connect_us", "total_us", "backend", "error"]]
+    ok = df[df["error"].isna()]
+    pct = analysis.percentiles(ok, "connect_us", by="target")
+    first = next(iter(targets))
+    summary = {"percentiles_us": pct.to_dict(orient="index"), "errors": int(df["error"].notna().sum()),
+               "ratio_p50": {t: float(pct.loc[t, "p50"] / pct.loc[first, "p50"]) for t in pct.index}}
+    params = {"targets": dict(targets), "namespace": namespace, "port": port, "connections": connections,
+              "rounds": rounds, "path": path, "node": node, "image": probe_image(image)}
+    return Measurement(df, summary, params)

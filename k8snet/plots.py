@@ -72,9 +72,10 @@ def distribution(data: Any, title: str | None = None, confidence: float = 0.95) 
 
 
 def latency(df: pd.DataFrame, value: str = "latency_us", by: str = "form", baseline_us: float | None = None,
-            title: str = "DNS lookup latency by name form") -> Figure:
+            title: str = "DNS lookup latency by name form", what: str = "lookup") -> Figure:
     """Left: the empirical CDF per group on a log axis; right: p50/p90/p99 per group.
-    ``baseline_us`` (e.g. the raw UDP round trip) is drawn as a reference line."""
+    ``baseline_us`` (e.g. the raw UDP round trip) is drawn as a reference line;
+    ``what`` names one sample in the axis labels ("lookup", "connection")."""
     groups = list(dict.fromkeys(df[by]))
     pct = analysis.percentiles(df, value, by=by)
     with mpl.style.context(STYLE):
@@ -85,7 +86,7 @@ def latency(df: pd.DataFrame, value: str = "latency_us", by: str = "form", basel
             cdf_ax.step(e["x"], e["p"], where="post", color=OKABE_ITO[i % 8], label=str(group))
         cdf_ax.set_xscale("log")
         cdf_ax.set_xlabel("latency [µs] (log scale)")
-        cdf_ax.set_ylabel("fraction of lookups ≤ latency")
+        cdf_ax.set_ylabel(f"fraction of {what}s ≤ latency")
         cdf_ax.set_ylim(0, 1.02)
         cdf_ax.grid(True, axis="x", which="both", alpha=0.2)
         quantiles = [c for c in pct.columns if c.startswith("p")]
@@ -95,7 +96,7 @@ def latency(df: pd.DataFrame, value: str = "latency_us", by: str = "form", basel
             bar_ax.bar(x + (j - (len(quantiles) - 1) / 2) * width, pct.loc[groups, q], width,
                        color=OKABE_ITO[j % 8], label=q)
         bar_ax.set_xticks(x, [str(g) for g in groups], rotation=20, ha="right")
-        bar_ax.set_xlabel(f"lookup {by}")
+        bar_ax.set_xlabel(f"{what} {by}")
         bar_ax.set_ylabel("latency [µs]")
         for ax in (cdf_ax, bar_ax) if baseline_us else ():
             kwargs = dict(color="black", linestyle=":", label=f"raw UDP RTT {baseline_us:.0f} µs")

@@ -40,6 +40,14 @@ def test_latency_figure_with_baseline():
     assert all("[µs]" in label for label in (fig.axes[0].get_xlabel(), fig.axes[1].get_ylabel()))
 
 
+
+def test_latency_figure_names_what_was_timed():
+    df = pd.DataFrame({"target": ["ClusterIP"] * 5 + ["pod IP"] * 5, "connect_us": [100.0, 110, 120, 130, 140] * 2})
+    fig = plots.latency(df, value="connect_us", by="target", title="connect", what="connection")
+    png(fig)
+    assert fig.axes[0].get_ylabel() == "fraction of connections ≤ latency"
+    assert fig.axes[1].get_xlabel() == "connection target"
+
 def test_cluster_picture():
     nodes = pd.DataFrame({"name": ["n0", "n1"], "internal_ip": ["172.31.0.2", "172.31.0.3"],
                           "pod_cidr": ["10.244.0.0/24", "10.244.1.0/24"]})

@@ -1,0 +1,26 @@
+"""measure.connect_latency's bookkeeping: targets take turns, all probes on one node,
+percentiles and the ratio to the first target (the probe itself is run by tests/lab)."""
+
+from __future__ import annotations
+
+from k8snet import measure
+
+
+def test_connect_latency_alternates_targets_and_reports_ratio(monkeypatch):
+    calls = []
+
+    def run_probe(cluster, namespace, args, *, image, node, timeout):
+        host = args[args.index("--host") + 1]
+        calls.append((host, node))
+        base = 100.0 if host == "10.96.0.10" else 50.0
+        return [{"i": i, "connect_us": base + i, "total_us": 2 * base, "backend": "web-0"} for i in range(3)]
+
+    monkeypatch.setattr(measure, "run_probe", run_probe)
+    m = measure.connect_latency(None, {"ClusterIP": "10.96.0.10", "pod IP": "10.244.0.5"}, "ns",
+                                connections=3, rounds=2, node="worker")
+    assert calls == [("10.96.0.10", "worker"), ("10.244.0.5", "worker")] * 2
+    assert len(m.data) == 12 and set(m.data["round"]) == {0, 1}
+    assert m.summary["errors"] == 0
+    assert m.summary["percentiles_us"]["ClusterIP"]["p50"] == 101.0
+    assert m.summary["ratio_p50"] == {"ClusterIP": 1.0, "pod IP": 51.0 / 101.0}
+    assert m.params["node"] == "worker"
