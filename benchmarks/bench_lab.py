@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("--big", type=int, default=100)
     args = parser.parse_args()
     os.environ.setdefault("K8SNET_STATE_ROOT", "/tmp/k8snet-bench")
+    load_start = os.getloadavg()[0]  # other work on the machine skews the timings: record it
     rows = [one_run(i, args.big) for i in range(args.runs)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / "lab-bench.csv", "w", newline="") as f:
@@ -158,7 +159,8 @@ def main() -> int:
         "benchmark": "benchmarks/bench_lab.py", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "runs": args.runs, "big_deployment": args.big, "nodes": 2, "proxy_mode": "iptables",
         "machine": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                    "loadavg_1m_start": load_start, "loadavg_1m_end": os.getloadavg()[0]},
         "median_of_runs": summary,
         "goals": {"up_to_reachable_s": 3.0, "pod_startup_p99_s": 1.0},
     }

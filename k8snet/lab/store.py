@@ -6,11 +6,16 @@ The log keeps the last :data:`HISTORY` events so watchers can resume from any re
 version; an older one is 410 Expired, as the real watch cache reports it.
 
 Watchers wake on writes through in-process asyncio events (no polling) and read
-their events back from the log, so a slow watcher never loses one.
+their events back from the log, so a slow watcher never loses one. A recent event
+is decoded once and the same objects go to every watcher (a pod event has half a
+dozen in-process watchers): watchers treat event objects as read-only, as
+client-go's informers treat their cache, and copy before they change one.
 
-Calls are synchronous SQLite statements run in the event loop's thread: they take
-well under a millisecond, and keeping every write free of ``await`` makes each one
-atomic with respect to the other coroutines.
+Calls are synchronous and run in the event loop's thread: keeping every write free
+of ``await`` makes each one atomic with respect to the other coroutines. Reads of
+current objects come from an in-memory copy of the ``objects`` table (their JSON
+text): SQLite releases the GIL in every call, and while a worker thread copies a
+container's files the loop may wait milliseconds to get it back.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ Obj = dict[str, Any]
 HISTORY = 50_000          # events kept for watch resume
 _COMPACT_EVERY = 1_000    # compact the log once per this many writes
 _BATCH = 500              # events read per query by a watcher
+_DECODED = 4_096          # recent events kept decoded, shared by every watcher
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -75,9 +81,14 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._rv = self._meta("rv")
+        # key -> (namespace, name) -> the stored JSON text: what reads and ``prev`` use
+        self._bodies: dict[str, dict[tuple[str, str], str]] = {}
+        for key, namespace, name, body in self._db.execute("SELECT key, namespace, name, body FROM objects"):
+            self._bodies.setdefault(key, {})[(namespace, name)] = body
         self._compacted = self._meta("compacted")  # events with rv <= this are gone
         self._writes = 0
         self._waiters: set[asyncio.Event] = set()
+        self._decoded: dict[int, tuple[Obj, Obj | None]] = {}  # rv -> (object, prev), oldest first
 
     def close(self) -> None:
         self._db.close()
@@ -98,19 +109,15 @@ class Store:
         return self._compacted
 
     def get(self, key: str, namespace: str, name: str) -> Obj | None:
-        row = self._db.execute("SELECT body FROM objects WHERE key = ? AND namespace = ? AND name = ?",
-                               (key, namespace, name)).fetchone()
-        return json.loads(row[0]) if row else None
+        body = self._bodies.get(key, {}).get((namespace, name))
+        return json.loads(body) if body is not None else None
 
     def list(self, key: str, namespace: str | None = None) -> tuple[list[Obj], int]:
         """All objects of ``key`` (in ``namespace`` when given), sorted by namespace and
         name like etcd's key order, and the revision they were read at."""
-        if namespace is None:
-            rows = self._db.execute("SELECT body FROM objects WHERE key = ? ORDER BY namespace, name", (key,))
-        else:
-            rows = self._db.execute("SELECT body FROM objects WHERE key = ? AND namespace = ? ORDER BY name",
-                                    (key, namespace))
-        return [json.loads(r[0]) for r in rows], self._rv
+        stored = self._bodies.get(key, {})
+        names = sorted(k for k in stored if namespace is None or k[0] == namespace)
+        return [json.loads(stored[k]) for k in names], self._rv
 
     def objects(self, key: str) -> list[Obj]:
         """All objects of ``key``: the lister admission uses for allocation."""
@@ -119,25 +126,31 @@ class Store:
     # -- writes ------------------------------------------------------------
     def create(self, key: str, namespace: str, name: str, obj: Obj) -> Obj:
         """Stores a new object; 409 AlreadyExists if the name is taken."""
-        if self.get(key, namespace, name) is not None:
+        if (namespace, name) in self._bodies.get(key, {}):
             raise errors.already_exists(*_split_key(key), name)
-        return self._write("ADDED", key, namespace, name, obj, None)
+        return self._write("ADDED", key, namespace, name, obj)
 
-    def update(self, key: str, namespace: str, name: str, obj: Obj, *, expected_rv: str | None = None) -> Obj:
-        """Replaces an object; 404 if it is gone, 409 Conflict if ``expected_rv`` is stale."""
-        current = self._current(key, namespace, name, expected_rv)
-        return self._write("MODIFIED", key, namespace, name, obj, current)
+    def update(self, key: str, namespace: str, name: str, obj: Obj, *, expected_rv: str | None = None,
+               current: Obj | None = None) -> Obj:
+        """Replaces an object; 404 if it is gone, 409 Conflict if ``expected_rv`` is stale.
+
+        ``current`` is the stored object as the caller just read it, with no ``await``
+        since: passing it saves decoding it a second time."""
+        self._current(key, namespace, name, expected_rv, current)
+        return self._write("MODIFIED", key, namespace, name, obj)
 
     def delete(self, key: str, namespace: str, name: str, *, expected_rv: str | None = None,
-               final: Obj | None = None) -> Obj:
+               final: Obj | None = None, current: Obj | None = None) -> Obj:
         """Removes an object and returns its last state (``final`` when the removal is the
         end of an update, e.g. the last finalizer cleared), stamped with the deletion's
-        revision as etcd watchers see it."""
-        current = self._current(key, namespace, name, expected_rv)
-        return self._write("DELETED", key, namespace, name, final if final is not None else current, None)
+        revision as etcd watchers see it. ``current`` as for :meth:`update`."""
+        current = self._current(key, namespace, name, expected_rv, current)
+        return self._write("DELETED", key, namespace, name, final if final is not None else current)
 
-    def _current(self, key: str, namespace: str, name: str, expected_rv: str | None) -> Obj:
-        current = self.get(key, namespace, name)
+    def _current(self, key: str, namespace: str, name: str, expected_rv: str | None,
+                 current: Obj | None = None) -> Obj:
+        if current is None:
+            current = self.get(key, namespace, name)
         if current is None:
             raise errors.not_found(*_split_key(key), name)
         if expected_rv and current.get("metadata", {}).get("resourceVersion") != expected_rv:
@@ -145,10 +158,12 @@ class Store:
                                   "your changes to the latest version and try again")
         return current
 
-    def _write(self, etype: str, key: str, namespace: str, name: str, obj: Obj, prev: Obj | None) -> Obj:
+    def _write(self, etype: str, key: str, namespace: str, name: str, obj: Obj) -> Obj:
         rv = self._rv + 1
         obj = {**obj, "metadata": {**obj.get("metadata", {}), "resourceVersion": str(rv)}}
         body = _dumps(obj)
+        stored = self._bodies.setdefault(key, {})
+        prev = stored.get((namespace, name)) if etype == "MODIFIED" else None  # the stored text, as is
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -157,12 +172,16 @@ class Store:
             else:
                 db.execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", (key, namespace, name, body))
             db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (rv, etype, key, namespace, name, body, _dumps(prev) if prev is not None else None))
+                       (rv, etype, key, namespace, name, body, prev))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (rv,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if etype == "DELETED":
+            stored.pop((namespace, name), None)
+        else:
+            stored[(namespace, name)] = body
         self._rv = rv
         self._writes += 1
         if self._writes % _COMPACT_EVERY == 0:
@@ -198,8 +217,20 @@ class Store:
             sql += " AND namespace = ?"
             args.append(namespace)
         rows = self._db.execute(sql + f" ORDER BY rv LIMIT {_BATCH}", args).fetchall()
-        return [Event(t, key, ns, n, json.loads(b), rv, json.loads(p) if p else None)
-                for rv, t, ns, n, b, p in rows]
+        events = []
+        for rv, t, ns, n, b, p in rows:
+            obj, prev = self._decode(rv, b, p)
+            events.append(Event(t, key, ns, n, obj, rv, prev))
+        return events
+
+    def _decode(self, rv: int, body: str, prev: str | None) -> tuple[Obj, Obj | None]:
+        """The event's objects, decoded on the first watcher's read and shared after."""
+        decoded = self._decoded.get(rv)
+        if decoded is None:
+            decoded = self._decoded[rv] = (json.loads(body), json.loads(prev) if prev else None)
+            if len(self._decoded) > _DECODED:
+                del self._decoded[next(iter(self._decoded))]
+        return decoded
 
 
 class StoreWatch:

@@ -382,3 +382,14 @@ def test_account_automount_false(adm, store):
     assert "volumes" not in adm.admit_create(PODS, pod(serviceAccountName="quiet"))["spec"]
     assert adm.admit_create(PODS, pod(serviceAccountName="quiet", automountServiceAccountToken=True))["spec"]["volumes"]
     assert adm.admit_create(PODS, pod(serviceAccountName="other"))["spec"]["volumes"]
+
+
+def test_status_write_leaves_the_request_alone(adm):
+    """A status write copies only the stored object and the new status."""
+    old = adm.admit_create(PODS, pod())
+    new = {"metadata": {"resourceVersion": "7", "labels": {"x": "y"}}, "status": {"phase": "Running"}}
+    out = adm.admit_update(PODS, old, new, "status")
+    assert out["metadata"]["resourceVersion"] == "7" and out["spec"] == old["spec"]
+    out["status"]["phase"] = "Failed"
+    assert new["status"] == {"phase": "Running"} and new["metadata"] == {"resourceVersion": "7", "labels": {"x": "y"}}
+    assert "status" not in adm.admit_update(PODS, old, {"metadata": {}}, "status")

@@ -96,3 +96,39 @@ def test_too_old_resource_version_is_410(tmp_path: Path, monkeypatch: pytest.Mon
             return [(await cursor.next(1)).rv for _ in range(5)]
     assert asyncio.run(resume()) == [6, 7, 8, 9, 10]
     s.close()
+
+
+def test_watchers_share_one_decoded_event(store: Store) -> None:
+    """Each event is decoded once; every watcher gets the same (read-only) objects."""
+    async def scenario() -> None:
+        store.create("pods", "default", "a", _obj("a"))
+        store.update("pods", "default", "a", _obj("a", x=1))
+        with store.watch("pods", None, 0) as one, store.watch("pods", None, 0) as two:
+            for _ in range(2):
+                a, b = await one.next(1), await two.next(1)
+                assert a.object is b.object and a.prev is b.prev
+            assert a.object["x"] == 1 and "x" not in a.prev
+    asyncio.run(scenario())
+
+
+def test_decoded_events_are_bounded(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "_DECODED", 3)
+
+    async def read_all() -> list[int]:
+        with store.watch("configmaps", None, 0) as cursor:
+            return [(await cursor.next(1)).rv for _ in range(6)]
+    for i in range(6):
+        store.create("configmaps", "default", f"c{i}", _obj(f"c{i}"))
+    assert asyncio.run(read_all()) == [1, 2, 3, 4, 5, 6]
+    assert len(store._decoded) == 3
+
+
+def test_update_with_the_callers_current_object(store: Store) -> None:
+    """``current`` spares the second read; the resourceVersion check still applies."""
+    a = store.create("pods", "default", "a", _obj("a"))
+    store.update("pods", "default", "a", _obj("a", x=1), expected_rv="1", current=a)
+    with pytest.raises(ApiError) as err:
+        store.update("pods", "default", "a", _obj("a", x=2), expected_rv="2", current=a)
+    assert err.value.code == 409
+    gone = store.delete("pods", "default", "a", current=store.get("pods", "default", "a"))
+    assert gone["x"] == 1 and store.get("pods", "default", "a") is None

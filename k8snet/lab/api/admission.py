@@ -10,11 +10,11 @@ update: system fields carried over from the stored object → subresource rules
 
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 from k8snet.lab.api import defaults
 from k8snet.lab.api.allocation import Allocator, carry_over
+from k8snet.lab.api.clone import clone
 from k8snet.lab.api.fielderrors import FieldErrors
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.api.validation import validate
@@ -36,7 +36,7 @@ class Admission:
         self._suffix = suffix
 
     def admit_create(self, res: Resource, obj: Obj) -> Obj:
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         defaults.apply_defaults(res, obj)
         defaults.prepare_for_create(res, obj, self._suffix, self._account_automount(res, obj))
         validate(res, obj)
@@ -44,22 +44,27 @@ class Admission:
         return obj
 
     def admit_update(self, res: Resource, old: Obj, new: Obj, subresource: str | None) -> Obj:
-        new = copy.deepcopy(new)
-        meta, old_meta = new.setdefault("metadata", {}), old.get("metadata") or {}
-        for key in _SYSTEM_META:
-            # A client's uid is checked by validation (immutable); a missing one and
-            # the timestamps come from the stored object.
-            if old_meta.get(key) is not None and (key != "uid" or not meta.get("uid")):
-                meta[key] = old_meta[key]
-        if "generation" in old_meta:
-            meta["generation"] = old_meta["generation"]
-        new = self._apply_subresource_rules(res, old, new, subresource)
+        old_meta = old.get("metadata") or {}
+        if subresource == "status":
+            # The stored object with the new status: copying all of ``new`` first would
+            # be thrown away, and status writes (the kubelet's) are most writes.
+            new = _status_only(old, new)
+        else:
+            new = clone(new)
+            meta = new.setdefault("metadata", {})
+            for key in _SYSTEM_META:
+                # A client's uid is checked by validation (immutable); a missing one and
+                # the timestamps come from the stored object.
+                if old_meta.get(key) is not None and (key != "uid" or not meta.get("uid")):
+                    meta[key] = old_meta[key]
+            if "generation" in old_meta:
+                meta["generation"] = old_meta["generation"]
+            new = self._apply_subresource_rules(res, old, new, subresource)
         defaults.apply_defaults(res, new)
         if res.key == "services":
             carry_over(new, old)
         if res.key in _GENERATION_KINDS and new.get("spec") != old.get("spec"):
-            meta = new["metadata"]
-            meta["generation"] = int(old_meta.get("generation") or 0) + 1
+            new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         validate(res, new, old)
         self._allocate(res, new)
         return new
@@ -80,23 +85,14 @@ class Admission:
 
     @staticmethod
     def _apply_subresource_rules(res: Resource, old: Obj, new: Obj, subresource: str | None) -> Obj:
-        if subresource == "status":
-            # Only status changes; everything else is the stored object.
-            out = copy.deepcopy(old)
-            out["status"] = new.get("status")
-            if out["status"] is None:
-                out.pop("status")
-            if new.get("metadata", {}).get("resourceVersion") is not None:
-                out.setdefault("metadata", {})["resourceVersion"] = new["metadata"]["resourceVersion"]
-            return out
         if subresource == "finalize" and res.key == "namespaces":
-            out = copy.deepcopy(old)
+            out = clone(old)
             out.setdefault("spec", {})["finalizers"] = list((new.get("spec") or {}).get("finalizers") or [])
             return out
         if res.subresource("status") is not None:
             # A main-resource write never changes status (nodes included, as in 1.32).
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = clone(old["status"])
             else:
                 new.pop("status", None)
         if res.key == "namespaces":
@@ -109,3 +105,17 @@ class Admission:
         errs = FieldErrors()
         self._allocator.allocate(obj, errs)
         errs.raise_if_any(res.group, res.kind, (obj.get("metadata") or {}).get("name") or "")
+
+
+def _status_only(old: Obj, new: Obj) -> Obj:
+    """A status write: only status changes, everything else is the stored object
+    (the client's resourceVersion stays, for the optimistic-concurrency check)."""
+    out = clone(old)
+    status = clone(new.get("status"))
+    if status is None:
+        out.pop("status", None)
+    else:
+        out["status"] = status
+    if (new.get("metadata") or {}).get("resourceVersion") is not None:
+        out.setdefault("metadata", {})["resourceVersion"] = new["metadata"]["resourceVersion"]
+    return out

@@ -13,7 +13,6 @@ so each is atomic with respect to the other coroutines of the loop.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime as dt
 import secrets
 import uuid
@@ -25,6 +24,7 @@ from ..contracts import Obj, PatchType
 from ..pki import Pki
 from ..store import Store
 from . import errors, patch as patch_mod, schema
+from .clone import clone
 from .errors import ApiError
 from .resources import Resource, by_key
 from .selectors import parse_field_selector, parse_label_selector, selector_string
@@ -292,7 +292,7 @@ class ApiCore:
             if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
                 raise errors.invalid(res.group, res.kind, name, [
                     ("FieldValueInvalid", "spec.finalizers", "Invalid value: must be a list of strings")])
-            new = copy.deepcopy(current)
+            new = clone(current)
             new.setdefault("spec", {})["finalizers"] = finalizers
         else:
             new = self.admission.admit_update(res, current, new, subresource)
@@ -301,10 +301,10 @@ class ApiCore:
         if _should_remove(res, current, new):
             if dry_run:
                 return new
-            return self.store.delete(res.key, ns, name, expected_rv=_rv(current), final=new)
+            return self.store.delete(res.key, ns, name, expected_rv=_rv(current), final=new, current=current)
         if dry_run:
             return new
-        return self.store.update(res.key, ns, name, new, expected_rv=_rv(current))
+        return self.store.update(res.key, ns, name, new, expected_rv=_rv(current), current=current)
 
     # -- patch -------------------------------------------------------------------
     async def patch(self, key: str, namespace: str | None, name: str, patch: Any, *,
@@ -361,7 +361,7 @@ class ApiCore:
     @staticmethod
     def _patched(res: Resource, current: Obj, patch: Any, patch_type: str, field_manager: str | None,
                  force: bool) -> Obj:
-        base = copy.deepcopy(current)
+        base = clone(current)
         if patch_type == "apply":
             return patch_mod.server_side_apply(base, patch, res, field_manager or "", force)
         return patch_mod.apply_patch(base, patch, patch_type, res)
@@ -383,7 +383,7 @@ class ApiCore:
                                                  or grace_period_seconds < 0):
             raise errors.invalid("meta.k8s.io", "DeleteOptions", "", [
                 ("FieldValueInvalid", "gracePeriodSeconds", f"Invalid value: {grace_period_seconds}: must be >= 0")])
-        new = copy.deepcopy(current)
+        new = clone(current)
         meta = new["metadata"]
         finalizers = [f for f in meta.get("finalizers") or [] if f not in ("orphan", "foregroundDeletion")
                       or propagation_policy is None]
@@ -402,11 +402,13 @@ class ApiCore:
         if already and grace >= (meta.get("deletionGracePeriodSeconds") or 0) and new == current:
             return current  # deleting again changes nothing unless it shortens the grace period
         if grace == 0 and not meta.get("finalizers"):
-            return new if dry_run else self.store.delete(res.key, ns, name, expected_rv=_rv(current))
+            return new if dry_run else self.store.delete(res.key, ns, name, expected_rv=_rv(current),
+                                                         current=current)
         if not already or grace < (meta.get("deletionGracePeriodSeconds") or 0):
             meta["deletionTimestamp"] = now_rfc3339(grace)
             meta["deletionGracePeriodSeconds"] = grace
-        return new if dry_run else self.store.update(res.key, ns, name, new, expected_rv=_rv(current))
+        return new if dry_run else self.store.update(res.key, ns, name, new, expected_rv=_rv(current),
+                                                     current=current)
 
     @staticmethod
     def _grace_period(res: Resource, pod: Obj, requested: int | None) -> int:
@@ -427,7 +429,8 @@ class ApiCore:
         meta, name = new["metadata"], current["metadata"]["name"]
         if meta.get("deletionTimestamp"):
             if not (new.get("spec") or {}).get("finalizers") and not meta.get("finalizers"):
-                return new if dry_run else self.store.delete(res.key, "", name, expected_rv=_rv(current), final=new)
+                return new if dry_run else self.store.delete(res.key, "", name, expected_rv=_rv(current), final=new,
+                                                             current=current)
             if new == current:
                 return current
         else:
@@ -436,7 +439,7 @@ class ApiCore:
             spec = new.setdefault("spec", {})
             spec["finalizers"] = list(dict.fromkeys([*(spec.get("finalizers") or []), "kubernetes"]))
             new.setdefault("status", {})["phase"] = "Terminating"
-        return new if dry_run else self.store.update(res.key, "", name, new, expected_rv=_rv(current))
+        return new if dry_run else self.store.update(res.key, "", name, new, expected_rv=_rv(current), current=current)
 
     async def delete_collection(self, key: str, namespace: str | None = None, *,
                                 label_selector: str | None = None, field_selector: str | None = None,
@@ -476,7 +479,7 @@ class ApiCore:
             raise errors.invalid("autoscaling", "Scale", name, [
                 ("FieldValueInvalid", "spec.replicas", f"Invalid value: {replicas!r}: must be greater than or equal to 0")])
         current = self._load(res, ns, name)
-        new = copy.deepcopy(current)
+        new = clone(current)
         new.setdefault("spec", {})["replicas"] = replicas
         new["metadata"]["resourceVersion"] = scale["metadata"].get("resourceVersion") or _rv(current)
         return self._scale(self._replace(res, current, new, None, dry_run))
@@ -495,7 +498,7 @@ class ApiCore:
         bound = (pod.get("spec") or {}).get("nodeName")
         if bound:
             raise errors.conflict("", "pods/binding", name, f'pod {name} is already assigned to node "{bound}"')
-        new = copy.deepcopy(pod)
+        new = clone(pod)
         new.setdefault("spec", {})["nodeName"] = node
         annotations = binding["metadata"].get("annotations")
         if isinstance(annotations, dict) and annotations:
@@ -505,7 +508,7 @@ class ApiCore:
         status["conditions"] = [*conditions, {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                                               "lastTransitionTime": now_rfc3339()}]
         if not dry_run:
-            self.store.update(res.key, ns, name, new, expected_rv=_rv(pod))
+            self.store.update(res.key, ns, name, new, expected_rv=_rv(pod), current=pod)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
     def _token(self, ns: str, name: str, body: Any) -> Obj:
@@ -549,7 +552,7 @@ def _prepare_typed(body: Any, api_version: str, kind: str) -> Obj:
     if not isinstance(body, dict):
         raise errors.bad_request(f"the body of the request must be a {kind} object")
     _check_type(body, api_version, kind)
-    body = copy.deepcopy(body)
+    body = clone(body)
     if not isinstance(body.setdefault("metadata", {}) or {}, dict):
         raise errors.bad_request("metadata must be an object")
     body["metadata"] = body["metadata"] or {}

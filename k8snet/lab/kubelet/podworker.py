@@ -231,8 +231,12 @@ class PodWorker:
                                                     dns_ip=cfg.dns_service_ip, host_resolv=host_resolv),
                 "hostname": hostname + "\n",
             })
+        # No status write of its own: the pod IP and PodReadyToStartContainers go out with
+        # the first container's state, a few milliseconds later (every outcome of _start
+        # writes). One write fewer per pod, and one round of watch events and endpoint
+        # reconciles fewer; a pod whose volumes wait has no IP yet, as when the real
+        # kubelet mounts volumes before it creates the sandbox.
         self.sandbox_ready = True
-        self.changed()
 
     def _write_files(self, files: dict[str, str]) -> None:
         """Writes files into the pod's folder. Run in a thread: file creation costs the
