@@ -61,7 +61,7 @@ def test_probabilities_give_each_endpoint_one_nth() -> None:
 
 def test_no_endpoints_rejects_in_filter_only() -> None:
     text = render("no_endpoints")
-    filt, nat = text.split("*nat")
+    nat, filt = text.split("*filter")
     assert '-A KUBE-SERVICES -m comment --comment "default/lonely has no endpoints" -m tcp -p tcp ' \
            "-d 10.96.0.30 --dport 8080 -j REJECT --reject-with icmp-port-unreachable" in filt
     assert "KUBE-SVC-" not in nat and "10.96.0.30" not in nat

@@ -164,7 +164,10 @@ class IptablesRenderer:
             filt.extend(fragment[0])
             nat.extend(fragment[1])
         _tail_rules(filt, nat, self.node)
-        return filt.text() + nat.text()
+        # iptables-restore commits table by table. nat first: a connection that arrives
+        # between the two commits is then already redirected (or still rejected by the
+        # old filter rules), never left un-NATed and pinned that way by conntrack.
+        return nat.text() + filt.text()
 
 
 def _head_rules(filt: _Table, nat: _Table, node: NodeInfo) -> None:
