@@ -176,12 +176,16 @@ def test_slices_from_nothing_and_minimal_updates():
     assert plan_slices(SVC, pods, [existing]) == ([], [], [])  # nothing changed: no writes
     creates, updates, deletes = plan_slices(SVC, pods[:1], [existing])
     assert creates == [] and deletes == [] and [e["targetRef"]["name"] for e in updates[0]["endpoints"]] == ["a"]
-    # No backends left: the slice stays as an empty placeholder with no ports.
+    # No backends left: the same slice becomes the empty placeholder with no ports.
     creates, updates, deletes = plan_slices(SVC, [], [existing])
-    assert deletes == [existing] and updates == []
-    assert [(c["ports"], c["endpoints"]) for c in creates] == [([], [])]
-    placeholder = {**creates[0], "metadata": {**creates[0]["metadata"], "name": "web-x2"}}
+    assert creates == [] and deletes == []
+    assert [(u["metadata"]["name"], u["ports"], u["endpoints"]) for u in updates] == [(existing["metadata"]["name"], [], [])]
+    placeholder = updates[0]
     assert plan_slices(SVC, [], [placeholder]) == ([], [], [])
+    # Backends again: the placeholder is rewritten, not deleted and replaced.
+    creates, updates, deletes = plan_slices(SVC, pods[:1], [placeholder])
+    assert creates == [] and deletes == [] and updates[0]["metadata"]["name"] == existing["metadata"]["name"]
+    assert [e["targetRef"]["name"] for e in updates[0]["endpoints"]] == ["a"]
 
 
 def test_slices_hold_at_most_100_endpoints():

@@ -131,6 +131,12 @@ def plan_slices(service: Obj, pods: list[Obj], existing: list[Obj]) -> tuple[lis
                 updates.append(_with(placeholder, labels, [], []))
         else:
             creates.append(new_slice(service, labels, [], []))
+    # Like the real reconciler's finalize(): rather than create one slice and delete
+    # another (the placeholder, say), rewrite the one to delete — fewer writes, and
+    # watchers see the slice change instead of vanishing and reappearing.
+    while creates and deletes:
+        old, new = deletes.pop(0), creates.pop(0)
+        updates.append(_with(old, labels, new.get("ports") or [], new.get("endpoints") or []))
     return creates, updates, deletes
 
 
