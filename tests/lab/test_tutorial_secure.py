@@ -1,6 +1,6 @@
-"""Steps 17-29 of the tutorial ("Securing the Service", tutorial-reference.md §1.2)
-with real kubectl and openssl on the lab, then the same with a k8snet.tls certificate,
-and a ConfigMap update reaching a running nginx.
+"""Steps 17-36 of the tutorial ("Securing the Service" and "Exposing the Service",
+tutorial-reference.md §1.2) with real kubectl, openssl and curl on the lab, then the
+same with a k8snet.tls certificate, and a ConfigMap update reaching a running nginx.
 
 Keys are generated into tmp_path for each run; none is ever committed.
 """
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from k8snet import tls
+from k8snet.lab.lifecycle import load_config
 from k8snet.lab.polling import wait_until
 
 from .test_tutorial_kubectl import MANIFESTS, ready_pods
@@ -178,3 +179,55 @@ def test_configmap_update_reaches_running_nginx(kubectl, namespace):
     assert "404 Not Found" in body, "nginx must not see the change before a reload"
     kubectl("exec", nginx, "--", "nginx", "-s", "reload")
     assert nginx_serves(kubectl, nginx, "https://localhost/version", "-k", expect="v2").strip() == "v2"
+
+
+def host_curl(url: str) -> str:
+    """curl from the host itself (the lab's nodes and LoadBalancer addresses are on the
+    host's link to the lab)."""
+    proc = subprocess.run(["curl", "-sS", "-k", "--max-time", "5", url], capture_output=True, text=True, timeout=30)
+    return proc.stdout if proc.returncode == 0 else f"curl exit {proc.returncode}: {proc.stderr}"
+
+
+def test_exposing_the_service(kubectl, kubeconfig, namespace, lab):
+    """Steps 30-36: the secure app's NodePorts from the host, then `kubectl edit` to
+    LoadBalancer, its EXTERNAL-IP from the host, `describe` showing the ingress."""
+    ca = tls.create_ca()
+    server = tls.server_cert(ca, "my-nginx", namespace)
+    secret = tls.tls_secret("nginxsecret", server.chain_pem(ca), server.key_pem, namespace)
+    kubectl("apply", "-f", "-", input=json.dumps(secret))
+    kubectl("create", "configmap", "nginxconfigmap", f"--from-file={MANIFESTS / 'default.conf'}")
+    kubectl("create", "-f", str(MANIFESTS / "nginx-secure-app.yaml"))
+    ready_pods(kubectl, "run=my-nginx", 1)
+
+    # 30: the allocated nodePorts, both in the default range
+    fragment = kubectl("get", "svc", "my-nginx", "-o", "yaml")
+    ports = {p["name"]: p for p in json.loads(kubectl("get", "svc", "my-nginx", "-o", "json"))["spec"]["ports"]}
+    assert set(ports) == {"http", "https"} and all(30000 <= p["nodePort"] <= 32767 for p in ports.values())
+    assert f"nodePort: {ports['https']['nodePort']}" in fragment
+    # 31: nodes report their ExternalIP
+    nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+    external = [a["address"] for n in nodes for a in n["status"]["addresses"] if a["type"] == "ExternalIP"]
+    assert len(external) == len(nodes) and "type: ExternalIP" in kubectl("get", "nodes", "-o", "yaml")
+    # 32: curl https://<EXTERNAL-IP>:<NODE-PORT> -k from the host, at every node
+    for ip in external:
+        page = wait_until(f"https on {ip}", lambda ip=ip: (lambda out: out if WELCOME in out else None)(
+            host_curl(f"https://{ip}:{ports['https']['nodePort']}")), timeout=20)
+        assert WELCOME in page
+
+    # 33: kubectl edit svc my-nginx: NodePort -> LoadBalancer
+    proc = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "-n", namespace, "edit", "svc", "my-nginx"],
+                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root",
+                               "KUBE_EDITOR": "sed -i -e 's/^  type: NodePort$/  type: LoadBalancer/'"},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "service/my-nginx edited" in proc.stdout, proc.stdout + proc.stderr
+    # 34: EXTERNAL-IP from the lab's pool, both ports listed with their node ports
+    line = wait_until("an EXTERNAL-IP", lambda: next((l for l in kubectl("get", "svc", "my-nginx").splitlines()
+                                                     if "LoadBalancer" in l and "<pending>" not in l), None), 10)
+    name, kind, cluster_ip, external_ip, port_list, _age = line.split()
+    assert kind == "LoadBalancer" and external_ip in load_config(lab.name).loadbalancer_pool
+    assert port_list == f"8080:{ports['http']['nodePort']}/TCP,443:{ports['https']['nodePort']}/TCP"
+    # 35: curl https://<EXTERNAL-IP> -k from the host
+    assert WELCOME in wait_until("the EXTERNAL-IP to answer", lambda: (lambda out: out if WELCOME in out else None)(
+        host_curl(f"https://{external_ip}")), timeout=20)
+    # 36: describe shows the ingress
+    assert re.search(rf"LoadBalancer Ingress:\s+{re.escape(external_ip)}", kubectl("describe", "service", "my-nginx"))
