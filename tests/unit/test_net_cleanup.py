@@ -43,3 +43,28 @@ def test_report_lines() -> None:
     assert report.ok
     assert report.removed == ["process 12", "netns k8snet-x-n0"]
     assert not cleanup.CleanupReport(survivors=[3]).ok
+
+
+def test_container_processes_are_found_and_killed_by_their_pods_folder(tmp_path) -> None:
+    """A container whose pod namespace lost its name is still found: its init names
+    its spec under the lab's pods folder."""
+    import subprocess
+    import sys
+
+    from k8snet.lab.net.cleanup import container_processes, kill_netns_processes
+
+    pods = tmp_path / "state" / "pods"
+    spec = pods / "uid-1" / "containers" / "web" / "spec.marshal"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(spec)])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path / "elsewhere")])
+    try:
+        found = container_processes(pods)
+        assert proc.pid in found and other.pid not in found
+        killed, survivors = kill_netns_processes("k8snet-tnomatch-", pods_dir=pods, timeout=5)
+        assert proc.pid in killed and survivors == []
+        assert proc.wait(timeout=5) == -9
+        assert other.poll() is None
+    finally:
+        for p in (proc, other):
+            p.kill()
+            p.wait()

@@ -96,6 +96,26 @@ def netns_processes(prefix: str) -> dict[int, str]:
     return found
 
 
+def container_processes(pods_dir: Path) -> list[int]:
+    """Live processes whose command line names a file under ``pods_dir``: every
+    container init is started with its spec there. This finds a container even when
+    its pod namespace has lost its name — one started while the lab was going down,
+    after the namespace scan, then left in a namespace that no longer has a name."""
+    marker = (str(pods_dir).rstrip("/") + "/").encode()
+    me = os.getpid()
+    found = []
+    for pid in _pids():
+        if pid == me:
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(pid)
+    return found
+
+
 def _dead(pid: int) -> bool:
     """Gone or a zombie (its namespaces are already released at exit)."""
     try:
@@ -105,8 +125,10 @@ def _dead(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] in "ZX"
 
 
-def kill_netns_processes(prefix: str, *, timeout: float = 5.0) -> tuple[list[int], list[int]]:
-    """SIGKILLs every process in a ``prefix`` namespace and waits for them to die.
+def kill_netns_processes(prefix: str, *, timeout: float = 5.0,
+                         pods_dir: Path | None = None) -> tuple[list[int], list[int]]:
+    """SIGKILLs every process in a ``prefix`` namespace (and, with ``pods_dir``, every
+    container process of that folder) and waits for them to die.
 
     Scans again after each round: a process may have forked between scan and kill.
     Returns (killed, survivors).
@@ -114,7 +136,10 @@ def kill_netns_processes(prefix: str, *, timeout: float = 5.0) -> tuple[list[int
     killed: list[int] = []
     deadline = time.monotonic() + timeout
     while True:
-        victims = [pid for pid in netns_processes(prefix) if not _dead(pid)]
+        candidates = set(netns_processes(prefix))
+        if pods_dir is not None:
+            candidates.update(container_processes(pods_dir))
+        victims = [pid for pid in sorted(candidates) if not _dead(pid)]
         if not victims:
             return killed, []
         for pid in victims:
@@ -166,7 +191,7 @@ def cleanup_lab(config_or_name: LabConfig | str, *, timeout: float = 5.0) -> Cle
     config = _as_config(config_or_name)
     prefix = config.netns_prefix
     report = CleanupReport()
-    report.killed, report.survivors = kill_netns_processes(prefix, timeout=timeout)
+    report.killed, report.survivors = kill_netns_processes(prefix, timeout=timeout, pods_dir=config.pods_dir)
     if report.survivors:
         report.errors.append(f"processes did not die within {timeout}s: {report.survivors}")
     # Only below the pods folder: a mount *at* the state folder may be the user's own.
