@@ -27,7 +27,7 @@ from typing import Iterable
 from k8snet.lab.config import LabConfig
 from k8snet.lab.contracts import ApiClient, Obj
 from k8snet.lab.events import EventRecorder
-from k8snet.lab.informer import Informer
+from k8snet.lab.servicewatch import ServiceWatch
 from k8snet.lab.net import nsutil
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 NODE_IFACE = "eth0"
 COMPONENT = "lb-announcer"
 DEBOUNCE_SECONDS = 0.02
-RETRY_SECONDS = 1.0
 
 
 # -- pure decisions ------------------------------------------------------------------
@@ -103,34 +102,14 @@ def send_gratuitous_arp(netns: str, ifname: str, ip: str) -> None:
 class Announcer:
     def __init__(self, config: LabConfig, client: ApiClient):
         self.config = config
-        self.services = Informer(client, "services")
-        self.slices = Informer(client, "discovery.k8s.io/endpointslices")
+        self.watch = ServiceWatch(client, COMPONENT)
+        self.services, self.slices = self.watch.services, self.watch.slices
         self.recorder = EventRecorder(client, COMPONENT)
         self.current: dict[str, str] = {}  # ip -> node now holding it
-        self._dirty = asyncio.Event()
 
     async def run(self) -> None:
         """Runs until cancelled."""
-        changed = lambda _t, _o: self._dirty.set()  # noqa: E731
-        tasks = [asyncio.create_task(self.services.run(changed), name="lb-announcer/services"),
-                 asyncio.create_task(self.slices.run(changed), name="lb-announcer/slices")]
-        try:
-            await asyncio.gather(self.services.synced.wait(), self.slices.synced.wait())
-            self._dirty.set()
-            while True:
-                await self._dirty.wait()
-                await asyncio.sleep(DEBOUNCE_SECONDS)
-                self._dirty.clear()
-                try:
-                    await self.sync()
-                except (nsutil.NetError, OSError) as err:
-                    log.error("lb-announcer: %s; retrying in %.0fs", err, RETRY_SECONDS)
-                    await asyncio.sleep(RETRY_SECONDS)
-                    self._dirty.set()
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.watch.run(self.sync, debounce=DEBOUNCE_SECONDS, retry_on=(nsutil.NetError, OSError))
 
     async def sync(self) -> None:
         want = assignments(self.services.items(), self.slices.items(), self.config.node_names,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..config import LabConfig
 from ..contracts import ApiClient
-from ..informer import Informer
+from ..servicewatch import ServiceWatch
 from .conntrack import delete_flows, stale_udp_filters
 from .iptables import IptablesRenderer, rule_count
 from .model import NodeInfo, ServicePort, build_model
@@ -30,7 +30,6 @@ from .nftsync import nft_ruleset_count, nft_transaction
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.05
-RETRY_SECONDS = 1.0
 # Partial syncs trust that the kernel still holds what we last applied; a periodic
 # full reload repairs any drift (kube-proxy's FullSyncPeriod is also an hour).
 FULL_SYNC_SECONDS = 3600.0
@@ -62,11 +61,10 @@ class KubeProxy:
         self.netns = config.node_netns(node_index)
         self.mode = config.proxy_mode
         self.debounce = debounce
-        self.services = Informer(client, "services")
-        self.slices = Informer(client, "discovery.k8s.io/endpointslices")
+        self.watch = ServiceWatch(client, f"kube-proxy/{self.node.name}")
+        self.services, self.slices = self.watch.services, self.watch.slices
         self.last_sync: SyncStats | None = None
         self.syncs = 0
-        self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
         self._applied_text: str | None = None  # iptables mode
         self._applied_rules: NftRuleset | None = None  # nftables mode
@@ -77,30 +75,7 @@ class KubeProxy:
 
     async def run(self) -> None:
         """Runs until cancelled."""
-        tasks = [asyncio.create_task(self.services.run(self._changed), name=f"proxy-svc/{self.node.name}"),
-                 asyncio.create_task(self.slices.run(self._changed), name=f"proxy-eps/{self.node.name}")]
-        try:
-            # Like kube-proxy, don't program anything until both caches are full:
-            # a partial view would briefly REJECT services whose slices are not in yet.
-            await asyncio.gather(self.services.synced.wait(), self.slices.synced.wait())
-            self._dirty.set()
-            while True:
-                await self._dirty.wait()
-                await asyncio.sleep(self.debounce)
-                self._dirty.clear()
-                try:
-                    await self.sync_now()
-                except (ApplyError, OSError) as err:
-                    log.error("kube-proxy %s: sync failed, retrying in %.0fs: %s", self.node.name, RETRY_SECONDS, err)
-                    await asyncio.sleep(RETRY_SECONDS)
-                    self._dirty.set()
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _changed(self, _etype: str, _obj: dict) -> None:
-        self._dirty.set()
+        await self.watch.run(self.sync_now, debounce=self.debounce, retry_on=(ApplyError, OSError))
 
     def model(self) -> list[ServicePort]:
         return build_model(self.services.items(), self.slices.items(), self.node.name)

@@ -1,0 +1,53 @@
+"""Every Service and EndpointSlice, and a debounced sync after any change: the loop
+kube-proxy and the LoadBalancer announcer share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from .contracts import ApiClient
+from .informer import Informer
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0
+
+
+class ServiceWatch:
+    def __init__(self, client: ApiClient, name: str):
+        self.name = name
+        self.services = Informer(client, "services")
+        self.slices = Informer(client, "discovery.k8s.io/endpointslices")
+        self.dirty = asyncio.Event()
+
+    def changed(self, _etype: str = "", _obj: object = None) -> None:
+        self.dirty.set()
+
+    async def run(self, sync: Callable[[], Awaitable[object]], *, debounce: float,
+                  retry_on: tuple[type[BaseException], ...]) -> None:
+        """Calls ``sync`` once both caches are full, then after every burst of changes
+        (``debounce`` seconds after the first of them); a sync failing with one of
+        ``retry_on`` is retried after a second. Runs until cancelled."""
+        tasks = [asyncio.create_task(self.services.run(self.changed), name=f"{self.name}/services"),
+                 asyncio.create_task(self.slices.run(self.changed), name=f"{self.name}/slices")]
+        try:
+            # Don't act on a partial view: a Service whose slices are not in yet would
+            # look like one without endpoints.
+            await asyncio.gather(self.services.synced.wait(), self.slices.synced.wait())
+            self.dirty.set()
+            while True:
+                await self.dirty.wait()
+                await asyncio.sleep(debounce)
+                self.dirty.clear()
+                try:
+                    await sync()
+                except retry_on as err:
+                    log.error("%s: sync failed, retrying in %.0fs: %s", self.name, RETRY_SECONDS, err)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    self.dirty.set()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
