@@ -208,16 +208,10 @@ def _render_service(sp: ServicePort, node: NodeInfo, filt: _Table, nat: _Table) 
     uses_cluster_chain = bool(cat.cluster) and sp.uses_cluster_endpoints
     uses_local_chain = bool(cat.local) and sp.uses_local_endpoints
 
-    internal_chain, has_internal = svc, cat.has_any
-    if sp.internal_policy_local:
-        internal_chain, has_internal = svl, cat.has_any and bool(cat.local)
-    external_policy_chain, has_external = svc, cat.has_any
-    if sp.external_policy_local:
-        external_policy_chain, has_external = svl, cat.has_any and bool(cat.local)
-    # EXT is needed even without externally usable endpoints: it still
-    # short-circuits traffic that starts on this node or in its pods.
-    uses_ext = cat.has_any and sp.externally_accessible
-    uses_fw = cat.has_any and bool(sp.load_balancer_ips) and bool(sp.load_balancer_source_ranges)
+    route = sp.routing(cat)
+    internal_chain = svl if route.internal_local else svc
+    external_policy_chain = svl if route.external_local else svc
+    has_internal, has_external, uses_ext, uses_fw = route.has_internal, route.has_external, route.uses_ext, route.uses_fw
     lb_chain = fw if uses_fw else ext
 
     if not cat.has_any:

@@ -90,6 +90,31 @@ class ServicePort:
     def categorize(self) -> "Categorized":
         return categorize_endpoints(self)
 
+    def routing(self, cat: "Categorized") -> "Routing":
+        """Where this port's traffic goes on this node, for both renderers (the
+        decisions at the top of kube-proxy's per-service loop)."""
+        local_ok = cat.has_any and bool(cat.local)
+        return Routing(
+            internal_local=self.internal_policy_local,
+            has_internal=local_ok if self.internal_policy_local else cat.has_any,
+            external_local=self.external_policy_local,
+            has_external=local_ok if self.external_policy_local else cat.has_any,
+            # The external chain is needed even without externally usable endpoints:
+            # it still short-circuits traffic that starts on this node or in its pods.
+            uses_ext=cat.has_any and self.externally_accessible,
+            uses_fw=cat.has_any and bool(self.load_balancer_ips) and bool(self.load_balancer_source_ranges),
+        )
+
+
+@dataclass(frozen=True)
+class Routing:
+    internal_local: bool  # internal traffic goes to the local-endpoints chain, not the cluster one
+    has_internal: bool  # internal traffic has somewhere to go
+    external_local: bool
+    has_external: bool
+    uses_ext: bool  # the service needs its external-traffic chain
+    uses_fw: bool  # ... and a firewall chain (loadBalancerSourceRanges)
+
 
 @dataclass(frozen=True)
 class Categorized:

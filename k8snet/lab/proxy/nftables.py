@@ -225,14 +225,10 @@ def _render_service(rs: NftRuleset, sp: ServicePort, node: NodeInfo) -> None:
     proto, port = sp.proto, sp.port
     svc, loc, ext, fw = service_chain(sp), local_chain(sp), external_chain(sp), firewall_chain(sp)
 
-    internal_chain, has_internal = svc, cat.has_any
-    if sp.internal_policy_local:
-        internal_chain, has_internal = loc, cat.has_any and bool(cat.local)
-    external_policy, has_external = svc, cat.has_any
-    if sp.external_policy_local:
-        external_policy, has_external = loc, cat.has_any and bool(cat.local)
-    uses_ext = cat.has_any and sp.externally_accessible
-    uses_fw = cat.has_any and bool(sp.load_balancer_ips) and bool(sp.load_balancer_source_ranges)
+    route = sp.routing(cat)
+    internal_chain = loc if route.internal_local else svc
+    external_policy = loc if route.external_local else svc
+    has_internal, has_external, uses_ext, uses_fw = route.has_internal, route.has_external, route.uses_ext, route.uses_fw
     # What to do with traffic that has no endpoint to go to.
     int_verdict = "goto " + REJECT_CHAIN if not cat.has_any else "drop"
     ext_verdict = int_verdict
