@@ -170,6 +170,7 @@ class Kubelet:
         self._background: set[asyncio.Task] = set()
         self._registered_at = now()
         self.start_slots = PrioritySlots(START_SLOTS)
+        self.stopping = False  # lab going down: start no new pods
         self.arrivals = itertools.count()
 
     def spawn(self, coro: Any) -> None:
@@ -201,6 +202,8 @@ class Kubelet:
             return
         if worker is not None:
             worker.update(pod)
+            return
+        if self.stopping:
             return
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):  # finished before this kubelet started
@@ -303,6 +306,7 @@ class Kubelet:
 
     async def shutdown(self) -> None:
         """Stops every pod of this node quickly (lab down)."""
+        self.stopping = True
         workers = list(self.workers.values())
         for w in workers:
             w.gone = True
