@@ -70,19 +70,26 @@ def kubeconfig(lab: lifecycle.LabStatus) -> str:
     return str(lab.kubeconfig)
 
 
-@pytest.fixture()
-def namespace(kubeconfig: str) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards even when the test fails."""
-    from kubernetes import client, config
-
-    api_client = config.new_client_from_config(config_file=kubeconfig)
-    core = client.CoreV1Api(api_client)
+def temporary_namespace(core) -> Iterator[str]:
+    """Yields a fresh namespace's name and deletes the namespace afterwards, even when
+    the test fails."""
     name = f"test-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": name}})
     try:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture()
+def namespace(kubeconfig: str) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards even when the test fails."""
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=kubeconfig)
+    try:
+        yield from temporary_namespace(client.CoreV1Api(api_client))
+    finally:
         api_client.close()
 
 
@@ -134,9 +141,4 @@ def proxy_core(proxy_lab: lifecycle.LabStatus):
 @pytest.fixture()
 def proxy_namespace(proxy_core) -> Iterator[str]:
     """A fresh namespace in ``proxy_lab``, deleted afterwards even when the test fails."""
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    proxy_core.create_namespace({"metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        proxy_core.delete_namespace(name)
+    yield from temporary_namespace(proxy_core)

@@ -78,6 +78,19 @@ def pod_ports(service: Obj, pod: Obj) -> list[dict[str, Any]]:
     return out
 
 
+def pod_identity(service: Obj, pod: Obj) -> dict[str, Any]:
+    """hostname (for a headless Service's subdomain), nodeName and targetRef: what an
+    Endpoints address and an EndpointSlice endpoint both say about their pod."""
+    out: dict[str, Any] = {}
+    hostname = pod_hostname(service, pod)
+    if hostname:
+        out["hostname"] = hostname
+    if pod.get("spec", {}).get("nodeName"):
+        out["nodeName"] = pod["spec"]["nodeName"]
+    out["targetRef"] = target_ref(pod)
+    return out
+
+
 def target_ref(pod: Obj) -> dict[str, str]:
     m = pod["metadata"]
     return {"kind": "Pod", "namespace": m["namespace"], "name": m["name"], "uid": m["uid"]}
@@ -116,13 +129,7 @@ def endpoints_subsets(service: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
         ports.sort(key=lambda p: (p.get("name", ""), p["port"], p["protocol"]))
         key = tuple(tuple(sorted(p.items())) for p in ports)
         port_lists[key] = ports
-        address: dict[str, Any] = {"ip": pod["status"]["podIP"]}
-        hostname = pod_hostname(service, pod)
-        if hostname:
-            address["hostname"] = hostname
-        if pod.get("spec", {}).get("nodeName"):
-            address["nodeName"] = pod["spec"]["nodeName"]
-        address["targetRef"] = target_ref(pod)
+        address: dict[str, Any] = {"ip": pod["status"]["podIP"], **pod_identity(service, pod)}
         bucket = "addresses" if publish_not_ready or is_pod_ready(pod) else "notReadyAddresses"
         groups.setdefault(key, {}).setdefault(bucket, []).append(address)
     subsets = []

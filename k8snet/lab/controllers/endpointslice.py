@@ -19,7 +19,7 @@ from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Informers
-from .endpoints import ServiceBackedController, backing_pods, has_selector, pod_hostname, pod_ports, service_labels, target_ref
+from .endpoints import ServiceBackedController, backing_pods, has_selector, pod_identity, pod_ports, service_labels
 from .util import is_deleting, is_pod_ready
 
 SLICES = "discovery.k8s.io/endpointslices"
@@ -39,18 +39,12 @@ def slice_endpoint(service: Obj, pod: Obj) -> dict[str, Any]:
     publish = service["spec"].get("publishNotReadyAddresses", False)
     serving = publish or is_pod_ready(pod)
     terminating = is_deleting(pod)
-    ep: dict[str, Any] = {
+    return {
         "addresses": [pod["status"]["podIP"]],
         "conditions": {"ready": publish or (serving and not terminating), "serving": serving,
                        "terminating": terminating},
+        **pod_identity(service, pod),
     }
-    hostname = pod_hostname(service, pod)
-    if hostname:
-        ep["hostname"] = hostname
-    if pod.get("spec", {}).get("nodeName"):
-        ep["nodeName"] = pod["spec"]["nodeName"]
-    ep["targetRef"] = target_ref(pod)
-    return ep
 
 
 def desired_groups(service: Obj, pods: list[Obj]) -> dict[PortsKey, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
