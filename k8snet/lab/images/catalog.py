@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -110,7 +111,15 @@ class Image:
 
 
 def _python() -> str:
-    return os.path.realpath(sys.executable)
+    """The interpreter of the project's environment, by its own path: a venv is found
+    from the path the interpreter is started by, so resolving the symlink to the base
+    Python (or linking to it from elsewhere) would leave the environment's packages
+    behind."""
+    return sys.executable if sys.prefix != sys.base_prefix else os.path.realpath(sys.executable)
+
+
+#: Image tools that must be started by a small launcher rather than a symlink (see _python).
+LAUNCHED = frozenset({"python", "python3"})
 
 
 def _python_module(module: str) -> tuple[str, ...]:
@@ -255,7 +264,11 @@ def prepare_tools(image: Image, images_dir: Path) -> Path:
         link = staging / name
         if link.is_symlink():
             link.unlink()
-        link.symlink_to(program)
+        if name in LAUNCHED:
+            link.write_text(f'#!/bin/sh\nexec {shlex.quote(program)} "$@"\n')
+            link.chmod(0o755)
+        else:
+            link.symlink_to(program)
     try:
         staging.rename(target)
     except OSError:  # another pod prepared it first

@@ -9,6 +9,7 @@ environment the kubelet computed, and the mounts: the image's files, the pod's
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +79,15 @@ def volume_mounts(container: Obj, volume_paths: dict[str, str], read_only: set[s
 
 
 def package_mounts(image: catalog.Image) -> list[Mount]:
-    """Our own modules (agnhost, the DNS server, image assets) must stay visible when
-    the checkout sits under a directory the image makes private — a clone in /tmp:
-    the package directory is bound back onto its own path, over the tmpfs."""
-    package = os.path.join(catalog.PYTHONPATH, "k8snet")
-    hidden = any(package == t or package.startswith(t.rstrip("/") + "/") for t in image.tmpfs)
-    return [Mount(package, package, readonly=True)] if hidden else []
+    """Our own modules (agnhost, the DNS server, image assets) and the project's
+    environment (the python image's packages) must stay visible when the checkout
+    sits under a directory the image makes private — a clone in /tmp: each is bound
+    back onto its own path, over the tmpfs."""
+    paths = [os.path.join(catalog.PYTHONPATH, "k8snet")]
+    if sys.prefix != sys.base_prefix:
+        paths.append(sys.prefix)
+    return [Mount(path, path, readonly=True) for path in paths
+            if any(path == t or path.startswith(t.rstrip("/") + "/") for t in image.tmpfs)]
 
 
 def build_config(pod: Obj, container: Obj, image: catalog.Image, *, hostname: str, pod_env: list[str],
