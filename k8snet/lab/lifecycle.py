@@ -174,3 +174,31 @@ def _cleanup(config: LabConfig, *, keep_log: bool = False) -> list[str]:
 
 def _package_root() -> str:
     return str(Path(__file__).resolve().parents[2])
+
+
+UNREADABLE = "Unreadable"
+
+
+def readable_status(name: str) -> LabStatus:
+    """:func:`status`, or phase "Unreadable" when this user may not read the lab's
+    state folder (root makes it 0700, and it holds the admin key): a normal user then
+    learns that the lab exists and what to run instead of a PermissionError."""
+    try:
+        return status(name)
+    except PermissionError:
+        folder = state_root() / name
+        return LabStatus(name, UNREADABLE, None, None, None,
+                         f"its state folder {folder} is readable by root only: run 'sudo k8snet lab status --name {name}'; "
+                         f"'kubectl --context k8snet-{name}' works without root")
+
+
+def list_labs() -> list[LabStatus]:
+    """Every lab that has a state folder under the state root, by name (running,
+    crashed, or a failed start's kept log)."""
+    from .config import LAB_NAME_RE
+
+    try:
+        folders = [p for p in state_root().iterdir() if LAB_NAME_RE.match(p.name) and p.is_dir()]
+    except FileNotFoundError:
+        return []
+    return [readable_status(p.name) for p in sorted(folders)]
