@@ -34,7 +34,7 @@ class LabConfig:
     service_cidr: str = "10.96.0.0/16"
     node_port_range: tuple[int, int] = (30000, 32767)
     cluster_domain: str = "cluster.local"
-    kubernetes_version: str = "v1.32.0"
+    kubernetes_version: str = "v1.37.1"
     state_dir: Path = field(default=Path())
 
     def __post_init__(self) -> None:

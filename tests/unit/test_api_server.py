@@ -1,4 +1,4 @@
-"""The real ApiServer on a loopback socket, driven by the real clients: kubectl 1.32
+"""The real ApiServer on a loopback socket, driven by the real clients: kubectl 1.37
 (client certificate), the `kubernetes` Python client, and raw HTTPS requests."""
 
 from __future__ import annotations
@@ -115,7 +115,9 @@ def test_rest_paths() -> None:
 def test_auth_public_endpoints_and_errors(lab: Lab) -> None:
     status, _, body = lab.request("GET", "/version", cert=False)
     version = json.loads(body)
-    assert status == 200 and version["minor"] == "32" and len(version) == 9
+    assert status == 200 and (version["major"], version["minor"], version["gitVersion"]) == ("1", "37", "v1.37.1")
+    assert (version["emulationMinor"], version["minCompatibilityMinor"]) == ("37", "36")
+    assert {"gitCommit", "gitTreeState", "buildDate", "goVersion", "compiler", "platform"} <= version.keys()
     assert lab.request("GET", "/readyz", cert=False)[2] == b"ok"
     status, _, body = lab.request("GET", "/api/v1/namespaces", cert=False)
     assert status == 401 and json.loads(body)["reason"] == "Unauthorized"
@@ -167,6 +169,58 @@ def test_watch_stream_and_410(lab: Lab) -> None:
     assert event["type"] == "ERROR" and event["object"]["code"] == 410
 
 
+def _watch_lines(lab: Lab, query: str) -> tuple[int, list[dict[str, Any]]]:
+    status, _, body = lab.request("GET", "/api/v1/namespaces/default/configmaps?" + query)
+    if status != 200:
+        return status, [json.loads(body)]
+    return status, [json.loads(line) for line in body.decode().splitlines()]
+
+
+def test_streaming_list_over_http(lab: Lab) -> None:
+    lab.call(lab.core.create("configmaps", "default", {"metadata": {"name": "sl-a", "labels": {"sl": "yes"}}}))
+    lab.call(lab.core.create("configmaps", "default", {"metadata": {"name": "sl-b", "labels": {"sl": "no"}}}))
+    rv = json.loads(lab.request("GET", "/api/v1/namespaces/default/configmaps")[2])["metadata"]["resourceVersion"]
+    # What client-go 1.37's reflector sends (kubectl rollout status, kubectl wait, informers).
+    status, events = _watch_lines(lab, "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+                                       "&allowWatchBookmarks=true&labelSelector=sl%3Dyes&timeoutSeconds=1")
+    assert status == 200 and [(e["type"], e["object"]["metadata"].get("name")) for e in events] == [
+        ("ADDED", "sl-a"), ("BOOKMARK", None)]
+    assert events[1]["object"]["metadata"]["resourceVersion"] == rv
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert events[1]["object"]["kind"] == "ConfigMap"
+    # The same from a given version (not older than it), and the defaulted legacy form.
+    for query in (f"resourceVersion={rv}&sendInitialEvents=true&resourceVersionMatch=NotOlderThan", "resourceVersion=0"):
+        _, events = _watch_lines(lab, f"watch=1&{query}&allowWatchBookmarks=true&fieldSelector=metadata.name%3Dsl-b"
+                                      "&timeoutSeconds=1")
+        assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"] and events[0]["object"]["metadata"]["name"] == "sl-b"
+    # Refusals are 422 before the stream starts, as ListOptions validation reports them.
+    status, [err] = _watch_lines(lab, "watch=true&sendInitialEvents=true&allowWatchBookmarks=true")
+    assert status == 422 and err["reason"] == "Invalid" and err["details"]["kind"] == "ListOptions"
+    assert err["message"] == ('ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: '
+                              "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
+    status, [err] = _watch_lines(lab, "sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=1")
+    assert status == 422 and "sendInitialEvents is forbidden for list" in err["message"]
+    status, [err] = _watch_lines(lab, "watch=true&sendInitialEvents=maybe&resourceVersionMatch=NotOlderThan")
+    assert status == 400 and 'parsing "maybe": invalid syntax' in err["message"]
+    # A version the server has not reached: an ERROR event with the 504 Status (after the wait).
+    status, [event] = _watch_lines(lab, f"watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+                                        f"&allowWatchBookmarks=true&resourceVersion={int(rv) + 1000}")
+    assert status == 200 and event["type"] == "ERROR" and event["object"]["code"] == 504
+    assert event["object"]["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+
+
+@needs_kubectl
+def test_kubectl_waits_through_a_streaming_list(lab: Lab) -> None:
+    """kubectl 1.37 lists through a watch (WatchListClient): without the end-of-initial-
+    events bookmark `kubectl wait` hangs until its timeout."""
+    lab.call(lab.core.create("configmaps", "default", {"metadata": {"name": "kw"}, "data": {"state": "ready"}}))
+    done = lab.kubectl("wait", "configmap/kw", "--for=jsonpath={.data.state}=ready", "--timeout=20s", "-v=6",
+                       timeout=30)
+    assert "configmap/kw condition met" in done.stdout
+    assert "sendInitialEvents=true" in done.stderr  # it really took the streaming path
+    assert "hasn't received required bookmark" not in done.stderr
+
+
 @needs_kubectl
 def test_kubectl_end_to_end(lab: Lab) -> None:
     assert "namespaces" in lab.kubectl("api-resources").stdout
@@ -198,7 +252,7 @@ def test_python_client(lab: Lab) -> None:
     kubernetes = pytest.importorskip("kubernetes")
     api_client = kubernetes.config.new_client_from_config(config_file=str(lab.kubeconfig))
     v1 = kubernetes.client.CoreV1Api(api_client)
-    assert kubernetes.client.VersionApi(api_client).get_code().minor == "32"
+    assert kubernetes.client.VersionApi(api_client).get_code().minor == "37"
     cm = v1.create_namespaced_config_map("default", {"metadata": {"name": "py"}, "data": {"a": "1"}})
     assert cm.metadata.resource_version
     patched = v1.patch_namespaced_config_map("py", "default", {"data": {"b": "2"}})

@@ -23,7 +23,7 @@ from ..config import LabConfig
 from ..contracts import Obj, PatchType
 from ..pki import Pki
 from ..store import Store
-from . import errors, patch as patch_mod, schema
+from . import errors, listoptions, patch as patch_mod, schema
 from .clone import clone
 from .errors import ApiError
 from .resources import Resource, by_key
@@ -42,6 +42,8 @@ _GENERATE_ATTEMPTS = 8  # the RetryGenerateName feature's retries on a collision
 _DEFAULT_GRACE = 30
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _BOOKMARK_EVERY = 60.0
+_FRESH_WAIT = 3.0   # the watch cache's blockTimeout for a version it has not reached yet
+_FRESH_POLL = 0.05
 _CONFLICT_WHY = "the object has been modified; please apply your changes to the latest version and try again"
 
 
@@ -138,35 +140,58 @@ class ApiCore:
         return lambda obj: labels.matches(obj.get("metadata", {}).get("labels")) and fields.matches(obj)
 
     def watch(self, key: str, namespace: str | None = None, *, resource_version: str | None = None,
+              resource_version_match: str | None = None, send_initial_events: bool | None = None,
               label_selector: str | None = None, field_selector: str | None = None,
               allow_bookmarks: bool = False, timeout_seconds: float | None = None) -> AsyncIterator[Obj]:
-        """Watch events; selectors and the resource are checked now (so a bad request
-        fails before a response starts), a too-old version on the first iteration."""
-        res = self.resource(key)
-        match = self._matcher(res, label_selector, field_selector)
-        since = None
-        if resource_version not in (None, "", "0"):
-            try:
-                since = int(str(resource_version))
-            except ValueError:
-                raise errors.bad_request(f'invalid resource version: "{resource_version}"') from None
-        return self._watch(res, namespace or None if res.namespaced else None, since, match,
-                           allow_bookmarks, timeout_seconds)
+        """Watch events; the options, selectors and resource are checked now (so a bad
+        request fails before a response starts), a too-old or too-new version on the
+        first iteration (the real watch reports those as an ERROR event).
 
-    async def _watch(self, res: Resource, namespace: str | None, since: int | None, match: Callable[[Obj], bool],
-                     allow_bookmarks: bool, timeout_seconds: float | None) -> AsyncIterator[Obj]:
+        With ``send_initial_events`` (the default from version "" or "0") the watch is
+        a streaming list: the matching objects as ADDED events, then, if bookmarks are
+        allowed, a BOOKMARK annotated ``k8s.io/initial-events-end`` carrying the
+        version of that state, then the changes after it.
+        """
+        res = self.resource(key)
+        opts = listoptions.watch_options(resource_version, resource_version_match, send_initial_events,
+                                         allow_bookmarks)
+        match = self._matcher(res, label_selector, field_selector)
+        version = None
+        if opts.resource_version not in ("", "0"):
+            try:
+                version = int(opts.resource_version)
+            except ValueError:
+                raise errors.bad_request(f'invalid resource version: "{opts.resource_version}"') from None
+        namespace = namespace or None if res.namespaced else None
+        if opts.streams_initial_events:
+            return self._watch(res, namespace, opts, match, timeout_seconds, start=None, not_older_than=version)
+        # Without initial events: the changes after the version, or from now on (taken
+        # now, not at the first iteration, so no change in between is lost).
+        start = version if version is not None else self.store.resource_version
+        return self._watch(res, namespace, opts, match, timeout_seconds, start=start, not_older_than=None)
+
+    async def _watch(self, res: Resource, namespace: str | None, opts: listoptions.WatchOptions,
+                     match: Callable[[Obj], bool], timeout_seconds: float | None, *, start: int | None,
+                     not_older_than: int | None) -> AsyncIterator[Obj]:
+        """Events after ``start``; with ``start`` None, the current state (once the store
+        is ``not_older_than``) as ADDED events first, and the changes after it."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_seconds is None else loop.time() + timeout_seconds
         initial: list[Obj] = []
-        if since is None:  # "any version": the current state as ADDED events, then changes
-            items, rv = self.store.list(res.key, namespace)
+        if start is None:
+            # "Not older than" the given version: the current state, once the store has
+            # reached that version (the cacher's waitUntilFreshAndBlock).
+            if not_older_than is not None:
+                await self._wait_until_fresh(not_older_than)
+            items, start = self.store.list(res.key, namespace)
             initial = [o for o in items if match(o)]
-            since = rv
-        with self.store.watch(res.key, namespace, since) as cursor:
+        with self.store.watch(res.key, namespace, start) as cursor:
             for obj in initial:
                 yield {"type": "ADDED", "object": obj}
+            if opts.ends_initial_events_with_bookmark:
+                yield _bookmark(res, start, initial_events_end=True)
             while True:
-                wait = _BOOKMARK_EVERY if allow_bookmarks else None
+                wait = _BOOKMARK_EVERY if opts.allow_bookmarks else None
                 if deadline is not None:
                     remaining = deadline - loop.time()
                     if remaining <= 0:
@@ -174,14 +199,24 @@ class ApiCore:
                     wait = remaining if wait is None else min(wait, remaining)
                 event = await cursor.next(wait)
                 if event is None:
-                    if allow_bookmarks and (deadline is None or loop.time() < deadline):
-                        yield {"type": "BOOKMARK", "object": {
-                            "kind": res.kind, "apiVersion": res.api_version,
-                            "metadata": {"resourceVersion": str(cursor.progress), "creationTimestamp": None}}}
+                    if opts.allow_bookmarks and (deadline is None or loop.time() < deadline):
+                        yield _bookmark(res, cursor.progress)
                     continue
                 out = _filtered(event, match)
                 if out is not None:
                     yield out
+
+    async def _wait_until_fresh(self, version: int) -> None:
+        """Waits up to :data:`_FRESH_WAIT` seconds for the store to reach ``version``,
+        then fails as the real server does (504, cause ResourceVersionTooLarge)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + _FRESH_WAIT
+        # The store is the source of truth, so a newer version can only come from writes
+        # happening right now; polling a few times covers that rare case cheaply.
+        while self.store.resource_version < version:
+            if loop.time() >= give_up:
+                raise errors.too_large_resource_version(version, self.store.resource_version)
+            await asyncio.sleep(_FRESH_POLL)
 
     # -- create ------------------------------------------------------------------
     async def create(self, key: str, namespace: str | None, body: Obj, *, subresource: str | None = None,
@@ -532,6 +567,15 @@ class ApiCore:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+def _bookmark(res: Resource, resource_version: int, *, initial_events_end: bool = False) -> Obj:
+    """A BOOKMARK: an empty object of the watched kind carrying only a version (and, at
+    the end of a streaming list's initial events, the annotation that says so)."""
+    meta: Obj = {"resourceVersion": str(resource_version), "creationTimestamp": None}
+    if initial_events_end:
+        meta["annotations"] = {listoptions.INITIAL_EVENTS_END: "true"}
+    return {"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}}
+
 
 def _filtered(event: store_mod.Event, match: Callable[[Obj], bool]) -> Obj | None:
     """A store event as the watcher sees it through its selectors: an object that

@@ -72,6 +72,15 @@ def gone(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
 
 
+def too_large_resource_version(requested: int, current: int) -> ApiError:
+    """504: a version the server has not reached (storage.NewTooLargeResourceVersionError);
+    clients retry after a second or fall back to a list from the latest version."""
+    return ApiError(504, "Timeout", f"Timeout: Too large resource version: {requested}, current: {current}", {
+        "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+        "retryAfterSeconds": 1,
+    })
+
+
 def unauthorized() -> ApiError:
     return ApiError(401, "Unauthorized", "Unauthorized")
 

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from ..contracts import Obj, PodRuntime
 from ..pki import Pki
-from . import auth, discovery, errors, openapi, protobuf, streaming, tables
+from . import auth, discovery, errors, listoptions, openapi, protobuf, streaming, tables
 from .core import ApiCore, not_served
 from .errors import ApiError
 from .resources import GROUP_VERSIONS, Resource, find
@@ -200,10 +200,13 @@ class ApiServer:
     def _version(self) -> Obj:
         git_version = self.core.config.kubernetes_version
         major, minor = git_version.lstrip("v").split(".")[:2]
-        return {"major": major, "minor": minor, "gitVersion": git_version,
-                "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
-                "buildDate": "2024-12-11T00:00:00Z", "goVersion": "go1.23.3", "compiler": "gc",
-                "platform": "linux/amd64"}
+        # Since 1.33 the server also names the version it emulates (its own) and, since
+        # 1.34, the oldest it stays compatible with (one minor back, the default).
+        return {"major": major, "minor": minor, "emulationMajor": major, "emulationMinor": minor,
+                "minCompatibilityMajor": major, "minCompatibilityMinor": str(int(minor) - 1),
+                "gitVersion": git_version, "gitCommit": "0000000000000000000000000000000000000000",
+                "gitTreeState": "clean", "buildDate": "2026-09-10T00:00:00Z", "goVersion": "go1.25.1",
+                "compiler": "gc", "platform": "linux/amd64"}
 
     async def _rest(self, request: web.Request, target: Target) -> web.StreamResponse:
         method, res = request.method, target.res
@@ -262,6 +265,8 @@ class ApiServer:
     # -- handlers ---------------------------------------------------------------------------
     async def _list(self, request: web.Request, t: Target) -> web.Response:
         q = request.query
+        listoptions.check_list_options(q.get("resourceVersion"), q.get("resourceVersionMatch"),
+                                       streaming.optional_bool(request, "sendInitialEvents"))
         listed = await self.core.list(t.res.key, t.namespace, label_selector=q.get("labelSelector"),
                                       field_selector=q.get("fieldSelector"))
         if wants_table(request.headers.get("Accept", "")):
@@ -285,8 +290,10 @@ class ApiServer:
             raise errors.bad_request(f'unrecognized includeObject value: "{include_object}"')
         # Selectors and the version's syntax are checked here, before the 200 goes out.
         events = self.core.watch(t.res.key, t.namespace, resource_version=q.get("resourceVersion"),
+                                 resource_version_match=q.get("resourceVersionMatch"),
+                                 send_initial_events=streaming.optional_bool(request, "sendInitialEvents"),
                                  label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
-                                 allow_bookmarks=_flag(q.get("allowWatchBookmarks")),
+                                 allow_bookmarks=streaming.parse_bool(request, "allowWatchBookmarks"),
                                  timeout_seconds=timeout if timeout is not None else _WATCH_TIMEOUT)
         resp = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()

@@ -40,16 +40,22 @@ _READ_SIZE = 32 * 1024
 
 # -- query parameters ------------------------------------------------------------
 
-def parse_bool(request: web.Request, name: str, default: bool = False) -> bool:
-    """A boolean query parameter, read like Go's ``strconv.ParseBool``."""
+def optional_bool(request: web.Request, name: str) -> bool | None:
+    """A boolean query parameter, read like Go's ``strconv.ParseBool``; None when absent."""
     raw = request.query.get(name)
     if raw is None or raw == "":
-        return default
+        return None
     if raw in ("1", "t", "T", "true", "TRUE", "True"):
         return True
     if raw in ("0", "f", "F", "false", "FALSE", "False"):
         return False
     raise bad_request(f'strconv.ParseBool: parsing "{raw}": invalid syntax')
+
+
+def parse_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter, read like Go's ``strconv.ParseBool``."""
+    value = optional_bool(request, name)
+    return default if value is None else value
 
 
 def _parse_int(request: web.Request, name: str) -> int | None:

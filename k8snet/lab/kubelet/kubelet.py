@@ -75,7 +75,9 @@ def node_info(config: LabConfig) -> Obj:
         "osImage": os_image(),
         "containerRuntimeVersion": RUNTIME_VERSION,
         "kubeletVersion": config.kubernetes_version,
-        "kubeProxyVersion": config.kubernetes_version,
+        # Deprecated and no longer filled in since 1.33 (DisableNodeKubeProxyVersion);
+        # the field stays, empty, and clients still require it.
+        "kubeProxyVersion": "",
         "operatingSystem": "linux",
         "architecture": arch,
     }

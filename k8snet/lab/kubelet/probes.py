@@ -12,11 +12,13 @@ import socket
 import ssl
 from typing import Any, Awaitable, Callable
 
+from ..config import LabConfig
 from ..net import nsutil
 from .runtime import Container, exec_in
 
 Obj = dict[str, Any]
-USER_AGENT = "kube-probe/1.32"
+# The kubelet's probe agent names its major.minor version (pkg/probe/http/request.go).
+USER_AGENT = "kube-probe/" + ".".join(LabConfig.kubernetes_version.lstrip("v").split(".")[:2])
 
 
 def resolve_port(port: Any, container: Obj) -> int:
