@@ -3,7 +3,8 @@
 The notebooks call only this small API::
 
     import k8snet
-    cluster = k8snet.connect()             # the embedded lab, or connect("kind-kind")
+    cluster = k8snet.connect()             # the embedded lab (root: directly; a normal user:
+                                           # its context k8snet-<lab>), or connect("kind-kind")
     with cluster.namespace() as ns:
         cluster.apply("data/manifests/....yaml", ns)
         df, summary = k8snet.lb_distribution(cluster, "backends", ns, connections=1000)
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "connect": "cluster", "Cluster": "cluster", "ClusterInfo": "cluster", "ExecResult": "cluster",
-    "WaitTimeout": "cluster",
+    "WaitTimeout": "cluster", "LabFacts": "cluster",
     "Measurement": "measure", "ProbeError": "measure", "lb_distribution": "measure", "dns_latency": "measure",
     "pod_to_pod": "measure", "env": "measure", "rtt_baseline": "measure",
 }
@@ -33,7 +34,7 @@ __all__ = ["__version__", *_EXPORTS, *_MODULES]
 
 if TYPE_CHECKING:
     from . import analysis, plots, results, tls  # noqa: F401
-    from .cluster import Cluster, ClusterInfo, ExecResult, WaitTimeout, connect  # noqa: F401
+    from .cluster import Cluster, ClusterInfo, ExecResult, LabFacts, WaitTimeout, connect  # noqa: F401
     from .measure import Measurement, ProbeError, dns_latency, env, lb_distribution, pod_to_pod, rtt_baseline  # noqa: F401
 
 

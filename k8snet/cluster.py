@@ -5,6 +5,11 @@ Everything goes through the official ``kubernetes`` client and the public API, s
 notebook that runs against the lab runs unchanged against kind, minikube or a cloud
 cluster. API failures surface as :class:`k8snet.lab.api.errors.ApiError` carrying the
 server's own ``Status`` reason and message.
+
+What the lab tells about itself also comes through the API (:class:`LabFacts`, from
+ConfigMap ``kube-public/k8snet-lab``; the proxy mode from ``kube-system/kube-proxy``),
+so a learner who reaches the lab as a normal user through its kubeconfig context
+``k8snet-<lab>`` sees the same facts as root does.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -29,8 +35,10 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 from tqdm.auto import tqdm
 
+from .lab import kubeconfig as lab_kubeconfig
 from .lab import lifecycle
 from .lab.api.errors import ApiError
+from .lab.bootstrap import LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE, LabFacts
 from .lab.config import LabConfig
 from .probe.probe import is_service_env
 
@@ -93,6 +101,7 @@ class ClusterInfo:
     server: str
     context: str | None
     kernels: list[str] = field(default_factory=list)
+    lab: LabFacts | None = None  # what a k8snet lab publishes about itself; None on other clusters
 
 
 @dataclass(frozen=True)
@@ -133,13 +142,20 @@ def _age_free_labels(labels: dict[str, str] | None) -> str:
 
 
 class Cluster:
-    """A connected cluster. Namespaced calls default to ``"default"``."""
+    """A connected cluster. Namespaced calls default to ``"default"``.
+
+    ``lab`` is the lab's :class:`~k8snet.lab.lifecycle.LabStatus` when this process can
+    read the lab's state folder (root on the machine that runs it): only then can it
+    look inside the nodes' kernels (:mod:`k8snet.datapath`). What any user can know
+    about a lab comes from :meth:`lab_facts` (through the API).
+    """
 
     def __init__(self, api_client: client.ApiClient, *, context: str | None = None,
                  lab: lifecycle.LabStatus | None = None) -> None:
         self.api_client = api_client
         self.context = context
         self.lab = lab
+        self._lab_facts: tuple[LabFacts | None] | None = None
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
 
@@ -477,13 +493,26 @@ class Cluster:
     def info(self) -> ClusterInfo:
         version = self._call(client.VersionApi(self.api_client).get_code).git_version
         nodes = self.list("Node", None)
-        kind = "k8snet-lab" if self.lab else cluster_kind(nodes, version)
-        proxy_mode = self.lab.details.get("proxy_mode") if self.lab else None
-        if proxy_mode is None:
-            proxy_mode = self._kube_proxy_mode()
+        facts = self.lab_facts()
+        kind = "k8snet-lab" if facts else cluster_kind(nodes, version)
         kernels = sorted({((n.get("status") or {}).get("nodeInfo") or {}).get("kernelVersion") or "" for n in nodes} - {""})
-        return ClusterInfo(kind, version, [n["metadata"]["name"] for n in nodes], proxy_mode, self.server,
-                           self.context, kernels)
+        return ClusterInfo(kind, version, [n["metadata"]["name"] for n in nodes], self._kube_proxy_mode(),
+                           self.server, self.context, kernels, facts)
+
+    def lab_facts(self) -> LabFacts | None:
+        """What a k8snet lab publishes about itself (ConfigMap ``kube-public/k8snet-lab``):
+        name, node network, the host's address there, LoadBalancer pool, ...; None on a
+        cluster that is not a k8snet lab. Read once, then kept."""
+        if self._lab_facts is None:
+            try:
+                cm = self.core.read_namespaced_config_map(LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE)
+                facts: LabFacts | None = LabFacts.from_data(cm.data or {})
+            except ApiException as err:
+                if err.status not in (403, 404):
+                    raise api_error(err) from None
+                facts = None
+            self._lab_facts = (facts,)
+        return self._lab_facts[0]
 
     def _kube_proxy_mode(self) -> str | None:
         """From kube-proxy's ConfigMap, where kubeadm-style clusters keep it (an empty
@@ -538,22 +567,58 @@ def connect(context: str | None = None, *, lab: str | None = None, kubeconfig: s
 
     With a kubeconfig ``context`` (or ``$K8SNET_CONTEXT``, or an explicit ``kubeconfig``
     file) that cluster; otherwise the embedded lab ``lab`` (default ``$K8SNET_LAB``, else
-    ``k8snet``): attached to when it is Ready, started when not (which needs root on
-    Linux; the LabError says so on one line).
+    ``k8snet``). Root attaches to that lab when it is Ready and starts it when not; a
+    normal user, who cannot read the lab's state folder, goes through the lab's context
+    ``k8snet-<lab>``, which ``sudo k8snet lab up`` merged into their ``~/.kube/config``.
+    When neither works the LabError says what to do, on one line.
     """
     context = context or os.environ.get("K8SNET_CONTEXT") or None
     # the env var lets notebooks call connect() bare and still find a test run's lab
     lab = lab or os.environ.get("K8SNET_LAB") or "k8snet"
     if context or kubeconfig:
-        return Cluster.from_kubeconfig(kubeconfig, context)
-    status = lifecycle.status(lab)
-    if status.phase != "Ready":
+        return _with_lab_status(Cluster.from_kubeconfig(kubeconfig, context))
+    status = _readable_status(lab)
+    if status is not None and status.phase != "Ready" and os.geteuid() == 0:
         status = lifecycle.up(LabConfig(name=lab))
-    if status.kubeconfig is None:
-        raise lifecycle.LabError(f"lab {lab!r} is Ready but has no kubeconfig")
+    if status is not None and status.phase == "Ready" and status.kubeconfig is not None:
+        with contextlib.suppress(PermissionError):  # a kubeconfig only root may read: try the context
+            return Cluster(config.new_client_from_config(config_file=str(status.kubeconfig)), context=None, lab=status)
+    lab_context = lab_kubeconfig.context_name(lab)
+    if lab_context in _kubeconfig_contexts():
+        return _with_lab_status(Cluster.from_kubeconfig(None, lab_context))
+    raise lifecycle.LabError(
+        f"lab {lab!r} is not running or not readable by this user, and the kubeconfig has no context "
+        f"{lab_context!r}: "
+        f"run 'sudo k8snet lab up --name {lab}' from your own account (it adds that context to your "
+        "~/.kube/config), or set K8SNET_CONTEXT to another cluster's context")
+
+
+def _readable_status(lab: str) -> lifecycle.LabStatus | None:
+    """The lab's status from its state folder; None when this user may not read it."""
     try:
-        api_client = config.new_client_from_config(config_file=str(status.kubeconfig))
+        return lifecycle.status(lab)
     except PermissionError:
-        raise lifecycle.LabError(f"the lab's kubeconfig {status.kubeconfig} is readable only by root: run as root, "
-                                 "or copy it and use connect(kubeconfig=...)") from None
-    return Cluster(api_client, context=None, lab=status)
+        return None
+
+
+def _kubeconfig_contexts() -> set[str]:
+    """Context names in the default kubeconfig ($KUBECONFIG or ~/.kube/config)."""
+    try:
+        contexts, _ = config.list_kube_config_contexts()
+    except (config.ConfigException, OSError):
+        return set()
+    return {c["name"] for c in contexts or []}
+
+
+def _with_lab_status(cluster: Cluster) -> Cluster:
+    """Attaches the lab's LabStatus when the cluster is a k8snet lab this process can
+    read the state of (root on its machine, same API server), as connect() to the lab
+    does: the data-path views need it."""
+    try:
+        facts = cluster.lab_facts()
+    except (ApiError, OSError, urllib3.exceptions.HTTPError):
+        return cluster  # unreachable now: the first real call will say so
+    status = _readable_status(facts.name) if facts else None
+    if status is not None and status.phase == "Ready" and status.server == cluster.server:
+        cluster.lab = status
+    return cluster

@@ -4,6 +4,11 @@ cluster is Ready, stop it, and clean up after crashes.
 The supervisor process owns the running lab; this module only talks to it through
 files in the lab's state folder (``status.json``, ``config.json``, ``supervisor.log``)
 and signals, so every command works from a fresh process — and after a crash.
+
+``up`` also merges the lab's context ``k8snet-<lab>`` into the invoking user's
+``~/.kube/config`` (``SUDO_USER``'s under sudo), so kubectl and notebooks run as that
+user without root; the state folder records which file, and ``down`` removes
+exactly those entries (see :mod:`k8snet.lab.kubeconfig`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import kubeconfig
 from .config import LabConfig, state_root
+from .kubeconfig import UserKubeconfig
 
 READY_TIMEOUT_S = 90.0
+#: in the state folder: which users' kubeconfigs ``up`` merged the lab's context into
+MERGED_KUBECONFIGS = "user-kubeconfigs.json"
 
 
 class LabError(RuntimeError):
@@ -38,6 +47,11 @@ class LabStatus:
     pid: int | None
     message: str = ""
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def context(self) -> str:
+        """The lab's context in the user's kubeconfig: ``kubectl --context k8snet-<lab>``."""
+        return kubeconfig.context_name(self.name)
 
 
 def check_host() -> None:
@@ -100,15 +114,24 @@ def status(name: str = "k8snet") -> LabStatus:
     return LabStatus(name, st.get("phase", "Starting"), st.get("server"), kubeconfig, pid, st.get("message", ""), st)
 
 
-def up(config: LabConfig, *, timeout: float = READY_TIMEOUT_S) -> LabStatus:
-    """Starts the lab and returns when every node is Ready and cluster DNS answers.
+def up(config: LabConfig, *, timeout: float = READY_TIMEOUT_S,
+       user_kubeconfig: UserKubeconfig | None = None) -> LabStatus:
+    """Starts the lab and returns when every node is Ready and cluster DNS answers,
+    then merges its context into ``user_kubeconfig`` (default: the invoking user's
+    ``~/.kube/config``, see :meth:`UserKubeconfig.invoking`).
 
-    A lab of the same name that is already Ready is returned as is; a crashed one is
-    cleaned up first.
+    A lab of the same name that is already Ready is returned as is (its context is
+    merged all the same); a crashed one is cleaned up first.
     """
     check_host()
+    try:
+        target = user_kubeconfig or UserKubeconfig.invoking()
+        kubeconfig.check_target(target)  # refuse before anything starts, not after
+    except kubeconfig.KubeconfigError as err:
+        raise LabError(str(err)) from None
     current = status(config.name)
     if current.phase == "Ready":
+        _merge_user_kubeconfig(load_config(config.name), target)
         return current
     if current.phase in ("Starting", "Stopping"):
         raise LabError(f"lab {config.name!r} is {current.phase.lower()} (pid {current.pid}); wait, or run 'k8snet lab down --name {config.name}'")
@@ -131,6 +154,11 @@ def up(config: LabConfig, *, timeout: float = READY_TIMEOUT_S) -> LabStatus:
     while time.monotonic() < deadline:
         st = _read_status(config)
         if st.get("phase") == "Ready":
+            try:
+                _merge_user_kubeconfig(config, target)
+            except LabError:
+                _cleanup(config)
+                raise
             return status(config.name)
         if st.get("phase") == "Failed" or proc.poll() is not None:
             message = st.get("message") or f"the supervisor exited with code {proc.poll()}"
@@ -161,6 +189,7 @@ def _cleanup(config: LabConfig, *, keep_log: bool = False) -> list[str]:
     pid = _read_status(config).get("pid")
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
+    left_in_kubeconfigs = _unmerge_user_kubeconfigs(config)
     report = cleanup_lab(config)
     if config.state_dir.exists():
         if keep_log:
@@ -169,7 +198,42 @@ def _cleanup(config: LabConfig, *, keep_log: bool = False) -> list[str]:
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         else:
             shutil.rmtree(config.state_dir)
+    if left_in_kubeconfigs:
+        raise LabError(f"lab {config.name!r} is down, but its context was left in "
+                       + "; ".join(left_in_kubeconfigs))
     return report.removed if hasattr(report, "removed") else []
+
+
+def _merge_user_kubeconfig(config: LabConfig, target: UserKubeconfig) -> None:
+    """Adds the lab's context to ``target`` and records that in the state folder first."""
+    import yaml
+
+    record_path = config.state_dir / MERGED_KUBECONFIGS
+
+    def remember(done: kubeconfig.MergeRecord) -> None:
+        records = kubeconfig.read_records(record_path)
+        # a second merge into the same file keeps the first record: it knows what existed before
+        if not any(r.target == done.target for r in records):
+            kubeconfig.write_records(record_path, [*records, done])
+
+    try:
+        lab_doc = yaml.safe_load(config.kubeconfig_path.read_text())
+        kubeconfig.merge_file(target, lab_doc, kubeconfig.context_name(config.name), remember)
+    except kubeconfig.KubeconfigError as err:
+        raise LabError(str(err)) from None
+
+
+def _unmerge_user_kubeconfigs(config: LabConfig) -> list[str]:
+    """Removes the lab's entries from every recorded kubeconfig; returns, per file that
+    could not be cleaned, a one-line reason (the rest of the cleanup goes on)."""
+    record_path = config.state_dir / MERGED_KUBECONFIGS
+    problems = []
+    for done in kubeconfig.read_records(record_path):
+        try:
+            kubeconfig.unmerge_file(done)
+        except (kubeconfig.KubeconfigError, OSError) as err:
+            problems.append(f"{done.target.path}: {err}")
+    return problems
 
 
 def _package_root() -> str:

@@ -1,6 +1,7 @@
 """k8snet.cluster's pure parts: manifest parsing, cluster kind detection, Status errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -61,3 +62,30 @@ def test_api_error_keeps_the_servers_status():
                            "message": 'services "web" not found'})
     converted = api_error(err)
     assert (converted.code, converted.reason, converted.message) == (404, "NotFound", 'services "web" not found')
+
+
+# -- what a lab publishes about itself, read back as any client reads it -------------------
+
+def test_lab_facts_round_trip_through_the_configmap():
+    import yaml
+
+    from k8snet import LabFacts
+    from k8snet.lab.bootstrap import kube_proxy_configmap, lab_facts_configmap
+    from k8snet.lab.config import LabConfig
+
+    config = LabConfig(name="demo", proxy_mode="nftables", node_cidr="172.31.3.0/24", state_dir=Path("/nowhere"))
+    cm = lab_facts_configmap(config)
+    assert (cm["metadata"]["namespace"], cm["metadata"]["name"]) == ("kube-public", "k8snet-lab")
+    assert all(isinstance(v, str) for v in cm["data"].values()), "ConfigMap data holds strings only"
+    facts = LabFacts.from_data(cm["data"])
+    assert facts == LabFacts.of(config) and facts.context == "k8snet-demo"
+    assert facts.loadbalancer_pool == config.loadbalancer_pool and facts.host_ip == "172.31.3.1"
+    assert cm["data"]["loadBalancerPool"] == "172.31.3.200-172.31.3.250"
+    with pytest.raises(ValueError, match="lacks hostIP"):
+        LabFacts.from_data({k: v for k, v in cm["data"].items() if k != "hostIP"})
+
+    proxy = kube_proxy_configmap(config)
+    conf = yaml.safe_load(proxy["data"]["config.conf"])
+    assert (proxy["metadata"]["namespace"], proxy["metadata"]["name"]) == ("kube-system", "kube-proxy")
+    assert conf["kind"] == "KubeProxyConfiguration" and conf["mode"] == "nftables"
+    assert conf["clusterCIDR"] == config.pod_cidr
