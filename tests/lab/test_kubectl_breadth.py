@@ -95,6 +95,21 @@ def test_run_i_reports_the_container_exit_code(kubeconfig, namespace, kubectl):
     assert _pod_gone(kubectl, "fails")
 
 
+def test_run_i_rm_nslookup_without_a_tty_completes(kubectl, namespace):
+    """`kubectl run -i --rm --restart=Never --image=busybox:1.37 <name> -- nslookup <service>`,
+    as a script runs it (no tty). kubectl 1.37 waits for the pod through a streaming list
+    (sendInitialEvents) and hung until the lab ended the initial events with a bookmark."""
+    cluster_ip = _nginx_service(kubectl)
+    fqdn = f"my-nginx.{namespace}.svc.cluster.local"
+    start = time.monotonic()
+    out = kubectl("run", "-i", "--rm", "--restart=Never", "--image=busybox:1.37", "lookup", "--", "nslookup", fqdn,
+                  input="")
+    assert time.monotonic() - start < 30, out
+    assert re.search(rf"Name:\s+{re.escape(fqdn)}\s+Address: {re.escape(cluster_ip)}", out), out
+    assert 'pod "lookup" deleted' in out, out
+    assert _pod_gone(kubectl, "lookup")
+
+
 def test_attach_to_a_running_pod_and_detach_keeps_it_running(kubectl, interactive):
     first = interactive("run", "-i", "--tty", "--image=busybox", "keep", "--restart=Never", "--", "sh")
     first.expect(PROMPT)
@@ -209,6 +224,9 @@ spec:
 
 
 def test_scale_and_rollout_status(kubectl):
+    """`rollout status --timeout=60s` returns once rolled out: kubectl 1.37 watches the
+    Deployment through a streaming list and timed out when the lab never ended the
+    initial events with a bookmark."""
     kubectl("create", "deployment", "app", "--image=nginx", "--replicas=1")
     assert "deployment.apps/app scaled" in kubectl("scale", "deployment", "app", "--replicas=3")
     out = kubectl("rollout", "status", "deployment/app", "--timeout=60s")
@@ -252,7 +270,8 @@ def test_describe_every_kind(kubectl, namespace):
               "Container ID", "State", "Ready", "Restart Count", "Conditions", "Volumes", "QoS Class", "Events")
     assert re.search(rf"Node:\s+{node}/\d+\.\d+\.\d+\.\d+\n", out), out
     assert re.search(r"Normal\s+Scheduled\s+.*default-scheduler\s+Successfully assigned", out), out
-    assert re.search(r"Normal\s+Started\s+.*kubelet\s+Started container nginx", out), out
+    # kubectl 1.37 shows the event's involvedObject.fieldPath before the message
+    assert re.search(r"Normal\s+Started\s+.*kubelet\s+spec\.containers\{nginx\}: Started container nginx", out), out
 
     out = _describe(kubectl, "deployment", "my-nginx")
     _sections(out, "Replicas", "StrategyType", "RollingUpdateStrategy", "Pod Template", "Conditions",
@@ -278,7 +297,8 @@ def test_describe_every_kind(kubectl, namespace):
     out = _describe(kubectl, "configmap", "settings")
     _sections(out, "Data", "Events")
     out = _describe(kubectl, "serviceaccount", "robot")
-    _sections(out, "Image pull secrets", "Mountable secrets", "Tokens", "Events")
+    # kubectl 1.37 no longer prints the legacy "Mountable secrets" and "Tokens" sections
+    _sections(out, "Image pull secrets", "Events")
     out = _describe(kubectl, "namespace", namespace)
     _sections(out, "Name", "Labels", "Status")
     assert "Active" in out, out
