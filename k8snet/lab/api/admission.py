@@ -90,7 +90,7 @@ class Admission:
             out.setdefault("spec", {})["finalizers"] = list((new.get("spec") or {}).get("finalizers") or [])
             return out
         if res.subresource("status") is not None:
-            # A main-resource write never changes status (nodes included, as in 1.32).
+            # A main-resource write never changes status (nodes included, as in kube-apiserver).
             if "status" in old:
                 new["status"] = clone(old["status"])
             else:

@@ -32,7 +32,8 @@ from .selectors import parse_field_selector, parse_label_selector, selector_stri
 if TYPE_CHECKING:  # injected by the supervisor; imported for the type only
     from .admission import Admission
 
-# Kinds whose metadata.generation counts spec changes (the others get none in 1.32).
+# Kinds whose metadata.generation counts spec changes. (Since 1.33 the real server also
+# gives pods a generation; the lab does not model that yet.)
 GENERATION_KEYS = frozenset({"apps/deployments", "apps/replicasets"})
 # Kinds whose PUT on a missing object creates it (endpointsStrategy.AllowCreateOnUpdate).
 CREATE_ON_UPDATE_KEYS = frozenset({"endpoints"})

@@ -1,7 +1,7 @@
 """Decoding kubectl's protobuf request bodies (``application/vnd.kubernetes.protobuf``).
 
-kubectl 1.32's typed clients (``kubectl create secret|configmap|namespace|
-deployment|service|serviceaccount``) send the 4-byte magic ``k8s\\0`` and a
+kubectl's typed clients (``kubectl create secret|configmap|namespace|deployment|
+service|serviceaccount``, 1.32 through 1.37 alike) send the 4-byte magic ``k8s\\0`` and a
 ``runtime.Unknown`` whose ``raw`` field is the object message. JSON field names
 equal the proto field names, so a table of field numbers (:data:`SCHEMA`, from
 k8s.io/api and apimachinery ``generated.proto``, release-1.32) turns the message

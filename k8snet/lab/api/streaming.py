@@ -3,9 +3,9 @@
 exec and attach speak the Kubernetes WebSocket channel protocols (kubelet's
 ``wsstream`` / ``remotecommand``): every message is ``[channel byte][payload]`` with
 0 stdin, 1 stdout, 2 stderr, 3 error/status, 4 resize and, in ``v5.channel.k8s.io``
-only, ``[255, channel]`` to half-close a stream. kubectl 1.32 tries WebSocket first
-and only falls back to SPDY when the upgrade *fails*, so serving WebSocket is
-enough; SPDY is refused with a clear message.
+only, ``[255, channel]`` to half-close a stream. kubectl (1.29 and later) tries
+WebSocket first and only falls back to SPDY when the upgrade *fails*, so serving
+WebSocket is enough; SPDY is refused with a clear message.
 
 The handlers parse their own query parameters. Errors found before the upgrade
 (bad parameters, unknown container) are raised as :class:`ApiError` for the server to

@@ -164,7 +164,7 @@ def is_valid_port_name(name: str) -> list[str]:
 
 
 def is_relaxed_env_var_name(name: str) -> list[str]:
-    # RelaxedEnvironmentVariableValidation is on by default in 1.32.
+    # RelaxedEnvironmentVariableValidation is on by default since 1.32.
     if all(" " <= c <= "~" and c != "=" for c in name):
         return []
     return ["a valid environment variable name must consist only of printable ASCII characters other than '='"]
