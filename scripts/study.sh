@@ -1,15 +1,91 @@
 #!/usr/bin/env bash
-# The main job: bring up the lab (or use $K8SNET_CONTEXT), execute every notebook in
-# place, write data/results/ and HTML handouts (handouts/), tear the lab down.
+# The main job: install what is missing (setup.sh), bring up the lab (or use the cluster
+# of $K8SNET_CONTEXT), execute every notebook into an output folder, tear the lab down.
+# Nothing in the checkout changes.
+#
+#   sudo bash scripts/study.sh               # build/notebooks/  executed notebooks
+#                                            # build/handouts/   HTML handouts
+#                                            # build/results/    measurements (CSV + provenance JSON)
+#   sudo bash scripts/study.sh --out DIR     # another output folder (or K8SNET_OUT=DIR)
+#   sudo bash scripts/study.sh 02 04         # only the notebooks whose name starts so
+#   sudo bash scripts/study.sh --refresh     # maintainers: re-execute the committed notebooks
+#                                            # in place and rewrite data/results/ (then commit)
+#
+# Under sudo the notebooks run as the user who called sudo, with their HOME, and what
+# lands in the output folder is theirs; they reach the lab through its kubeconfig
+# context k8snet-<lab> (K8SNET_CONTEXT, KUBECONFIG). As plain root (CI), and for
+# --refresh (the committed notebooks show what root sees: the sandbox, the nodes'
+# rules), they run as root. K8SNET_LAB names the lab (default k8snet); a lab that was
+# already running is used and left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if [ -n "${K8SNET_CONTEXT:-}" ]; then
-  exec python3 scripts/notebooks.py "$@"
+export PATH="$PWD/.venv/bin:$PATH"
+PY="$PWD/.venv/bin/python"
+say() { printf 'study: %s\n' "$*"; }
+
+OUT="${K8SNET_OUT:-$PWD/build}" refresh=0 args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT="${2:?--out needs a folder}"; shift 2 ;;
+    --out=*) OUT="${1#--out=}"; shift ;;
+    --refresh) refresh=1; args+=("$1"); shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+
+# -- who runs the notebooks ---------------------------------------------------------------
+as_user=() owner=""
+if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+  uid=$(id -u "$SUDO_USER") gid=$(id -g "$SUDO_USER") owner="$uid:$gid"
+  if [ "$refresh" = 0 ]; then
+    as_user=(setpriv --reuid "$uid" --regid "$gid" --init-groups
+             env HOME="$(getent passwd "$SUDO_USER" | cut -d: -f6)" USER="$SUDO_USER" LOGNAME="$SUDO_USER")
+  fi
 fi
-LAB="${K8SNET_LAB:-k8snet}"
-export K8SNET_LAB="$LAB"
-trap 'python3 -m k8snet lab down --name "$LAB" >/dev/null 2>&1 || true' EXIT
-python3 -m k8snet lab up --name "$LAB"
-python3 scripts/notebooks.py "$@"
+# The output folder is the user's: the folder itself when we create it, and the three
+# folders we write in it (before the run, so the user can write there; after, for what
+# root wrote).
+give_out_folder() {
+  [ -n "$owner" ] || return 0
+  [ -e "$OUT" ] || { mkdir -p "$OUT" && chown "$owner" "$OUT"; }
+  for sub in notebooks handouts results; do mkdir -p "$OUT/$sub" && chown -R "$owner" "$OUT/$sub"; done
+}
+give_out_folder
+
+# -- the cluster ----------------------------------------------------------------------------
+private=$(mktemp -d /tmp/k8snet-study.XXXXXX)   # the user's copy of the lab's kubeconfig
+LAB="${K8SNET_LAB:-k8snet}" started=0
+cleanup() {
+  if [ "$started" = 1 ]; then
+    "$PY" -m k8snet lab down --name "$LAB" >/dev/null || say "could not take lab '$LAB' down: run 'sudo k8snet lab down --name $LAB'"
+  fi
+  rm -rf "$private"
+}
+trap cleanup EXIT
+if [ -z "${K8SNET_CONTEXT:-}" ]; then
+  export K8SNET_LAB="$LAB"
+  if [[ "$("$PY" -m k8snet lab status --name "$LAB" 2>/dev/null)" == "lab '$LAB': Ready"* ]]; then
+    say "using the running lab '$LAB'"
+  else
+    started=1
+    "$PY" -m k8snet lab up --name "$LAB" | sed -n '1s/^/study: /p'   # the "Ready" line, not the how-to
+  fi
+  if [ ${#as_user[@]} -gt 0 ]; then
+    # The lab's kubeconfig is root's (it holds the admin key): the user gets a private copy.
+    install -m 0600 -o "$uid" -g "$gid" "$("$PY" -m k8snet lab kubeconfig --name "$LAB" --path)" "$private/kubeconfig"
+    chown "$owner" "$private"
+    export KUBECONFIG="$private/kubeconfig" K8SNET_CONTEXT="k8snet-$LAB"
+  fi
+fi
+
+# -- the notebooks --------------------------------------------------------------------------
+status=0
+"${as_user[@]}" "$PY" scripts/notebooks.py --out "$OUT" "${args[@]}" || status=$?
+give_out_folder
+if [ "$refresh" = 1 ]; then
+  # root wrote them: files in the checkout keep the checkout's owner
+  chown --reference=notebooks notebooks/*.ipynb
+  chown --reference=data/results data/results/*
+fi
+exit "$status"
