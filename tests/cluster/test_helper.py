@@ -110,3 +110,24 @@ def test_rtt_baseline(cluster: Cluster, ns: str):
     m = k8snet.rtt_baseline(cluster, ns, samples=50)
     assert m.summary["lost"] == 0 and m.summary["udp_p50_us"] > 0
     assert set(m.data["proto"]) == {"udp", "tcp", "tcp-connect"}
+
+
+def test_lab_facts_come_through_the_api(cluster: Cluster):
+    """A k8snet lab says what it is in kube-public/k8snet-lab and kube-system/kube-proxy,
+    readable with the same credentials as everything else; other clusters have no facts."""
+    import ipaddress
+
+    info = cluster.info()
+    if info.kind != "k8snet-lab":
+        assert info.lab is None and cluster.lab_facts() is None
+        return
+    facts = info.lab
+    assert facts is not None and facts.proxy_mode == info.proxy_mode in ("iptables", "nftables")
+    node_net = ipaddress.ip_network(facts.node_cidr)
+    assert ipaddress.ip_address(facts.host_ip) in node_net
+    assert facts.loadbalancer_pool and all(ipaddress.ip_address(a) in node_net for a in facts.loadbalancer_pool)
+    nodes = cluster.nodes()
+    assert all(ipaddress.ip_address(ip) in node_net for ip in nodes["internal_ip"])
+    pod_net = ipaddress.ip_network(facts.pod_cidr)
+    assert all(ipaddress.ip_network(c).subnet_of(pod_net) for c in nodes["pod_cidr"])
+    assert all(n.startswith(facts.name + "-") for n in info.nodes)
