@@ -1,4 +1,12 @@
-"""The image catalog: reference parsing, override semantics, pull errors (no root)."""
+"""The image catalog: reference parsing, override semantics, pull errors, the busybox
+images' wget launcher (no root)."""
+
+import http.server
+import importlib.util
+import shutil
+import subprocess
+import threading
+import time
 
 import pytest
 
@@ -68,3 +76,78 @@ def test_nginx_files(tmp_path):
     assert "listen       80;" in (tmp_path / "rootfs/etc/nginx/conf.d/default.conf").read_text()
     assert "Welcome to nginx!" in (tmp_path / "rootfs/usr/share/nginx/html/index.html").read_text()
     assert set(targets) == {"/etc/nginx", "/usr/share/nginx/html", "/var/log/nginx"}
+
+
+# -- wget of the busybox-applet images (assets/wget.py) -------------------------------
+
+def _wget_launcher():
+    spec = importlib.util.spec_from_file_location("wget_launcher", catalog.WGET_LAUNCHER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("args,kept,timeout", [
+    (["-qO-", "-T", "5", "http://web/"], ["-qO-", "http://web/"], 5),
+    (["-qT5", "-O-", "web"], ["-q", "-O-", "web"], 5),
+    (["--time=3", "web"], ["web"], 3),  # getopt_long: an unambiguous prefix
+    (["--timeout", "4", "web", "-T", "7"], ["web"], 7),  # options after the URL, last wins
+    (["-O", "-T", "web"], ["-O", "-T", "web"], None),  # "-T" is -O's file name
+    (["--header", "-T 5", "-U", "-T", "web"], ["--header", "-T 5", "-U", "-T", "web"], None),
+    (["-nv", "-T2", "web"], ["-nv", "web"], 2),
+    (["--", "-T", "5"], ["--", "-T", "5"], None),
+    (["-T"], ["-T"], None),  # left to busybox: "option requires an argument"
+])
+def test_wget_launcher_takes_out_only_the_timeout(args, kept, timeout):
+    assert _wget_launcher().split_timeout(args)[:2] == (kept, timeout)
+
+
+def test_wget_launcher_rejects_a_bad_timeout_like_busybox():
+    launcher = _wget_launcher()
+    with pytest.raises(launcher.Usage, match="^wget: invalid number 'x'$"):
+        launcher.split_timeout(["-T", "x", "web"])
+
+
+needs_busybox = pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox is not installed (apt: busybox)")
+
+
+@pytest.fixture()
+def http_server():
+    """A loopback HTTP server: / answers "hello", /slow answers after 10 s."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path == "/slow":
+                time.sleep(10)
+            body = b"hello" if self.path in ("/", "/slow") else b"no"
+            self.send_response(200 if body == b"hello" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@needs_busybox
+def test_busybox_images_run_wget_through_the_launcher(tmp_path, http_server):
+    wget = catalog.prepare_tools(catalog.resolve("busybox:1.37"), tmp_path) / "wget"
+    assert not wget.is_symlink() and str(catalog.WGET_LAUNCHER) in wget.read_text()
+
+    def run(*args):
+        start = time.monotonic()
+        proc = subprocess.run([str(wget), *args], capture_output=True, text=True, timeout=30)
+        return proc.stdout, proc.stderr, proc.returncode, time.monotonic() - start
+
+    assert run("-qO-", "-T", "5", http_server + "/")[:3] == ("hello", "", 0)
+    assert run("-qO-", "--timeout=5", http_server + "/")[:3] == ("hello", "", 0)
+    assert run("-q", "-T", "5", http_server + "/nosuch")[1:3] == (
+        "wget: server returned error: HTTP/1.0 404 Not Found\n", 1)
+    _, err, code, elapsed = run("-qO-", "-T", "1", http_server + "/slow")
+    assert (err, code) == ("wget: download timed out\n", 1) and elapsed < 5
