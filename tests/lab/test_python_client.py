@@ -55,3 +55,30 @@ def test_create_list_watch_logs_exec(api, namespace):
     assert code == 3
     out, err, code = exec_in(core, namespace, "client", ["sh", "-c", "echo out; echo err >&2"])
     assert (out, err, code) == ("out\n", "err\n", 0)
+
+
+def test_version_node_info_and_a_streaming_list(api, namespace):
+    """Client 37 against a v1.37 lab: /version, NodeSystemInfo (kubeProxyVersion empty, as
+    kubelets leave it since 1.33) and a streaming list ending with its bookmark."""
+    info = client.VersionApi(api).get_code()
+    assert (info.git_version, info.minor, info.emulation_minor) == ("v1.37.1", "37", "37")
+    core = client.CoreV1Api(api)
+    for node in core.list_node().items:
+        assert node.status.node_info.kubelet_version == "v1.37.1"
+        assert node.status.node_info.kube_proxy_version == ""
+    for name in ("a", "b"):
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": {"set": "x"}}})
+    rv = core.list_namespaced_config_map(namespace).metadata.resource_version
+    events = []
+    w = watch.Watch()
+    for event in w.stream(core.list_namespaced_config_map, namespace, label_selector="set=x",
+                          send_initial_events=True, resource_version_match="NotOlderThan",
+                          allow_watch_bookmarks=True, timeout_seconds=10):
+        events.append(event)
+        if event["type"] == "BOOKMARK":
+            w.stop()
+    assert sorted(e["object"].metadata.name for e in events[:-1]) == ["a", "b"]
+    assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
+    bookmark = events[-1]["raw_object"]["metadata"]
+    assert bookmark["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert int(bookmark["resourceVersion"]) >= int(rv)
