@@ -107,7 +107,7 @@ def build_app(runtime: LocalRuntime) -> web.Application:
 
     # The minimum kubectl needs to find pods: legacy discovery and /version.
     async def version(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"major": "1", "minor": "32", "gitVersion": "v1.32.0", "platform": "linux/amd64"})
+        return web.json_response({"major": "1", "minor": "37", "gitVersion": "v1.37.1", "platform": "linux/amd64"})
 
     async def api(_: web.Request) -> web.StreamResponse:
         return web.json_response({"kind": "APIVersions", "versions": ["v1"],
