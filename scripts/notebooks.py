@@ -31,11 +31,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
-from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -76,17 +76,30 @@ def kernel_environment(private_dir: Path) -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 
+class IpcNotebookClient(NotebookClient):
+    """nbclient's client whose kernel talks over IPC sockets in a private folder, not
+    TCP ports on localhost that any local user could connect to (ipykernel warns about
+    unencrypted TCP, rightly). The paths are absolute because the kernel runs in
+    notebooks/ and we do not; the connection file (it holds the HMAC key) goes there too."""
+
+    def __init__(self, nb: nbformat.NotebookNode, *, private_dir: Path, name: str, **kw: Any) -> None:
+        super().__init__(nb, **kw)
+        self.private_dir = private_dir
+        self.kernel_file_name = name
+
+    def create_kernel_manager(self) -> Any:
+        km = super().create_kernel_manager()
+        km.transport = "ipc"
+        km.ip = str(self.private_dir / f"{self.kernel_file_name}-ipc")
+        km.connection_file = str(self.private_dir / f"{self.kernel_file_name}.json")
+        return km
+
+
 def client_for(nb: nbformat.NotebookNode, timeout: int, private_dir: Path, name: str) -> NotebookClient:
-    # IPC transport: the kernel's sockets are files in our private folder, not TCP
-    # ports on localhost that any local user could connect to (ipykernel warns about
-    # unencrypted TCP, rightly). The paths are absolute because the kernel runs in
-    # notebooks/ and we do not; the connection file (it holds the HMAC key) goes there too.
-    config = Config({"KernelManager": {"transport": "ipc", "ip": str(private_dir / f"{name}-ipc"),
-                                       "connection_file": str(private_dir / f"{name}.json")}})
-    return NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
-                          resources={"metadata": {"path": str(NOTEBOOKS)}},
-                          # widget state (tqdm bars) is UI noise in a stored notebook
-                          store_widget_state=False)
+    return IpcNotebookClient(nb, private_dir=private_dir, name=name, timeout=timeout, kernel_name="python3",
+                             resources={"metadata": {"path": str(NOTEBOOKS)}},
+                             # widget state (tqdm bars) is UI noise in a stored notebook
+                             store_widget_state=False)
 
 
 def drop_widgets(nb: nbformat.NotebookNode) -> None:
