@@ -15,7 +15,13 @@ export K8SNET_STATE_ROOT
 export K8SNET_LAB=ci
 export K8SNET_RESULTS_DIR="$K8SNET_STATE_ROOT/results"
 cleanup() {
-  if [ "$(id -u)" -eq 0 ]; then "$PY" -m k8snet lab down --name "$K8SNET_LAB" >/dev/null 2>&1 || true; fi
+  # every lab in the temporary state root: the shared one and any a test started and
+  # could not stop (pytest interrupted), before their state folders disappear
+  if [ "$(id -u)" -eq 0 ]; then
+    for dir in "$K8SNET_STATE_ROOT"/*/; do
+      [ -d "$dir" ] && "$PY" -m k8snet lab down --name "$(basename "$dir")" >/dev/null 2>&1 || true
+    done
+  fi
   rm -rf "$K8SNET_STATE_ROOT"
 }
 trap cleanup EXIT
