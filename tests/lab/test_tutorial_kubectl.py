@@ -62,6 +62,8 @@ def test_tutorial_first_half(kubectl, namespace):
     assert "IPv4" in slices and all(ip in slices for ip in ips)
     ep = kubectl("get", "ep", "my-nginx")
     assert re.match(r"NAME\s+ENDPOINTS\s+AGE", ep) and all(f"{ip}:80" in ep for ip in ips)
+    # as on any 1.33+ server (kubectl prints it on stderr, after the table here)
+    assert "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice" in ep
 
     # 10-13: environment variables exist only in pods created after the Service
     before = kubectl("exec", pods[0]["metadata"]["name"], "--", "printenv")

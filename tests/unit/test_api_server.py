@@ -209,6 +209,16 @@ def test_streaming_list_over_http(lab: Lab) -> None:
     assert event["object"]["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
 
 
+def test_endpoints_answers_carry_the_deprecation_warning(lab: Lab) -> None:
+    warning = '299 - "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"'
+    for path in ("/api/v1/namespaces/default/endpoints", "/api/v1/endpoints?watch=true&timeoutSeconds=1",
+                 "/api/v1/namespaces/default/endpoints/missing"):
+        status, headers, _ = lab.request("GET", path)
+        assert status in (200, 404) and headers.get("Warning") == warning, (path, headers)
+    _, headers, _ = lab.request("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices")
+    assert "Warning" not in headers
+
+
 @needs_kubectl
 def test_kubectl_waits_through_a_streaming_list(lab: Lab) -> None:
     """kubectl 1.37 lists through a watch (WatchListClient): without the end-of-initial-

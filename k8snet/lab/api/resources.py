@@ -32,6 +32,8 @@ class Resource:
     categories: tuple[str, ...] = ()
     subresources: tuple[Subresource, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
+    # A deprecated API's warning, sent (as a Warning header) with every answer about it.
+    warning: str | None = None
 
     @property
     def api_version(self) -> str:
@@ -66,7 +68,8 @@ RESOURCES: tuple[Resource, ...] = (
     )),
     Resource("", "v1", "services", "service", "Service", True, ("svc",), ("all",),
              subresources=(_STATUS("Service"),)),
-    Resource("", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",)),
+    Resource("", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",),
+             warning="v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"),
     Resource("", "v1", "secrets", "secret", "Secret", True),
     Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
     Resource("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",),

@@ -41,15 +41,21 @@ _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 _JSON_TYPES = ("", JSON, "application/octet-stream", "*/*")
 _PROTOBUF = "application/vnd.kubernetes.protobuf"
 USER = web.RequestKey("user", str)  # the authenticated user name, for handlers that care
+_DEPRECATION = web.RequestKey("deprecation", str)  # the warning of a deprecated resource the request is about
 
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def _warning_header(text: str) -> tuple[str, str]:
+    """An RFC 7234 warning as the API server sends it (code 299, agent "-")."""
+    return "Warning", '299 - "' + text.replace('"', '\\"') + '"'
+
+
 def _response(obj: Any, status: int = 200, warnings: list[str] | None = None,
               content_type: str = JSON) -> web.Response:
-    headers = [("Warning", '299 - "' + w.replace('"', '\\"') + '"') for w in warnings or []]
+    headers = [_warning_header(w) for w in warnings or []]
     headers.append(("Content-Type", content_type))
     return web.Response(body=_dumps(obj), status=status, headers=headers)
 
@@ -110,6 +116,7 @@ class ApiServer:
         self.runtimes = runtimes
         self.app = web.Application(middlewares=[self._guard], client_max_size=_MAX_BODY)
         self.app.router.add_route("*", "/{path:.*}", self._route)
+        self.app.on_response_prepare.append(_deprecation_warning)
         self._runner: web.AppRunner | None = None
 
     async def start(self, sockets: list[socket.socket]) -> None:
@@ -210,6 +217,8 @@ class ApiServer:
 
     async def _rest(self, request: web.Request, target: Target) -> web.StreamResponse:
         method, res = request.method, target.res
+        if res.warning:
+            request[_DEPRECATION] = res.warning
         if target.subresource in ("log", "exec", "attach"):
             return await self._pod_stream(request, target)
         if target.name is None:
@@ -405,6 +414,14 @@ class ApiServer:
         if t.subresource == "log":
             return await streaming.serve_log(request, runtime, pod)
         return await streaming.serve_exec(request, runtime, pod)
+
+
+async def _deprecation_warning(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer about a deprecated resource carries its warning, errors and watch
+    streams included, as the real server's deprecated-API filter adds it."""
+    warning = request.get(_DEPRECATION)
+    if warning:
+        response.headers.add(*_warning_header(warning))
 
 
 def _gvs() -> list[tuple[str, str]]:
