@@ -19,10 +19,12 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,8 +200,16 @@ def test_connect_says_what_to_do_when_neither_works(learner: Learner):
     assert "sudo k8snet lab up --name nosuchlab" in last and "k8snet-nosuchlab" in last, last
 
 
-def test_down_removes_exactly_the_labs_entries(learner: Learner):
-    lifecycle.down(learner.lab.name)
+def test_down_after_a_crash_removes_exactly_the_labs_entries(learner: Learner):
+    # the supervisor dies; down (root, no SUDO_USER) still knows the file from the state folder
+    os.kill(learner.lab.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while lifecycle.status(learner.lab.name).phase != "Crashed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    env = {k: v for k, v in os.environ.items() if k != "SUDO_USER"}
+    down = subprocess.run([sys.executable, "-m", "k8snet", "lab", "down", "--name", learner.lab.name],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert down.returncode == 0, down.stdout + down.stderr
     assert _doc(learner.kubeconfig) == THEIR_OWN
     st = learner.kubeconfig.lstat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (LEARNER, LEARNER, 0o600)
