@@ -13,6 +13,7 @@ rules are made there and vanish with it. Nothing on the host changes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -231,9 +232,20 @@ def host_tools_check(missing: list[hosttools.HostTool]) -> Check:
 
 # -- kubectl -----------------------------------------------------------------------
 
-def kubectl_check(found: str | None, kit: Path, client_version: str | None, lab_version: str) -> Check:
+def kubectl_check(found: str | None, kit: Path, client_version: str | None, lab_version: str,
+                  *, under_sudo: bool = False) -> Check:
     """``found``: the first kubectl on PATH (None: none); ``kit``: the kit's kubectl;
-    ``client_version``: the gitVersion ``found`` reports (None: it did not say)."""
+    ``client_version``: the gitVersion ``found`` reports (None: it did not say).
+    Under sudo, PATH is sudo's secure_path, not the one the user runs kubectl with: a
+    finding there is only a warning, and says so."""
+    check = _kubectl_finding(found, kit, client_version, lab_version)
+    if under_sudo and not check.ok:
+        return dataclasses.replace(check, warn=True, detail=check.detail + " (on sudo's PATH; run "
+                                   "'k8snet doctor' without sudo to check your own)")
+    return check
+
+
+def _kubectl_finding(found: str | None, kit: Path, client_version: str | None, lab_version: str) -> Check:
     kit_exists = kit.exists()
     use_kit = f"export PATH={kit.parent}:$PATH" if kit_exists else f"{SETUP} (installs the kit's kubectl in .venv/bin)"
     if found is None:
@@ -323,7 +335,8 @@ def run_checks() -> list[Check]:
         root_check(euid),
         *kernel_checks(sys.platform, euid, os.getpid()),
         host_tools_check(hosttools.missing()),
-        kubectl_check(kubectl, KIT_VENV / "bin" / "kubectl", kubectl_version(kubectl) if kubectl else None, lab_version),
+        kubectl_check(kubectl, KIT_VENV / "bin" / "kubectl", kubectl_version(kubectl) if kubectl else None, lab_version,
+                      under_sudo=euid == 0 and "SUDO_USER" in os.environ),
         python_client_check(_package_version("kubernetes"), lab_version),
         environment_check(sys.prefix, sys.base_prefix, sys.executable, KIT_VENV),
         labs_check_here(),

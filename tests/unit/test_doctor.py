@@ -84,6 +84,12 @@ def test_kubectl_outside_the_skew_policy_fails(kit):
     assert doctor.kubectl_check(str(kit), kit, "v1.39.0", "v1.37.1").verdict == "FAIL"
 
 
+def test_kubectl_under_sudo_says_whose_path_it_saw(kit):
+    check = doctor.kubectl_check("/usr/bin/kubectl", kit, "v1.32.4", "v1.37.1", under_sudo=True)
+    assert check.verdict == "warn" and "sudo's PATH" in check.detail
+    assert "sudo's PATH" not in doctor.kubectl_check(str(kit), kit, "v1.37.1", "v1.37.1", under_sudo=True).detail
+
+
 def test_kubectl_absent_or_silent_fails(kit, tmp_path):
     assert doctor.kubectl_check(None, kit, None, "v1.37.1").fix == f"export PATH={kit.parent}:$PATH"
     no_kit = doctor.kubectl_check(None, tmp_path / "nowhere" / "kubectl", None, "v1.37.1")
