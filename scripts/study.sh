@@ -8,14 +8,17 @@
 #                                            # build/results/    measurements (CSV + provenance JSON)
 #   sudo bash scripts/study.sh --out DIR     # another output folder (or K8SNET_OUT=DIR)
 #   sudo bash scripts/study.sh 02 04         # only the notebooks whose name starts so
+#   sudo bash scripts/study.sh --as-root     # run them as root, not as you (see below)
 #   sudo bash scripts/study.sh --refresh     # maintainers: re-execute the committed notebooks
 #                                            # in place and rewrite data/results/ (then commit)
 #
 # Under sudo the notebooks run as the user who called sudo, with their HOME, and what
 # lands in the output folder is theirs; they reach the lab through its kubeconfig
-# context k8snet-<lab> (K8SNET_CONTEXT, KUBECONFIG). As plain root (CI), and for
-# --refresh (the committed notebooks show what root sees: the sandbox, the nodes'
-# rules), they run as root. K8SNET_LAB names the lab (default k8snet); a lab that was
+# context k8snet-<lab>, which `k8snet lab up` merges into their ~/.kube/config
+# (K8SNET_CONTEXT, KUBECONFIG); the views that need root (notebook 01's docker-model
+# sandbox, 08's node rules and conntrack) then say so and skip. As plain root (CI),
+# with --as-root, and for --refresh (the committed notebooks show everything), they
+# run as root. K8SNET_LAB names the lab (default k8snet); a lab that was
 # already running is used and left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,12 +27,13 @@ export PATH="$PWD/.venv/bin:$PATH"
 PY="$PWD/.venv/bin/python"
 say() { printf 'study: %s\n' "$*"; }
 
-OUT="${K8SNET_OUT:-$PWD/build}" refresh=0 args=()
+OUT="${K8SNET_OUT:-$PWD/build}" refresh=0 as_root=0 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT="${2:?--out needs a folder}"; shift 2 ;;
     --out=*) OUT="${1#--out=}"; shift ;;
     --refresh) refresh=1; args+=("$1"); shift ;;
+    --as-root) as_root=1; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -38,9 +42,9 @@ done
 as_user=() owner=""
 if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
   uid=$(id -u "$SUDO_USER") gid=$(id -g "$SUDO_USER") owner="$uid:$gid"
-  if [ "$refresh" = 0 ]; then
-    as_user=(setpriv --reuid "$uid" --regid "$gid" --init-groups
-             env HOME="$(getent passwd "$SUDO_USER" | cut -d: -f6)" USER="$SUDO_USER" LOGNAME="$SUDO_USER")
+  if [ "$refresh" = 0 ] && [ "$as_root" = 0 ]; then
+    home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    as_user=(setpriv --reuid "$uid" --regid "$gid" --init-groups env HOME="$home" USER="$SUDO_USER" LOGNAME="$SUDO_USER")
   fi
 fi
 # The output folder is the user's: the folder itself when we create it, and the three
@@ -54,13 +58,11 @@ give_out_folder() {
 give_out_folder
 
 # -- the cluster ----------------------------------------------------------------------------
-private=$(mktemp -d /tmp/k8snet-study.XXXXXX)   # the user's copy of the lab's kubeconfig
 LAB="${K8SNET_LAB:-k8snet}" started=0
 cleanup() {
   if [ "$started" = 1 ]; then
     "$PY" -m k8snet lab down --name "$LAB" >/dev/null || say "could not take lab '$LAB' down: run 'sudo k8snet lab down --name $LAB'"
   fi
-  rm -rf "$private"
 }
 trap cleanup EXIT
 if [ -z "${K8SNET_CONTEXT:-}" ]; then
@@ -69,13 +71,13 @@ if [ -z "${K8SNET_CONTEXT:-}" ]; then
     say "using the running lab '$LAB'"
   else
     started=1
-    "$PY" -m k8snet lab up --name "$LAB" | sed -n '1s/^/study: /p'   # the "Ready" line, not the how-to
   fi
+  # `up` also merges the lab's context k8snet-<lab> into the calling user's ~/.kube/config
+  # (SUDO_USER's under sudo; `down` takes it out again): that is how the user reaches it.
+  up=$("$PY" -m k8snet lab up --name "$LAB")
+  [ "$started" = 0 ] || say "${up%%$'\n'*}"   # the "is Ready" line, not the how-to after it
   if [ ${#as_user[@]} -gt 0 ]; then
-    # The lab's kubeconfig is root's (it holds the admin key): the user gets a private copy.
-    install -m 0600 -o "$uid" -g "$gid" "$("$PY" -m k8snet lab kubeconfig --name "$LAB" --path)" "$private/kubeconfig"
-    chown "$owner" "$private"
-    export KUBECONFIG="$private/kubeconfig" K8SNET_CONTEXT="k8snet-$LAB"
+    as_user+=(KUBECONFIG="$home/.kube/config" K8SNET_CONTEXT="k8snet-$LAB")
   fi
 fi
 
