@@ -253,7 +253,7 @@ def readable_status(name: str) -> LabStatus:
         folder = state_root() / name
         return LabStatus(name, UNREADABLE, None, None, None,
                          f"its state folder {folder} is readable by root only: run 'sudo k8snet lab status --name {name}'; "
-                         f"'kubectl --context k8snet-{name}' works without root")
+                         f"'kubectl --context {kubeconfig.context_name(name)}' works without root")
 
 
 def list_labs() -> list[LabStatus]:
