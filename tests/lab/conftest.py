@@ -100,10 +100,11 @@ def kubectl(kubeconfig: str, namespace: str, tmp_path: Path):
         pytest.skip("kubectl is not on PATH")
     cache = tmp_path / "kube-cache"
 
-    def run(*args: str, check: bool = True, input: str | None = None) -> str:
+    def run(*args: str, check: bool = True, input: str | None = None, stderr: bool = True) -> str:
+        """``stderr=False``: stdout alone, for output parsed as JSON (warnings go to stderr)."""
         proc = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", str(cache), "-n", namespace, *args],
                               capture_output=True, text=True, timeout=120, input=input)
-        out = proc.stdout + proc.stderr
+        out = proc.stdout + (proc.stderr if stderr else "")
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{out}")
         return out

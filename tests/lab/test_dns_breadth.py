@@ -122,7 +122,7 @@ def test_endpoints_carry_the_hostname_of_pods_in_the_subdomain(kubectl, cluster)
     slices = json.loads(kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "json"))
     hostnames = {ep["addresses"][0]: ep.get("hostname") for s in slices["items"] for ep in s["endpoints"]}
     assert hostnames == {_pod_ip(kubectl, "web-0"): "web-0", _pod_ip(kubectl, "web-1"): "web-1"}
-    endpoints = json.loads(kubectl("get", "endpoints", "web", "-o", "json"))
+    endpoints = json.loads(kubectl("get", "endpoints", "web", "-o", "json", stderr=False))
     addresses = {a["ip"]: a.get("hostname") for s in endpoints["subsets"] for a in s["addresses"]}
     assert addresses == hostnames
     # the api Service selects the same pods but is not their subdomain: no hostname there
