@@ -577,10 +577,10 @@ def connect(context: str | None = None, *, lab: str | None = None, kubeconfig: s
     lab = lab or os.environ.get("K8SNET_LAB") or "k8snet"
     if context or kubeconfig:
         return _with_lab_status(Cluster.from_kubeconfig(kubeconfig, context))
-    status = _readable_status(lab)
-    if status is not None and status.phase != "Ready" and os.geteuid() == 0:
+    status = lifecycle.readable_status(lab)
+    if status.phase not in ("Ready", lifecycle.UNREADABLE) and os.geteuid() == 0:
         status = lifecycle.up(LabConfig(name=lab))
-    if status is not None and status.phase == "Ready" and status.kubeconfig is not None:
+    if status.phase == "Ready" and status.kubeconfig is not None:
         with contextlib.suppress(PermissionError):  # a kubeconfig only root may read: try the context
             return Cluster(config.new_client_from_config(config_file=str(status.kubeconfig)), context=None, lab=status)
     lab_context = lab_kubeconfig.context_name(lab)
@@ -591,14 +591,6 @@ def connect(context: str | None = None, *, lab: str | None = None, kubeconfig: s
         f"{lab_context!r}: "
         f"run 'sudo k8snet lab up --name {lab}' from your own account (it adds that context to your "
         "~/.kube/config), or set K8SNET_CONTEXT to another cluster's context")
-
-
-def _readable_status(lab: str) -> lifecycle.LabStatus | None:
-    """The lab's status from its state folder; None when this user may not read it."""
-    try:
-        return lifecycle.status(lab)
-    except PermissionError:
-        return None
 
 
 def _kubeconfig_contexts() -> set[str]:
@@ -618,7 +610,7 @@ def _with_lab_status(cluster: Cluster) -> Cluster:
         facts = cluster.lab_facts()
     except (ApiError, OSError, urllib3.exceptions.HTTPError):
         return cluster  # unreachable now: the first real call will say so
-    status = _readable_status(facts.name) if facts else None
+    status = lifecycle.readable_status(facts.name) if facts else None
     if status is not None and status.phase == "Ready" and status.server == cluster.server:
         cluster.lab = status
     return cluster
