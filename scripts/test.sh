@@ -14,6 +14,9 @@ K8SNET_STATE_ROOT="$(mktemp -d /tmp/k8snet-tests.XXXXXX)"
 export K8SNET_STATE_ROOT
 export K8SNET_LAB=ci
 export K8SNET_RESULTS_DIR="$K8SNET_STATE_ROOT/results"
+# throw-away labs stay out of root's ~/.kube/config (the normal-user test merges into
+# a kubeconfig of its own)
+export K8SNET_MERGE_KUBECONFIG=0
 cleanup() {
   # every lab in the temporary state root: the shared one and any a test started and
   # could not stop (pytest interrupted), before their state folders disappear

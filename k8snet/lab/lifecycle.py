@@ -124,9 +124,10 @@ def up(config: LabConfig, *, timeout: float = READY_TIMEOUT_S,
     merged all the same); a crashed one is cleaned up first.
     """
     check_host()
+    target = user_kubeconfig or _merge_target()
     try:
-        target = user_kubeconfig or UserKubeconfig.invoking()
-        kubeconfig.check_target(target)  # refuse before anything starts, not after
+        if target is not None:
+            kubeconfig.check_target(target)  # refuse before anything starts, not after
     except kubeconfig.KubeconfigError as err:
         raise LabError(str(err)) from None
     current = status(config.name)
@@ -204,8 +205,18 @@ def _cleanup(config: LabConfig, *, keep_log: bool = False) -> list[str]:
     return report.removed if hasattr(report, "removed") else []
 
 
-def _merge_user_kubeconfig(config: LabConfig, target: UserKubeconfig) -> None:
+def _merge_target() -> UserKubeconfig | None:
+    """The invoking user's kubeconfig, or none with ``K8SNET_MERGE_KUBECONFIG=0`` — set by
+    the test command, whose throw-away labs have no business in root's ~/.kube/config."""
+    if os.environ.get("K8SNET_MERGE_KUBECONFIG", "1") == "0":
+        return None
+    return UserKubeconfig.invoking()
+
+
+def _merge_user_kubeconfig(config: LabConfig, target: UserKubeconfig | None) -> None:
     """Adds the lab's context to ``target`` and records that in the state folder first."""
+    if target is None:
+        return
     import yaml
 
     record_path = config.state_dir / MERGED_KUBECONFIGS
