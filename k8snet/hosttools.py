@@ -26,7 +26,6 @@ class HostTool:
 #: (or inside pods, which see the host's programs through the image catalog).
 TOOLS: tuple[HostTool, ...] = (
     HostTool("ip", "iproute2", "network namespaces, veths, routes"),
-    HostTool("ss", "iproute2", "tests: listening sockets"),
     HostTool("nsenter", "util-linux", "enter a node's or pod's namespaces"),
     HostTool("unshare", "util-linux", "a container's mount, UTS and PID namespaces"),
     HostTool("mount", "mount", "bind mounts inside a container"),
@@ -35,16 +34,16 @@ TOOLS: tuple[HostTool, ...] = (
     HostTool("iptables", "iptables", "reading the rules a node applied"),
     HostTool("nft", "nftables", "kube-proxy's nftables mode"),
     HostTool("conntrack", "conntrack", "the connection-tracking table (notebook 08)"),
-    HostTool("nginx", "nginx-light", "the nginx image"),
+    HostTool("nginx", "nginx", "the nginx image"),
     HostTool("curl", "curl", "the curl image, checks from the host"),
-    HostTool("busybox", "busybox", "the busybox image"),
+    HostTool("busybox", "busybox", "the busybox-applet images (busybox, busyboxplus, curl, agnhost)"),
     HostTool("dig", "bind9-dnsutils", "DNS checks"),
-    HostTool("nslookup", "bind9-dnsutils", "DNS checks"),
-    HostTool("openssl", "openssl", "the tutorial's self-signed certificate"),
+    HostTool("openssl", "openssl", "the tutorial's self-signed certificate; busybox wget's HTTPS"),
     HostTool("ping", "iputils-ping", "ICMP between pods"),
     HostTool("pgrep", "procps", "finding a lab's processes"),
-    HostTool("ps", "procps", "finding a lab's processes"),
+    HostTool("sysctl", "procps", "a throw-away namespace's settings (proxy tests and benchmark)"),
     HostTool("setpriv", "util-linux", "running a check as a normal user"),
+    HostTool("git", "git", "provenance: the commit a result was measured at"),
 )
 
 #: Packages that ship no program on PATH but are needed all the same.
