@@ -75,9 +75,9 @@ def _lab_up(args: argparse.Namespace) -> int:
     nodes = st.details.get("nodes", [])
     print(f"lab {st.name!r} is Ready in {time.monotonic() - t0:.1f} s: {len(nodes)} nodes "
           f"({', '.join(nodes)}), proxy mode {st.details.get('proxy_mode')}, API server {st.server}")
-    print(f"kubeconfig: {st.kubeconfig}")
-    print(f"  export KUBECONFIG={st.kubeconfig}")
-    print("  kubectl get nodes -o wide")
+    print(f"kubeconfig: {st.kubeconfig}; context {st.context} is in your ~/.kube/config:")
+    print(f"  kubectl --context {st.context} get nodes -o wide")
+    print(f"  export KUBECONFIG={st.kubeconfig}  # or: this lab's kubeconfig alone")
     return 0
 
 
@@ -99,7 +99,7 @@ def _lab_status(args: argparse.Namespace) -> int:
         raise lifecycle.LabError(f"lab {st.name!r} exists, but {st.message}")
     print(f"lab {st.name!r}: {st.phase}" + (f" — {st.message}" if st.message else ""))
     if st.phase == "Ready":
-        print(f"  API server: {st.server}\n  kubeconfig: {st.kubeconfig}")
+        print(f"  API server: {st.server}\n  kubeconfig: {st.kubeconfig} (context {st.context})")
         print(f"  nodes: {', '.join(st.details.get('nodes', []))}; proxy mode {st.details.get('proxy_mode')}")
     return code
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,11 @@ def supervisor_pid():
     """A live process whose command line names the supervisor module, which is what
     lifecycle's liveness check looks for in /proc/<pid>/cmdline."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "k8snet.lab.supervisor"])
+    # Popen may return while the child is still inside execve, when its cmdline reads empty
+    deadline = time.monotonic() + 10
+    while b"k8snet.lab.supervisor" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "the fake supervisor did not start"
+        time.sleep(0.01)
     yield proc.pid
     proc.kill()
     proc.wait()
@@ -164,6 +170,7 @@ def test_up_passes_the_timeout(root, capsys, as_root, monkeypatch):
     monkeypatch.setattr(lifecycle, "up", fake_up)
     code, out, _ = run(capsys, "lab", "up", "--name", "tim", "--timeout", "12.5")
     assert code == 0 and seen == {"name": "tim", "timeout": 12.5} and "is Ready" in out
+    assert "kubectl --context k8snet-tim get nodes" in out and "KUBECONFIG=" in out
     assert run(capsys, "lab", "up", "--name", "tim")[0] == 0 and seen["timeout"] == lifecycle.READY_TIMEOUT_S
     code, _, err = run(capsys, "lab", "up", "--timeout", "-1")
     assert code == 1 and err == "k8snet: --timeout must be a positive number of seconds, not -1\n"
