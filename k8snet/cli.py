@@ -15,11 +15,12 @@ import os
 import shlex
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from . import doctor, hosttools
 from .doctor import first_line
-from .lab import lifecycle
+from .lab import kubeconfig, lifecycle
 from .lab.config import LabConfig, state_root
 
 DEFAULT_LAB = "k8snet"
@@ -75,10 +76,21 @@ def _lab_up(args: argparse.Namespace) -> int:
     nodes = st.details.get("nodes", [])
     print(f"lab {st.name!r} is Ready in {time.monotonic() - t0:.1f} s: {len(nodes)} nodes "
           f"({', '.join(nodes)}), proxy mode {st.details.get('proxy_mode')}, API server {st.server}")
-    print(f"kubeconfig: {st.kubeconfig}; context {st.context} is in your ~/.kube/config:")
-    print(f"  kubectl --context {st.context} get nodes -o wide")
-    print(f"  export KUBECONFIG={st.kubeconfig}  # or: this lab's kubeconfig alone")
+    print(f"kubeconfig: {st.kubeconfig}")
+    print(f"  export KUBECONFIG={st.kubeconfig}")
+    print("  kubectl get nodes -o wide")
+    merged = merged_kubeconfigs(st.name)
+    if merged:
+        print(f"context {st.context} added to {', '.join(map(str, merged))} (no root needed):")
+        print(f"  kubectl --context {st.context} get nodes -o wide")
     return 0
+
+
+def merged_kubeconfigs(name: str) -> list[Path]:
+    """The users' kubeconfig files ``lab up`` merged the lab's context into (none with
+    K8SNET_MERGE_KUBECONFIG=0), as recorded in its state folder."""
+    records = kubeconfig.read_records(lifecycle.load_config(name).state_dir / lifecycle.MERGED_KUBECONFIGS)
+    return [r.target.path for r in records]
 
 
 def _lab_down(args: argparse.Namespace) -> int:

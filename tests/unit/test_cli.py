@@ -170,7 +170,7 @@ def test_up_passes_the_timeout(root, capsys, as_root, monkeypatch):
     monkeypatch.setattr(lifecycle, "up", fake_up)
     code, out, _ = run(capsys, "lab", "up", "--name", "tim", "--timeout", "12.5")
     assert code == 0 and seen == {"name": "tim", "timeout": 12.5} and "is Ready" in out
-    assert "kubectl --context k8snet-tim get nodes" in out and "KUBECONFIG=" in out
+    assert "export KUBECONFIG=" in out and "--context" not in out, "nothing merged: the lab's own kubeconfig only"
     assert run(capsys, "lab", "up", "--name", "tim")[0] == 0 and seen["timeout"] == lifecycle.READY_TIMEOUT_S
     code, _, err = run(capsys, "lab", "up", "--timeout", "-1")
     assert code == 1 and err == "k8snet: --timeout must be a positive number of seconds, not -1\n"
@@ -257,3 +257,20 @@ def test_doctor_prints_one_line_per_check_and_exits_by_fails(capsys, monkeypatch
     checks.append(doctor.Check("three", False, "broken", "fix it"))
     code, out, _ = run(capsys, "doctor")
     assert code == 1 and out.splitlines()[-1] == "FAIL  three  broken — fix: fix it"
+
+
+def test_up_names_the_context_it_merged_into_a_users_kubeconfig(root, capsys, as_root, monkeypatch):
+    from k8snet.lab import kubeconfig
+
+    def fake_up(config, *, timeout):
+        config.state_dir.mkdir()
+        record = kubeconfig.MergeRecord(str(root / "home"), 1000, 1000, "k8snet-mrg", "k8snet-mrg", "k8snet-mrg-admin")
+        kubeconfig.write_records(config.state_dir / lifecycle.MERGED_KUBECONFIGS, [record])
+        return lifecycle.LabStatus(config.name, "Ready", "https://127.0.0.1:1", config.kubeconfig_path, 1, "",
+                                   {"nodes": ["x"], "proxy_mode": "iptables"})
+
+    monkeypatch.setattr(lifecycle, "up", fake_up)
+    code, out, _ = run(capsys, "lab", "up", "--name", "mrg")
+    assert code == 0
+    assert f"context k8snet-mrg added to {root / 'home' / '.kube' / 'config'}" in out
+    assert "  kubectl --context k8snet-mrg get nodes -o wide" in out
