@@ -111,7 +111,9 @@ def _lab_status(args: argparse.Namespace) -> int:
         raise lifecycle.LabError(f"lab {st.name!r} exists, but {st.message}")
     print(f"lab {st.name!r}: {st.phase}" + (f" — {st.message}" if st.message else ""))
     if st.phase == "Ready":
-        print(f"  API server: {st.server}\n  kubeconfig: {st.kubeconfig} (context {st.context})")
+        print(f"  API server: {st.server}\n  kubeconfig: {st.kubeconfig}")
+        for path in merged_kubeconfigs(st.name):
+            print(f"  context {st.context} in {path}")
         print(f"  nodes: {', '.join(st.details.get('nodes', []))}; proxy mode {st.details.get('proxy_mode')}")
     return code
 
