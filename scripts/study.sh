@@ -74,6 +74,8 @@ if [ -z "${K8SNET_CONTEXT:-}" ]; then
   fi
   # `up` also merges the lab's context k8snet-<lab> into the calling user's ~/.kube/config
   # (SUDO_USER's under sudo; `down` takes it out again): that is how the user reaches it.
+  # Notebooks run by root read the lab's own kubeconfig: root's ~/.kube stays as it is.
+  [ ${#as_user[@]} -gt 0 ] || export K8SNET_MERGE_KUBECONFIG="${K8SNET_MERGE_KUBECONFIG:-0}"
   up=$("$PY" -m k8snet lab up --name "$LAB")
   [ "$started" = 0 ] || say "${up%%$'\n'*}"   # the "is Ready" line, not the how-to after it
   if [ ${#as_user[@]} -gt 0 ]; then
