@@ -151,6 +151,7 @@ def up(config: LabConfig, *, timeout: float = READY_TIMEOUT_S,
         env={**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")},
     )
     log.close()
+    _note_starting(config, proc.pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = _read_status(config)
@@ -203,6 +204,18 @@ def _cleanup(config: LabConfig, *, keep_log: bool = False) -> list[str]:
         raise LabError(f"lab {config.name!r} is down, but its context was left in "
                        + "; ".join(left_in_kubeconfigs))
     return report.removed if hasattr(report, "removed") else []
+
+
+def _note_starting(config: LabConfig, pid: int) -> None:
+    """Names the new supervisor in ``status.json`` until it reports for itself, so that
+    ``status``/``list`` say Starting (or Crashed), not Stopped, while it comes up. Never
+    overwrites what the supervisor may already have written (O_EXCL)."""
+    try:
+        fd = os.open(config.state_dir / "status.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as f:
+        json.dump({"phase": "Starting", "message": "", "pid": pid}, f)
 
 
 def _merge_target() -> UserKubeconfig | None:
