@@ -35,6 +35,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 from tqdm.auto import tqdm
 
+from .kubectlenv import kubectl_namespace
 from .lab import kubeconfig as lab_kubeconfig
 from .lab import lifecycle
 from .lab.api.errors import ApiError
@@ -151,9 +152,11 @@ class Cluster:
     """
 
     def __init__(self, api_client: client.ApiClient, *, context: str | None = None,
-                 lab: lifecycle.LabStatus | None = None) -> None:
+                 lab: lifecycle.LabStatus | None = None, kubeconfig: str | Path | None = None) -> None:
         self.api_client = api_client
         self.context = context
+        #: the kubeconfig file this connection came from (None: $KUBECONFIG or ~/.kube/config)
+        self.kubeconfig = Path(kubeconfig) if kubeconfig else None
         self.lab = lab
         self._lab_facts: tuple[LabFacts | None] | None = None
         self.core = client.CoreV1Api(api_client)
@@ -162,7 +165,7 @@ class Cluster:
     @classmethod
     def from_kubeconfig(cls, path: str | Path | None = None, context: str | None = None) -> Cluster:
         return cls(config.new_client_from_config(config_file=str(path) if path else None, context=context),
-                   context=context)
+                   context=context, kubeconfig=path)
 
     def __repr__(self) -> str:
         where = f"lab {self.lab.name!r}" if self.lab else f"context {self.context!r}"
@@ -473,13 +476,16 @@ class Cluster:
 
     # -- namespaces -------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def namespace(self, prefix: str = "study", *, timeout: float = 60.0) -> Iterator[str]:
+    def namespace(self, prefix: str = "study", *, timeout: float = 60.0, kubectl: bool = False) -> Iterator[str]:
         """A fresh namespace ``<prefix>-xxxxxx`` for the block; deleted afterwards, even on
-        errors, waiting (up to ``timeout``) until its objects are gone."""
+        errors, waiting (up to ``timeout``) until its objects are gone. With ``kubectl``,
+        it is also the current namespace of the ``kubectl`` this process starts (a
+        notebook's ``!kubectl`` cells), on this cluster: see :meth:`kubectl_namespace`."""
         name = f"{prefix}-{uuid.uuid4().hex[:6]}"
         self._call(self.core.create_namespace, {"metadata": {"name": name}})
         try:
-            yield name
+            with self.kubectl_namespace(name) if kubectl else contextlib.nullcontext(None):
+                yield name
         finally:
             with contextlib.suppress(ApiError):
                 self.delete("Namespace", name)
@@ -488,6 +494,12 @@ class Cluster:
             except WaitTimeout as err:
                 # a namespace still terminating must not hide the block's own exception
                 warnings.warn(str(err), stacklevel=3)
+
+    def kubectl_namespace(self, namespace: str) -> contextlib.AbstractContextManager[Path]:
+        """For the block, ``kubectl`` started by this process talks to this cluster with
+        ``namespace`` as its current namespace, so the tutorial's commands run as written
+        (a private one-context kubeconfig in ``$KUBECONFIG``; :mod:`k8snet.kubectlenv`)."""
+        return kubectl_namespace(namespace, kubeconfig=self.kubeconfig, context=self.context)
 
     # -- facts ------------------------------------------------------------------------------------
     def info(self) -> ClusterInfo:
@@ -582,7 +594,8 @@ def connect(context: str | None = None, *, lab: str | None = None, kubeconfig: s
         status = lifecycle.up(LabConfig(name=lab))
     if status.phase == "Ready" and status.kubeconfig is not None:
         with contextlib.suppress(PermissionError):  # a kubeconfig only root may read: try the context
-            return Cluster(config.new_client_from_config(config_file=str(status.kubeconfig)), context=None, lab=status)
+            return Cluster(config.new_client_from_config(config_file=str(status.kubeconfig)), context=None, lab=status,
+                           kubeconfig=status.kubeconfig)
     lab_context = lab_kubeconfig.context_name(lab)
     if lab_context in _kubeconfig_contexts():
         return _with_lab_status(Cluster.from_kubeconfig(None, lab_context))

@@ -131,3 +131,23 @@ def test_lab_facts_come_through_the_api(cluster: Cluster):
     pod_net = ipaddress.ip_network(facts.pod_cidr)
     assert all(ipaddress.ip_network(c).subnet_of(pod_net) for c in nodes["pod_cidr"])
     assert all(n.startswith(facts.name + "-") for n in info.nodes)
+
+
+def test_namespace_with_kubectl_makes_it_kubectls_current_namespace(cluster: Cluster):
+    """The tutorial's commands run as written in a notebook: plain ``kubectl`` talks to the
+    notebook's cluster, in its throw-away namespace, and $KUBECONFIG is back afterwards."""
+    import os
+    import shutil
+    import subprocess
+
+    assert shutil.which("kubectl"), "the kit's kubectl (.venv/bin) must be on PATH"
+    before = os.environ.get("KUBECONFIG")
+    with cluster.namespace("k8snet-test", kubectl=True) as ns:
+        cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe"}, "data": {"a": "1"}}, ns)
+        out = subprocess.run(["kubectl", "get", "configmap", "probe", "-o", "jsonpath={.metadata.namespace}"],
+                             capture_output=True, text=True, timeout=60)
+        assert (out.returncode, out.stdout) == (0, ns), out.stderr
+        server = subprocess.run(["kubectl", "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"],
+                                capture_output=True, text=True, timeout=30).stdout
+        assert server == cluster.server
+    assert os.environ.get("KUBECONFIG") == before
