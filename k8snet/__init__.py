@@ -27,6 +27,7 @@ _EXPORTS = {
     "WaitTimeout": "cluster", "LabFacts": "cluster",
     "Measurement": "measure", "ProbeError": "measure", "lb_distribution": "measure", "dns_latency": "measure",
     "pod_to_pod": "measure", "env": "measure", "rtt_baseline": "measure",
+    "large_samples": "params",
 }
 _MODULES = ("analysis", "cluster", "measure", "plots", "results", "probe", "tls")
 
@@ -35,6 +36,7 @@ __all__ = ["__version__", *_EXPORTS, *_MODULES]
 if TYPE_CHECKING:
     from . import analysis, plots, results, tls  # noqa: F401
     from .cluster import Cluster, ClusterInfo, ExecResult, LabFacts, WaitTimeout, connect  # noqa: F401
+    from .params import large_samples  # noqa: F401
     from .measure import Measurement, ProbeError, dns_latency, env, lb_distribution, pod_to_pod, rtt_baseline  # noqa: F401
 
 

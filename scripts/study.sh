@@ -25,6 +25,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 PY="$PWD/.venv/bin/python"
+# handouts measure at full size; the test command (nbval) runs the notebooks small
+export K8SNET_SAMPLES="${K8SNET_SAMPLES:-large}"
 say() { printf 'study: %s\n' "$*"; }
 
 OUT="${K8SNET_OUT:-$PWD/build}" refresh=0 as_root=0 args=()
