@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import time
@@ -216,7 +217,7 @@ def test_exposing_the_service(kubectl, kubeconfig, namespace, lab):
 
     # 33: kubectl edit svc my-nginx: NodePort -> LoadBalancer
     proc = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "-n", namespace, "edit", "svc", "my-nginx"],
-                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root",
+                          env={"PATH": os.environ["PATH"], "HOME": "/root",
                                "KUBE_EDITOR": "sed -i -e 's/^  type: NodePort$/  type: LoadBalancer/'"},
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "service/my-nginx edited" in proc.stdout, proc.stdout + proc.stderr
