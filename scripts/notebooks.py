@@ -8,7 +8,9 @@
     python scripts/notebooks.py --no-html
 
 By default nothing in the checkout changes: ``<out>/notebooks/`` gets the executed
-notebooks, ``<out>/handouts/`` the HTML handouts (figures embedded) and
+notebooks, ``<out>/handouts/`` the HTML handouts (figures embedded) in two sets, ``instructor/``
+(solutions shown) and ``learner/`` (cells tagged ``solution`` removed, the outputs of
+cells tagged ``exercise-check`` cleared), and
 ``<out>/results/`` the measurements (``$K8SNET_RESULTS_DIR``). ``--refresh`` instead
 writes the executed notebooks back into ``notebooks/`` (what nbval compares against)
 and the measurements into ``data/results/``; a notebook that fails is then left as it
@@ -128,12 +130,36 @@ def failure_report(nb: nbformat.NotebookNode, err: Exception) -> list[str]:
     return [f"{type(err).__name__}: {message[-1]}"]
 
 
+#: Cells with this tag hold an exercise's answer: kept for instructors, removed for learners.
+SOLUTION_TAG = "solution"
+
+
+#: An exercise's check cell: kept for learners, but without the output the solution produced.
+CHECK_TAG = "exercise-check"
+
+
+def without_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The learners' version: the exercises' solution cells removed, their check cells
+    kept with no output (what they printed came from the solution)."""
+    copy = nbformat.from_dict(nb)
+    copy.cells = [c for c in copy.cells if SOLUTION_TAG not in c.metadata.get("tags", [])]
+    for cell in copy.cells:
+        if CHECK_TAG in cell.metadata.get("tags", []):
+            cell.outputs, cell.execution_count = [], None
+    return copy
+
+
 def handout(nb: nbformat.NotebookNode, name: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     body, _ = HTMLExporter(embed_images=True).from_notebook_node(nb, resources={"metadata": {"name": name}})
     out = folder / f"{name}.html"
     out.write_text(body, encoding="utf-8")
     return out
+
+
+def handouts(nb: nbformat.NotebookNode, name: str, folder: Path) -> list[Path]:
+    """Two sets: ``instructor/`` (every cell, solutions shown) and ``learner/`` (solutions removed)."""
+    return [handout(nb, name, folder / "instructor"), handout(without_solutions(nb), name, folder / "learner")]
 
 
 def run_one(path: Path, out: Path, private_dir: Path, *, refresh: bool, html: bool, timeout: int) -> list[str]:
@@ -150,7 +176,7 @@ def run_one(path: Path, out: Path, private_dir: Path, *, refresh: bool, html: bo
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     if html:
-        handout(nb, path.stem, out / "handouts")
+        handouts(nb, path.stem, out / "handouts")
     return failure
 
 

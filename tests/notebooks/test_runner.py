@@ -54,7 +54,8 @@ def test_a_good_notebook_runs_into_the_output_folder(runner, kernels, tmp_path, 
     assert texts[0] == [sys.executable, str(Path(sys.executable).parent)]
     assert texts[1] == ["ipc"]
     assert texts[2] == [str(ROOT / "k8snet" / "__init__.py")]  # this checkout's package
-    assert (out / "handouts" / "good.html").read_text().count("<html") == 1
+    for audience in ("instructor", "learner"):
+        assert (out / "handouts" / audience / "good.html").read_text().count("<html") == 1
     err = capfd.readouterr().err
     assert "without encryption" not in err and "frozen modules" not in err, err
     assert not list(kernels.glob("good*")), "the kernel's connection file and sockets are left behind"
@@ -76,3 +77,21 @@ def test_refresh_writes_the_notebook_in_place(runner, kernels, tmp_path):
     runner.run_one(src, tmp_path / "out", kernels, refresh=True, html=False, timeout=60)
     assert nbformat.read(src, as_version=4).cells[0].outputs[0]["text"] == "42\n"
     assert not (tmp_path / "out" / "notebooks").exists()
+
+
+def test_learners_handouts_drop_the_solution_cells_and_keep_the_checks(runner, kernels, tmp_path):
+    nb = new_notebook(cells=[new_code_cell("answer = None  # 예상"), new_code_cell("answer = 'SOLVED-42'"),
+                             new_code_cell("print('check:', answer)")])
+    nb.cells[1].metadata["tags"] = ["solution"]
+    nb.cells[2].metadata["tags"] = ["exercise-check", "nbval-check-output"]
+    src = tmp_path / "ex.ipynb"
+    nbformat.write(nb, src)
+    out = tmp_path / "out"
+    assert runner.run_one(src, out, kernels, refresh=False, html=True, timeout=60) == []
+    instructor = (out / "handouts" / "instructor" / "ex.html").read_text()
+    learner = (out / "handouts" / "learner" / "ex.html").read_text()
+    assert "SOLVED-42&#39;" in instructor and "check: SOLVED-42" in instructor
+    # neither the answer nor the output it produced; the check's code is there to run
+    assert "SOLVED-42" not in learner and "check:" in learner
+    # the executed notebook itself keeps every cell (nbval runs the instructor version)
+    assert len(nbformat.read(out / "notebooks" / "ex.ipynb", as_version=4).cells) == 3
