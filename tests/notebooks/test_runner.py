@@ -90,7 +90,7 @@ def test_learners_handouts_drop_the_solution_cells_and_keep_the_checks(runner, k
     assert runner.run_one(src, out, kernels, refresh=False, html=True, timeout=60) == []
     instructor = (out / "handouts" / "instructor" / "ex.html").read_text()
     learner = (out / "handouts" / "learner" / "ex.html").read_text()
-    assert "SOLVED-42&#39;" in instructor and "check: SOLVED-42" in instructor
+    assert "'SOLVED-42'" in instructor and "check: SOLVED-42" in instructor
     # neither the answer nor the output it produced; the check's code is there to run
     assert "SOLVED-42" not in learner and "check:" in learner
     # the executed notebook itself keeps every cell (nbval runs the instructor version)
