@@ -1,11 +1,16 @@
 """Seeing a Service's data path on the lab: the node's rules for it, which rules a
 connection went through, and the conntrack entries with their NAT translation.
 
-Lab-only: it reads the kernel state inside the lab's node network namespaces (as
+Lab-only: the kernel views read the state inside the lab's node network namespaces (as
 root, on the machine that runs the lab, via ``ip netns exec``). On any other cluster
 the functions raise :class:`LabOnlyError` — the nodes of kind, minikube or a cloud
-cluster are not namespaces on this machine.
+cluster are not namespaces on this machine. :func:`rendered_rules` needs no root: it
+reads the Service, its EndpointSlices, the node and the lab's facts through the API
+and runs the lab proxy's renderer.
 
+- :func:`rendered_rules` — the rules either proxy mode makes for the Service (any user);
+- :func:`dispatch_probabilities` — iptables' chained ``--probability`` rules as the kernel
+  draws them (multiples of 2⁻³¹) and each endpoint's resulting share;
 - :func:`service_rules` — the applied ``iptables-save`` / ``nft list`` text, reduced
   to the Service's chains (and, in nftables mode, its elements of the shared maps);
 - :func:`matched_rules` — run an action (e.g. a connection from a pod) and see which
@@ -18,11 +23,12 @@ cluster are not namespaces on this machine.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
@@ -31,6 +37,11 @@ from .lab.config import LabConfig
 from .lab.proxy.iptables import render_iptables
 from .lab.proxy.model import NodeInfo, build_model
 from .lab.proxy.nftables import render_nftables
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from .cluster import Cluster
 
 TRACE_TABLE = "k8snet-trace"
 LAB_ONLY = ("this view is lab-only: it reads the rules and conntrack table inside the lab's node "
@@ -65,26 +76,34 @@ def lab_config(target: Any) -> LabConfig:
     return lifecycle.load_config(name)
 
 
-def _service_objects(cfg: LabConfig, service: str, namespace: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _service_objects(api_client: ApiClient, service: str, namespace: str
+                     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The Service and its EndpointSlices as raw JSON: field names as the API spells
     them (what the proxy's model reads), whatever the client version."""
-    from kubernetes import client, config
+    from kubernetes import client
+
+    resp = client.CoreV1Api(api_client).read_namespaced_service(service, namespace, _preload_content=False)
+    svc = json.loads(resp.data)
+    resp = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
+        namespace, label_selector=f"kubernetes.io/service-name={service}", _preload_content=False)
+    return svc, json.loads(resp.data).get("items") or []
+
+
+def _lab_service_objects(cfg: LabConfig, service: str, namespace: str
+                         ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`_service_objects` through the lab's own kubeconfig (root's view)."""
+    from kubernetes import config
 
     api_client = config.new_client_from_config(config_file=str(cfg.kubeconfig_path))
     try:
-        resp = client.CoreV1Api(api_client).read_namespaced_service(service, namespace, _preload_content=False)
-        svc = json.loads(resp.data)
-        resp = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
-            namespace, label_selector=f"kubernetes.io/service-name={service}", _preload_content=False)
-        slices = json.loads(resp.data).get("items") or []
+        return _service_objects(api_client, service, namespace)
     finally:
         api_client.close()
-    return svc, slices
 
 
 def service_info(target: Any, service: str, namespace: str = "default") -> ServiceInfo:
     """The Service's addresses and node ports, read from the lab's API."""
-    svc, _ = _service_objects(lab_config(target), service, namespace)
+    svc, _ = _lab_service_objects(lab_config(target), service, namespace)
     return _info_of(svc)
 
 
@@ -217,26 +236,74 @@ def render_service(service: dict[str, Any], endpoint_slices: list[dict[str, Any]
     raise ValueError(f"proxy mode must be 'iptables' or 'nftables', not {mode!r}")
 
 
-def rendered_rules(target: Any, service: str, namespace: str = "default", mode: str | None = None,
+def _node_info(cluster: Cluster, node: str | int, pod_cidr: str, service_cidr: str) -> NodeInfo:
+    """What the renderer needs about a node, from its Node object (``node``: a name, or
+    an index into the nodes as the API lists them, sorted by name)."""
+    nodes = cluster.list("Node", None)
+    names = [n["metadata"]["name"] for n in nodes]
+    if isinstance(node, int):
+        if not 0 <= node < len(nodes):
+            raise ValueError(f"node index {node} out of range: the cluster has {len(nodes)} nodes")
+        obj = nodes[node]
+    elif node in names:
+        obj = nodes[names.index(node)]
+    else:
+        raise ValueError(f"no node {node!r}; the nodes are {', '.join(names)}")
+    addresses = (obj.get("status") or {}).get("addresses") or []
+    internal = [a["address"] for a in addresses if a.get("type") == "InternalIP"]
+    if not internal:
+        raise ValueError(f"node {obj['metadata']['name']} reports no InternalIP")
+    return NodeInfo(name=obj["metadata"]["name"], ip=internal[0], cluster_cidr=pod_cidr, service_cidr=service_cidr)
+
+
+def rendered_rules(cluster: Cluster, service: str, namespace: str = "default", mode: str | None = None,
                    node: str | int = 0) -> str:
     """The rules for the Service as ``mode``'s renderer makes them from the live Service
-    and EndpointSlices (default: the lab's mode). For the other mode this is what the
-    lab would program if it ran in that mode; the text is the renderer's input format
-    (``iptables-restore`` / ``nft -f``), close to what the kernel lists."""
-    cfg = lab_config(target)
-    svc, slices = _service_objects(cfg, service, namespace)
-    return render_service(svc, slices, NodeInfo.from_config(cfg, _node_index(cfg, node)), mode or cfg.proxy_mode)
+    and EndpointSlices (default: the lab's mode) for ``node``. For the other mode this
+    is what the lab would program if it ran in that mode; the text is the renderer's
+    input format (``iptables-restore`` / ``nft -f``), close to what the kernel lists.
+
+    Needs no root: everything comes through ``cluster``'s API client — the objects, the
+    Node's InternalIP, and the pod and Service networks from the lab's published facts
+    (:meth:`k8snet.cluster.Cluster.lab_facts`). Raises :class:`LabOnlyError` on a
+    cluster that is not a k8snet lab (its kube-proxy is not this renderer).
+    """
+    facts = cluster.lab_facts()
+    if facts is None:
+        raise LabOnlyError(LAB_ONLY.format(what=repr(cluster)))
+    svc, slices = _service_objects(cluster.api_client, service, namespace)
+    return render_service(svc, slices, _node_info(cluster, node, facts.pod_cidr, facts.service_cidr),
+                          mode or facts.proxy_mode)
 
 
 _DISPATCH = re.compile(r'^-A (KUBE-SVC-\S+) .*-> (\S+?)"?(?: .*--probability ([0-9.]+))? -j KUBE-SEP-')
 
+#: xt_statistic draws ``get_random_u32() & 0x7FFFFFFF`` (31 bits) and matches when the
+#: draw is below ``probability``, which iptables stores as ``lround(p * 0x80000000)``
+#: (libxt_statistic.c); iptables-save prints that integer / 0x80000000 with 11 decimals.
+STATISTIC_SCALE = 1 << 31
+
+
+def kernel_probability(p: float) -> float:
+    """``--probability p`` as the kernel applies it: p rounded (half away from zero, as
+    C's lround) to a multiple of 2⁻³¹. 1/3 becomes 715827883 / 2³¹ = 0.33333333349 (11 decimals)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"a probability is between 0 and 1, not {p}")
+    return math.floor(p * STATISTIC_SCALE + 0.5) / STATISTIC_SCALE
+
 
 def dispatch_probabilities(iptables_text: str) -> pd.DataFrame:
     """The endpoint rules of each ``KUBE-SVC-`` chain, in order, with the chance each is
-    taken: rule i of n matches with probability 1/(n-i) *if reached* (the last always),
-    and is reached only when every earlier rule missed, so each endpoint gets 1/n.
+    taken: rule i of n matches with probability 1/(n-i) *if reached* (the last, with no
+    statistic match, always), and is reached only when every earlier rule missed, so
+    each endpoint gets 1/n in exact arithmetic.
 
-    Columns: chain, endpoint, rule_probability, reached, chosen.
+    ``rule_probability`` is the number the rule text carries (kube-proxy writes 10
+    decimals, iptables-save prints the kernel's value with 11); ``kernel_probability``
+    is what the kernel compares with (:func:`kernel_probability`); ``reached`` and
+    ``chosen`` follow from the kernel's values, so they show the 2⁻³¹ rounding.
+
+    Columns: chain, endpoint, rule_probability, kernel_probability, reached, chosen.
     """
     rows: list[dict[str, Any]] = []
     reached: dict[str, float] = {}
@@ -245,11 +312,13 @@ def dispatch_probabilities(iptables_text: str) -> pd.DataFrame:
         if not m:
             continue
         chain, endpoint, prob = m.group(1), m.group(2), float(m.group(3) or 1.0)
+        kernel = kernel_probability(prob)
         before = reached.get(chain, 1.0)
-        rows.append({"chain": chain, "endpoint": endpoint, "rule_probability": prob, "reached": before,
-                     "chosen": before * prob})
-        reached[chain] = before * (1.0 - prob)
-    return pd.DataFrame(rows, columns=["chain", "endpoint", "rule_probability", "reached", "chosen"])
+        rows.append({"chain": chain, "endpoint": endpoint, "rule_probability": prob, "kernel_probability": kernel,
+                     "reached": before, "chosen": before * kernel})
+        reached[chain] = before * (1.0 - kernel)
+    return pd.DataFrame(rows, columns=["chain", "endpoint", "rule_probability", "kernel_probability", "reached",
+                                       "chosen"])
 
 
 # -- (b) which rules a connection matched -------------------------------------------
