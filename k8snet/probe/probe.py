@@ -12,7 +12,8 @@ Modes:
         kept-alive HTTP/1.1 connection for all of them (``--keepalive``).
   dns   lookups of names through the pod's own resolver configuration: the stub
         resolver's search-list expansion under ``ndots`` is emulated with our own
-        UDP queries, so each query is counted and timed; getaddrinfo for comparison.
+        UDP queries (A and AAAA in parallel per name tried, like getaddrinfo with
+        AF_UNSPEC), so each query is counted and timed; getaddrinfo for comparison.
   rtt   raw UDP and TCP round trips to an ``echo`` peer (the baseline).
   echo  serve UDP and TCP echo on a port until killed.
   dial  pod-to-pod: ask a server (agnhost netexec) which source IP it saw, directly
@@ -219,19 +220,42 @@ def udp_query(server: str, name: str, timeout: float, qtype: int = 1) -> tuple[R
             s.settimeout(max(deadline - time.monotonic(), 0.001))
 
 
+def query_pair(server: str, name: str, timeout: float) -> list[tuple[str, Reply | None, float]]:
+    """An A and an AAAA query for one name, sent at the same time from two sockets,
+    as glibc's getaddrinfo(AF_UNSPEC) does (musl also sends both at once); returns
+    (type, reply, round trip in µs) for each, A first."""
+    results: dict[str, tuple[Reply | None, float]] = {}
+
+    def ask(qtype: str) -> None:
+        results[qtype] = udp_query(server, name, timeout, QTYPE[qtype])
+
+    aaaa = threading.Thread(target=ask, args=("AAAA",))
+    aaaa.start()
+    ask("A")
+    aaaa.join()
+    return [(qtype, *results[qtype]) for qtype in ("A", "AAAA")]
+
+
 def lookup(name: str, conf: ResolvConf, timeout: float) -> dict[str, object]:
-    """The stub resolver's walk over the search list, one A query per candidate,
-    stopping at the first answer (glibc goes on after NXDOMAIN, NODATA and SERVFAIL)."""
+    """The stub resolver's walk over the search list like getaddrinfo with AF_UNSPEC:
+    for each candidate an A and an AAAA query in parallel, so two queries per name
+    tried; it stops at the first candidate that has an address of either family
+    (glibc goes on after NXDOMAIN, NODATA and SERVFAIL)."""
     queries = []
     t0 = now_us()
     answer: list[str] = []
     rcode = "TIMEOUT"
     for candidate in search_candidates(name, conf):
-        reply, rtt = udp_query(conf.nameservers[0], candidate, timeout)
-        rcode = reply.rcode if reply else "TIMEOUT"
-        queries.append({"name": candidate, "rcode": rcode, "us": round(rtt, 1)})
-        if reply and reply.rcode == "NOERROR" and any(t == "A" for _, t, _ in reply.answers):
-            answer = [data for _, t, data in reply.answers if t == "A"]
+        pair = query_pair(conf.nameservers[0], candidate, timeout)
+        for qtype, reply, rtt in pair:
+            queries.append({"name": candidate, "type": qtype, "rcode": reply.rcode if reply else "TIMEOUT",
+                            "us": round(rtt, 1)})
+        addresses = [data for _, reply, _ in pair if reply and reply.rcode == "NOERROR"
+                     for _, t, data in reply.answers if t in ("A", "AAAA")]
+        a_reply = pair[0][1]
+        rcode = a_reply.rcode if a_reply else "TIMEOUT"
+        if addresses:
+            answer = addresses
             break
     return {"latency_us": round(now_us() - t0, 1), "queries": len(queries), "rcode": rcode,
             "answer": answer, "trace": queries}
@@ -240,7 +264,7 @@ def lookup(name: str, conf: ResolvConf, timeout: float) -> dict[str, object]:
 def getaddrinfo_us(name: str) -> tuple[float, str | None]:
     t0 = now_us()
     try:
-        infos = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
         return now_us() - t0, infos[0][4][0]
     except socket.gaierror:
         return now_us() - t0, None

@@ -4,6 +4,7 @@ wire encoder/decoder (cross-checked with dnspython), the JSON-lines contract."""
 import json
 import subprocess
 import sys
+import threading
 
 import dns.message
 import dns.rcode
@@ -105,3 +106,49 @@ def test_script_is_stdlib_only_and_prints_json_lines():
 def test_parse_lines_ignores_noise_and_needs_done():
     rows, done = parse_lines('Starting\n{"a": 1}\n{broken\n{"b": 2}\n')
     assert rows == [{"a": 1}, {"b": 2}] and not done
+
+
+class FakeServer:
+    """Stands in for udp_query: the cluster DNS of POD_RESOLV, where only
+    ``web.demo.svc.cluster.local.`` exists (an IPv4 Service: A answered, AAAA empty).
+    Both queries of a pair must be in flight together (the barrier needs two waiters)."""
+
+    def __init__(self):
+        self.asked = []
+        self.pair = threading.Barrier(2, timeout=5)
+
+    def __call__(self, server, name, timeout, qtype=1):
+        self.pair.wait()  # raises BrokenBarrierError when A and AAAA are sent one after the other
+        self.asked.append((name, qtype))
+        if name != "web.demo.svc.cluster.local.":
+            return probe.Reply(1, "NXDOMAIN", False, []), 300.0
+        answers = [(name, "A", "10.96.0.42")] if qtype == probe.QTYPE["A"] else []
+        return probe.Reply(1, "NOERROR", False, answers), 200.0
+
+
+@pytest.mark.parametrize(("name", "tried"), [
+    ("web", 1),                               # first search domain answers
+    ("web.demo", 2),                          # web.demo.demo.svc… first, then web.demo.svc…
+    ("web.demo.svc.cluster.local.", 1),       # absolute: no search
+    ("example.com", 4),                       # 1 dot < ndots 5: 3 search domains, then as is
+])
+def test_lookup_sends_a_and_aaaa_in_parallel_per_name_tried(monkeypatch, name, tried):
+    fake = FakeServer()
+    monkeypatch.setattr(probe, "udp_query", fake)
+    result = probe.lookup(name, probe.parse_resolv_conf(POD_RESOLV), timeout=1.0)
+    assert result["queries"] == 2 * tried == len(fake.asked)
+    assert sorted(q for _, q in fake.asked) == sorted([1, 28] * tried)
+    assert [(q["name"], q["type"]) for q in result["trace"]][::2] == \
+        [(c, "A") for c in probe.search_candidates(name, probe.parse_resolv_conf(POD_RESOLV))[:tried]]
+    assert {q["type"] for q in result["trace"]} == {"A", "AAAA"}
+    if name.startswith("web"):
+        assert result["answer"] == ["10.96.0.42"] and result["rcode"] == "NOERROR"
+    else:
+        assert result["answer"] == [] and result["rcode"] == "NXDOMAIN"
+
+
+def test_query_pair_returns_a_then_aaaa(monkeypatch):
+    monkeypatch.setattr(probe, "udp_query", FakeServer())
+    pair = probe.query_pair("10.96.0.10", "web.demo.svc.cluster.local.", 1.0)
+    assert [(t, r.answers) for t, r, _ in pair] == [
+        ("A", [("web.demo.svc.cluster.local.", "A", "10.96.0.42")]), ("AAAA", [])]
