@@ -81,20 +81,36 @@ def backend_counts(backends: Iterable[str | None], expected: Iterable[str] = ())
     return counts
 
 
+#: a tail percentile is quoted only with at least this many samples beyond it
+#: (p90 needs 100 samples, p95 200, p99 1,000); the median is always quoted
+TAIL_SAMPLES = 10
+
+
+def min_samples(q: float) -> int:
+    """How many samples the ``q``-th percentile needs before it is quoted."""
+    tail = min(q, 100 - q) / 100
+    return 1 if tail >= 0.5 else math.ceil(TAIL_SAMPLES / tail - 1e-9)
+
+
 def percentiles(data: pd.DataFrame | Sequence[float], value: str = "latency_us", by: str | Sequence[str] | None = None,
                 q: Sequence[float] = (50, 90, 99)) -> pd.DataFrame:
-    """Percentiles (columns ``p50``, ``p90``…) and the count, overall or per group."""
+    """Percentiles (columns ``p50``, ``p90``…) and the count, overall or per group.
+
+    A tail percentile from too few samples is not an estimate: it is NaN for a group
+    with fewer than :func:`min_samples` values, and its column is left out when no
+    group has enough (so p99 appears only from 1,000 samples on)."""
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame({value: list(data)})
 
     def summarise(values: pd.Series) -> pd.Series:
         arr = values.dropna().to_numpy(dtype=float)
-        out = {f"p{q_:g}": float(np.percentile(arr, q_)) if arr.size else math.nan for q_ in q}
+        out = {f"p{q_:g}": float(np.percentile(arr, q_)) if arr.size >= min_samples(q_) else math.nan for q_ in q}
         out["n"] = int(arr.size)
         return pd.Series(out)
 
-    if by is None:
-        return summarise(frame[value]).to_frame().T
-    return frame.groupby(by, sort=False)[value].apply(summarise).unstack()
+    table = summarise(frame[value]).to_frame().T if by is None else \
+        frame.groupby(by, sort=False)[value].apply(summarise).unstack()
+    quoted = [f"p{q_:g}" for q_ in q if (table["n"] >= min_samples(q_)).any()]
+    return table[quoted + ["n"]]
 
 
 def ecdf(values: Sequence[float] | pd.Series) -> pd.DataFrame:
@@ -108,3 +124,40 @@ def ratio(values: Sequence[float] | pd.Series, baseline: float) -> pd.Series:
     if baseline <= 0:
         raise ValueError("the baseline must be positive")
     return pd.Series(values, dtype=float) / baseline
+
+
+def uniform_range(n: int, k: int, confidence: float = 0.95) -> tuple[int, int]:
+    """The central ``confidence`` range of one backend's count (lowest, highest count
+    inside) out of ``n`` connections when all ``k`` backends are equally likely
+    (binomial(n, 1/k) quantiles)."""
+    lo, hi = stats.binom.ppf([(1 - confidence) / 2, (1 + confidence) / 2], n, 1 / k)
+    return int(lo), int(hi)
+
+
+def outside_probability(n: int, k: int, confidence: float = 0.95) -> float:
+    """Exact chance that one given backend's count falls outside :func:`uniform_range`
+    under a uniform spread: at most ``1 - confidence`` (the binomial is discrete)."""
+    lo, hi = uniform_range(n, k, confidence)
+    return float(stats.binom.cdf(lo - 1, n, 1 / k) + stats.binom.sf(hi, n, 1 / k))
+
+
+def any_outside_probability(n: int, k: int, confidence: float = 0.95) -> float:
+    """Exact chance that at least one of ``k`` backends falls outside its
+    :func:`uniform_range` in one run of ``n`` uniform connections.
+
+    The counts are multinomial, not independent, so this is not quite
+    ``1 - (1 - a)**k`` (a = :func:`outside_probability`): it peels off one backend at a
+    time, P(all inside | m connections over j backends) = sum over c inside of
+    binomial(m, 1/j)(c) * P(all inside | m - c over j - 1)."""
+    lo, hi = uniform_range(n, k, confidence)
+    inside = np.zeros(n + 1)
+    inside[lo:hi + 1] = 1.0  # one backend left: it takes all m, inside iff lo <= m <= hi
+    for j in range(2, k + 1):
+        nxt = np.zeros(n + 1)
+        c = np.arange(lo, hi + 1)
+        for m in range(j * lo, min(j * hi, n) + 1):
+            rest = m - c
+            ok = rest >= 0
+            nxt[m] = float(np.dot(stats.binom.pmf(c[ok], m, 1 / j), inside[rest[ok]]))
+        inside = nxt
+    return float(1 - inside[n])

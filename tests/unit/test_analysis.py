@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,6 +64,21 @@ def test_percentiles_overall_and_grouped():
     assert grouped.loc["a", "p50"] == 2 and grouped.loc["b", "p50"] == 15 and grouped.loc["b", "n"] == 2
 
 
+def test_tail_percentiles_need_enough_samples():
+    assert [analysis.min_samples(q) for q in (50, 90, 95, 99, 1)] == [1, 100, 200, 1000, 1000]
+    small = analysis.percentiles(list(range(999)))
+    assert list(small.columns) == ["p50", "p90", "n"]  # no p99 from 999 samples
+    large = analysis.percentiles(list(range(1000)))
+    assert list(large.columns) == ["p50", "p90", "p99", "n"]
+    assert large.loc[0, "p99"] == pytest.approx(989.01)
+    df = pd.DataFrame({"form": ["a"] * 1000 + ["b"] * 99, "latency_us": list(range(1000)) + list(range(99))})
+    mixed = analysis.percentiles(df, by="form")
+    assert list(mixed.columns) == ["p50", "p90", "p99", "n"]
+    assert mixed.loc["a", "p99"] == pytest.approx(989.01)
+    assert math.isnan(mixed.loc["b", "p99"]) and math.isnan(mixed.loc["b", "p90"])  # 99 < 100 samples
+    assert mixed.loc["b", "p50"] == 49
+
+
 def test_ecdf():
     e = analysis.ecdf([3, 1, 2, float("nan"), 2])
     assert list(e["x"]) == [1, 2, 2, 3]
@@ -74,3 +90,26 @@ def test_ratio():
     assert list(analysis.ratio([100, 250], 50)) == [2.0, 5.0]
     with pytest.raises(ValueError):
         analysis.ratio([1], 0)
+
+
+def test_uniform_range_and_outside_probability_by_hand():
+    lo, hi = analysis.uniform_range(1000, 2)
+    assert (lo, hi) == (469, 531)
+    # P(X <= 468) + P(X >= 532) for X ~ Binomial(1000, 1/2), both tails equal by symmetry
+    tail = sum(math.comb(1000, c) for c in range(469)) / 2 ** 1000
+    assert analysis.outside_probability(1000, 2) == pytest.approx(2 * tail)
+    # two backends: one is outside exactly when the other is
+    assert analysis.any_outside_probability(1000, 2) == pytest.approx(2 * tail)
+
+
+def test_any_outside_probability_matches_simulation():
+    rng = np.random.default_rng(7)
+    n, k, runs = 400, 6, 20_000
+    lo, hi = analysis.uniform_range(n, k)
+    counts = rng.multinomial(n, [1 / k] * k, size=runs)
+    simulated = float(((counts < lo) | (counts > hi)).any(axis=1).mean())
+    exact = analysis.any_outside_probability(n, k)
+    assert abs(simulated - exact) < 4 * math.sqrt(exact * (1 - exact) / runs)
+    # dependence between the counts makes it a little less than independent backends would
+    a = analysis.outside_probability(n, k)
+    assert exact < 1 - (1 - a) ** k
