@@ -156,6 +156,27 @@ def _node_of(cluster: Cluster, pod: str, namespace: str) -> tuple[str, str | Non
 
 # -- load balancing ----------------------------------------------------------------------------
 
+#: kube-proxy applies endpoint changes at its next sync (the lab's min-sync-period is 1 s)
+PROXY_SYNC_SECONDS = 1.5
+
+
+def wait_backends(cluster: Cluster, service: str, namespace: str, count: int, timeout: float = 120.0) -> int:
+    """Waits until ``service`` has exactly ``count`` ready endpoints, then one proxy
+    sync, so a measurement that starts now sees all of them from its first connection
+    (a pod joining mid-run would get fewer connections and skew the uniformity test).
+    Returns the number of ready endpoints."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = int(cluster.endpoints(namespace, service)["ready"].sum())
+        if ready == count:
+            break
+        if time.monotonic() >= deadline:
+            raise ProbeError(f"service {service} has {ready} ready endpoints after {timeout:.0f} s, not {count}")
+        time.sleep(0.2)
+    time.sleep(PROXY_SYNC_SECONDS)
+    return ready
+
+
 def lb_distribution(cluster: Cluster, service: str, namespace: str = "default", connections: int = 300,
                     keepalive: bool = False, port: int | None = None, *, path: str = "/hostname",
                     image: str | None = None, node: str | None = None, timeout: float = 180.0) -> Measurement:

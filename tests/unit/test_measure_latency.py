@@ -3,6 +3,8 @@ percentiles and the ratio to the first target (the probe itself is run by tests/
 
 from __future__ import annotations
 
+import pytest
+
 from k8snet import measure
 
 
@@ -24,3 +26,28 @@ def test_connect_latency_alternates_targets_and_reports_ratio(monkeypatch):
     assert m.summary["percentiles_us"]["ClusterIP"]["p50"] == 101.0
     assert m.summary["ratio_p50"] == {"ClusterIP": 1.0, "pod IP": 51.0 / 101.0}
     assert m.params["node"] == "worker"
+
+
+class FakeEndpoints:
+    """endpoints() reports one more ready backend on each call, up to three."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def endpoints(self, namespace, service):
+        import pandas as pd
+        self.calls += 1
+        return pd.DataFrame({"ready": [True] * min(self.calls, 3)})
+
+
+def test_wait_backends_waits_for_the_count_then_a_proxy_sync(monkeypatch):
+    monkeypatch.setattr(measure, "PROXY_SYNC_SECONDS", 0.0)
+    cluster = FakeEndpoints()
+    assert measure.wait_backends(cluster, "web", "ns", 3, timeout=10) == 3
+    assert cluster.calls == 3
+
+
+def test_wait_backends_says_how_many_are_ready_when_it_gives_up(monkeypatch):
+    monkeypatch.setattr(measure, "PROXY_SYNC_SECONDS", 0.0)
+    with pytest.raises(measure.ProbeError, match="has 3 ready endpoints after 0 s, not 5"):
+        measure.wait_backends(FakeEndpoints(), "web", "ns", 5, timeout=0.3)
