@@ -59,7 +59,7 @@ def probe_image(image: str | None = None) -> str:
 
 
 def _probe_pod(name: str, args: Sequence[str], image: str, *, node: str | None, restart: str,
-               enable_service_links: bool) -> dict[str, Any]:
+               enable_service_links: bool, dns_config: dict[str, Any] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "restartPolicy": restart,
         "enableServiceLinks": enable_service_links,
@@ -74,6 +74,8 @@ def _probe_pod(name: str, args: Sequence[str], image: str, *, node: str | None, 
     }
     if node:
         spec["nodeName"] = node
+    if dns_config:
+        spec["dnsConfig"] = dns_config
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "k8snet-probe", "k8snet/probe": args[0]}},
             "spec": spec}
@@ -108,12 +110,13 @@ def parse_lines(log: str) -> tuple[list[dict[str, Any]], bool]:
 
 
 def run_probe(cluster: Cluster, namespace: str, args: Sequence[str], *, image: str | None = None,
-              node: str | None = None, timeout: float = 180.0, enable_service_links: bool = True) -> list[dict[str, Any]]:
+              node: str | None = None, timeout: float = 180.0, enable_service_links: bool = True,
+              dns_config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Runs one probe job to completion in a fresh pod and returns its JSON lines."""
     _ship_probe(cluster, namespace)
     name = f"k8snet-probe-{args[0]}-{uuid.uuid4().hex[:5]}"
     cluster.apply(_probe_pod(name, args, probe_image(image), node=node, restart="Never",
-                             enable_service_links=enable_service_links), namespace)
+                             enable_service_links=enable_service_links, dns_config=dns_config), namespace)
     try:
         pod = cluster.wait("Pod", name, namespace=namespace, condition="complete", timeout=timeout, progress=False)[0]
         log = cluster.logs(name, namespace)
@@ -224,14 +227,17 @@ def lb_distribution(cluster: Cluster, service: str, namespace: str = "default", 
 
 def dns_latency(cluster: Cluster, names: Sequence[str] | str, namespace: str = "default", samples: int = 20, *,
                 external: Sequence[str] = ("example.com",), image: str | None = None, node: str | None = None,
-                timeout: float = 180.0) -> Measurement:
+                timeout: float = 180.0, dns_config: dict[str, Any] | None = None) -> Measurement:
     """Lookup latency (µs) and query count per name form, through the probe pod's own
     resolver configuration (search list, ndots): for each Service name the short name,
     ``name.namespace`` and the FQDN with a trailing dot, and each ``external`` name.
 
     Each row is one lookup: ``latency_us`` and ``queries`` from the emulated stub
-    resolver (our own UDP queries, so each is counted and timed), ``trace`` the queries
-    as JSON, and ``getaddrinfo_us`` the system resolver's time for comparison.
+    resolver (an A and an AAAA query in parallel for each name tried, as getaddrinfo
+    with AF_UNSPEC sends them; our own UDP queries, so each is counted and timed),
+    ``trace`` the queries as JSON, and ``getaddrinfo_us`` the system resolver's time
+    for comparison. ``dns_config`` is the probe pod's ``spec.dnsConfig`` (e.g.
+    ``{"options": [{"name": "ndots", "value": "1"}]}``).
     """
     services = [names] if isinstance(names, str) else list(names)
     args = ["dns", "--namespace", namespace, "--samples", str(samples)]
@@ -239,7 +245,7 @@ def dns_latency(cluster: Cluster, names: Sequence[str] | str, namespace: str = "
         args += ["--service", svc]
     for ext in external:
         args += ["--external", ext]
-    rows = run_probe(cluster, namespace, args, image=image, node=node, timeout=timeout)
+    rows = run_probe(cluster, namespace, args, image=image, node=node, timeout=timeout, dns_config=dns_config)
     resolver = next((r for r in rows if r.get("kind") == "resolver"), {})
     lookups = [r for r in rows if r.get("kind") == "lookup"]
     df = pd.DataFrame(lookups)
@@ -257,7 +263,7 @@ def dns_latency(cluster: Cluster, names: Sequence[str] | str, namespace: str = "
         "answered": df.groupby("form", sort=False)["answer"].apply(lambda a: float((a != "").mean())).to_dict(),
     }
     params = {"services": services, "namespace": namespace, "samples": samples, "external": list(external),
-              "image": probe_image(image)}
+              "image": probe_image(image), "dns_config": dns_config}
     return Measurement(df, summary, params)
 
 

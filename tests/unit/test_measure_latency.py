@@ -51,3 +51,12 @@ def test_wait_backends_says_how_many_are_ready_when_it_gives_up(monkeypatch):
     monkeypatch.setattr(measure, "PROXY_SYNC_SECONDS", 0.0)
     with pytest.raises(measure.ProbeError, match="has 3 ready endpoints after 0 s, not 5"):
         measure.wait_backends(FakeEndpoints(), "web", "ns", 5, timeout=0.3)
+
+
+def test_probe_pod_carries_the_dns_config():
+    dns_config = {"options": [{"name": "ndots", "value": "1"}]}
+    pod = measure._probe_pod("p", ["dns"], "python:3.12", node=None, restart="Never", enable_service_links=True,
+                             dns_config=dns_config)
+    assert pod["spec"]["dnsConfig"] == dns_config
+    assert "dnsConfig" not in measure._probe_pod("p", ["dns"], "python:3.12", node=None, restart="Never",
+                                                 enable_service_links=True)["spec"]
