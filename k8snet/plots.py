@@ -81,7 +81,7 @@ def distribution(data: Any, title: str | None = None, confidence: float = 0.95) 
             title = f"백엔드별 새 연결 비율 — n = {n:,} 연결, k = {k}"
             if k >= 2 and n:
                 chi = analysis.chi_square_uniform(counts)
-                title += f", χ² = {chi.statistic:.2f}, p = {chi.p_value:.3g}"
+                title += f", $\\chi^2$ = {chi.statistic:.2f}, p = {chi.p_value:.3g}"
         ax.set_title(title)
         ax.legend(loc="upper right", fontsize=9)
     return fig
