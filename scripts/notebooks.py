@@ -101,7 +101,9 @@ def client_for(nb: nbformat.NotebookNode, timeout: int, private_dir: Path, name:
     return IpcNotebookClient(nb, private_dir=private_dir, name=name, timeout=timeout, kernel_name="python3",
                              resources={"metadata": {"path": str(NOTEBOOKS)}},
                              # widget state (tqdm bars) is UI noise in a stored notebook
-                             store_widget_state=False)
+                             store_widget_state=False,
+                             # execution timestamps would change every committed notebook on every run
+                             record_timing=False)
 
 
 def drop_widgets(nb: nbformat.NotebookNode) -> None:

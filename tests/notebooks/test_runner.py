@@ -59,6 +59,7 @@ def test_a_good_notebook_runs_into_the_output_folder(runner, kernels, tmp_path, 
     err = capfd.readouterr().err
     assert "without encryption" not in err and "frozen modules" not in err, err
     assert not list(kernels.glob("good*")), "the kernel's connection file and sockets are left behind"
+    assert not any("execution" in c.metadata for c in done.cells), "execution timestamps in the notebook"
 
 
 def test_a_failing_cell_is_reported_in_a_few_lines(runner, kernels, tmp_path):
