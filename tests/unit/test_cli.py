@@ -33,7 +33,7 @@ def test_too_many_nodes_is_refused():
 
 def test_help_lists_the_lab_commands():
     out = _cli("lab", "--help")
-    for command in ("up", "down", "status", "list", "kubeconfig"):
+    for command in ("up", "start", "stop", "down", "status", "list", "kubeconfig"):
         assert command in out.stdout
 
 
@@ -106,10 +106,10 @@ def test_list_shows_every_lab_with_phase_nodes_mode_and_server(root, capsys, sup
     assert rows == [["NAME", "PHASE", "NODES", "PROXY-MODE", "API-SERVER"],
                     ["alpha", "Ready", "2", "nftables", "https://127.0.0.1:40001"],
                     ["beta", "Crashed", "-", "-", "https://127.0.0.1:40002"],
-                    ["gamma", "Stopped", "-", "-", "-"]]
+                    ["gamma", "Failed", "-", "-", "-"]]
     code, out, _ = run(capsys, "lab", "list", "--json")
     labs = json.loads(out)
-    assert [(lab["name"], lab["phase"]) for lab in labs] == [("alpha", "Ready"), ("beta", "Crashed"), ("gamma", "Stopped")]
+    assert [(lab["name"], lab["phase"]) for lab in labs] == [("alpha", "Ready"), ("beta", "Crashed"), ("gamma", "Failed")]
     assert labs[0]["pid"] == supervisor_pid and labs[0]["details"]["proxy_mode"] == "nftables"
     assert "supervisor is gone" in labs[1]["message"]
 
@@ -136,9 +136,9 @@ def test_k8snet_lab_is_the_default_name_of_every_command(root, capsys, monkeypat
     monkeypatch.setenv("K8SNET_LAB", "fromenv")
     assert json.loads(run(capsys, "lab", "status", "--json")[1])["name"] == "fromenv"
     code, _, err = run(capsys, "lab", "kubeconfig")
-    assert code == 1 and err == "k8snet: lab 'fromenv' is stopped; start it with 'sudo k8snet lab up --name fromenv'\n"
+    assert code == 1 and err == "k8snet: there is no lab 'fromenv': create it with 'sudo k8snet lab up --name fromenv'\n"
     parser = cli.build_parser()
-    for command in ("up", "down", "status", "kubeconfig"):
+    for command in ("up", "start", "stop", "down", "status", "kubeconfig"):
         assert parser.parse_args(["lab", command]).name == "fromenv"
     assert parser.parse_args(["lab", "status", "--name", "other"]).name == "other"
 
@@ -204,7 +204,8 @@ def test_interrupted_up_says_how_to_clean_up(root, capsys, as_root, monkeypatch)
     monkeypatch.delenv("K8SNET_STATE_ROOT")
     code, _, err = run(capsys, "lab", "up", "--name", "half")
     assert code == 130
-    assert err == "k8snet: interrupted; the lab may be half started: run 'sudo k8snet lab down --name half'\n"
+    assert err == ("k8snet: interrupted; lab 'half' may be half started: run 'sudo k8snet lab stop --name half' "
+                   "(keeps its objects) or 'sudo k8snet lab down --name half' (removes it)\n")
 
 
 def test_a_missing_program_points_at_setup(root, capsys, as_root, monkeypatch):
