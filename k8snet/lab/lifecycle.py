@@ -326,7 +326,7 @@ def check_shape(name: str, nodes: int | None, proxy_mode: str | None) -> None:
     if not has_state(saved):
         return
     if (nodes is not None and nodes != saved.nodes) or (proxy_mode is not None and proxy_mode != saved.proxy_mode):
-        raise LabError(f"lab {name!r} exists with {saved.nodes} nodes in {saved.proxy_mode} mode and comes back "
+        raise LabError(f"lab {name!r} exists with {saved.nodes} node{'s' if saved.nodes != 1 else ''} in {saved.proxy_mode} mode and comes back "
                        f"as it was; 'sudo k8snet lab down --name {name}' first for another shape")
 
 

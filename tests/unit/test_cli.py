@@ -275,3 +275,41 @@ def test_up_names_the_context_it_merged_into_a_users_kubeconfig(root, capsys, as
     assert code == 0
     assert f"context k8snet-mrg added to {root / 'home' / '.kube' / 'config'}" in out
     assert "  kubectl --context k8snet-mrg get nodes -o wide" in out
+
+
+def _stopped_lab(name: str) -> LabConfig:
+    """A lab ``stop`` left: config, store, CA, and status Stopped naming its nodes."""
+    lab = write_lab(name, {"phase": "Stopped", "message": "", "server": "https://127.0.0.1:40003",
+                           "nodes": [f"{name}-control-plane"], "proxy_mode": "iptables"}, nodes=1)
+    lab.db_path.write_text("")
+    lab.pki_dir.mkdir()
+    (lab.pki_dir / "ca.crt").write_text("")
+    return lab
+
+
+def test_a_stopped_lab_is_listed_as_stopped_and_its_status_says_start(root, capsys):
+    _stopped_lab("kept")
+    code, out, _ = run(capsys, "lab", "list")
+    assert code == 0 and out.splitlines()[1].split() == ["kept", "Stopped", "1", "iptables", "https://127.0.0.1:40003"]
+    code, out, _ = run(capsys, "lab", "status", "--name", "kept")
+    assert code == 0 and out.startswith("lab 'kept': Stopped — ") and "'sudo k8snet lab start --name kept'" in out
+    code, _, err = run(capsys, "lab", "kubeconfig", "--name", "kept")
+    assert code == 1 and err == "k8snet: lab 'kept' is stopped; start it with 'sudo k8snet lab start --name kept'\n"
+
+
+def test_no_lab_is_absent_not_stopped(root, capsys):
+    code, out, _ = run(capsys, "lab", "status", "--name", "none")
+    assert code == 0 and out == "lab 'none': Absent — no such lab: 'sudo k8snet lab up --name none' creates it\n"
+
+
+def test_start_and_stop_need_root(root, capsys, as_user):
+    for command in ("start", "stop"):
+        code, _, err = run(capsys, "lab", command, "--name", "kept")
+        assert code == 1 and err.startswith("k8snet: needs root: run 'sudo K8SNET_STATE_ROOT=")
+        assert f"k8snet lab {command} --name kept'" in err
+
+
+def test_up_of_a_kept_lab_refuses_another_shape(root, capsys, as_root):
+    _stopped_lab("kept")
+    code, _, err = run(capsys, "lab", "up", "--name", "kept", "--nodes", "3")
+    assert code == 1 and "exists with 1 node in iptables mode" in err and err.count("\n") == 1
