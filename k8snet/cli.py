@@ -1,4 +1,4 @@
-"""The ``k8snet`` command line: ``k8snet doctor`` and ``k8snet lab up|down|status|list|kubeconfig``.
+"""The ``k8snet`` command line: ``k8snet doctor`` and ``k8snet lab up|start|stop|down|status|list|kubeconfig``.
 
 Every expected failure ends as one line on stderr, ``k8snet: <what happened and what
 to run>``, and exit code 1 (130 after Ctrl-C); argparse's own usage errors stay as
@@ -24,7 +24,7 @@ from .lab import kubeconfig, lifecycle
 from .lab.config import LabConfig, state_root
 
 DEFAULT_LAB = "k8snet"
-ROOT_COMMANDS = ("up", "down")
+ROOT_COMMANDS = ("up", "start", "stop", "down")
 
 
 def _default_lab() -> str:
@@ -66,15 +66,38 @@ def _require_root() -> None:
         raise PermissionError()
 
 
+def _checked_timeout(timeout: float) -> float:
+    if timeout <= 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, not {timeout:g}")
+    return timeout
+
+
 def _lab_up(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
-    config = LabConfig(name=args.name, nodes=args.nodes, proxy_mode=args.proxy_mode)
+    _checked_timeout(args.timeout)
+    # only what was given: a kept lab comes back in its own shape (check_shape)
+    shape = {k: v for k, v in (("nodes", args.nodes), ("proxy_mode", args.proxy_mode)) if v is not None}
+    config = LabConfig(name=args.name, **shape)
     _require_root()
+    lifecycle.check_shape(config.name, args.nodes, args.proxy_mode)
+    kept = lifecycle.has_state(lifecycle.load_config(config.name))
     t0 = time.monotonic()
     st = lifecycle.up(config, timeout=args.timeout)
+    return _print_ready(st, time.monotonic() - t0, kept)
+
+
+def _lab_start(args: argparse.Namespace) -> int:
+    name = _checked_name(args.name)
+    _checked_timeout(args.timeout)
+    _require_root()
+    t0 = time.monotonic()
+    st = lifecycle.start(name, timeout=args.timeout)
+    return _print_ready(st, time.monotonic() - t0, kept=True)
+
+
+def _print_ready(st: lifecycle.LabStatus, seconds: float, kept: bool) -> int:
     nodes = st.details.get("nodes", [])
-    print(f"lab {st.name!r} is Ready in {time.monotonic() - t0:.1f} s: {len(nodes)} nodes "
+    back = " with the objects it had" if kept else ""
+    print(f"lab {st.name!r} is Ready{back} in {seconds:.1f} s: {len(nodes)} nodes "
           f"({', '.join(nodes)}), proxy mode {st.details.get('proxy_mode')}, API server {st.server}")
     print(f"kubeconfig: {st.kubeconfig}")
     print(f"  export KUBECONFIG={st.kubeconfig}")
@@ -93,6 +116,16 @@ def merged_kubeconfigs(name: str) -> list[Path]:
     return [r.target.path for r in records]
 
 
+def _lab_stop(args: argparse.Namespace) -> int:
+    name = _checked_name(args.name)
+    _require_root()
+    lifecycle.stop(name)
+    config = lifecycle.load_config(name)
+    print(f"lab {name!r} is stopped; its objects, PKI and kubeconfig are kept in {config.state_dir}: "
+          f"'sudo k8snet lab start --name {name}' brings it back, 'sudo k8snet lab down --name {name}' deletes it")
+    return 0
+
+
 def _lab_down(args: argparse.Namespace) -> int:
     name = _checked_name(args.name)
     _require_root()
@@ -103,7 +136,7 @@ def _lab_down(args: argparse.Namespace) -> int:
 
 def _lab_status(args: argparse.Namespace) -> int:
     st = lifecycle.readable_status(_checked_name(args.name))
-    code = 0 if st.phase in ("Ready", "Stopped") else 1
+    code = 0 if st.phase in ("Ready", lifecycle.STOPPED, lifecycle.ABSENT) else 1
     if args.json:
         _print_json(_status_dict(st))
         return code
@@ -151,8 +184,11 @@ def _lab_kubeconfig(args: argparse.Namespace) -> int:
     st = lifecycle.readable_status(name)
     if st.phase == lifecycle.UNREADABLE:
         raise lifecycle.LabError(f"lab {name!r} exists, but {st.message}")
+    if st.phase == lifecycle.ABSENT:
+        raise lifecycle.LabError(f"there is no lab {name!r}: create it with 'sudo k8snet lab up --name {name}'")
     if st.phase != "Ready" or st.kubeconfig is None:
-        raise lifecycle.LabError(f"lab {name!r} is {st.phase.lower()}; start it with 'sudo k8snet lab up --name {name}'")
+        command = "start" if st.phase == lifecycle.STOPPED else "up"
+        raise lifecycle.LabError(f"lab {name!r} is {st.phase.lower()}; start it with 'sudo k8snet lab {command} --name {name}'")
     print(st.kubeconfig if args.path else st.kubeconfig.read_text(), end="\n" if args.path else "")
     return 0
 
@@ -174,13 +210,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON")
         return p
 
-    up = named(lab_sub.add_parser("up", help="start a lab and wait until it is Ready"))
-    up.add_argument("--nodes", type=int, default=2, help="number of nodes (default: 2)")
-    up.add_argument("--proxy-mode", choices=("iptables", "nftables"), default="iptables")
-    up.add_argument("--timeout", type=float, default=lifecycle.READY_TIMEOUT_S, metavar="SECONDS",
-                    help=f"give up (and clean up) when not Ready after this long (default: {lifecycle.READY_TIMEOUT_S:g})")
+    def timeout_flag(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--timeout", type=float, default=lifecycle.READY_TIMEOUT_S, metavar="SECONDS",
+                       help=f"give up (and clean up) when not Ready after this long (default: {lifecycle.READY_TIMEOUT_S:g})")
+        return p
+
+    up = timeout_flag(named(lab_sub.add_parser(
+        "up", help="start a lab and wait until it is Ready (a stopped or crashed one comes back with its objects)")))
+    up.add_argument("--nodes", type=int, default=None, help="number of nodes (default: 2)")
+    up.add_argument("--proxy-mode", choices=("iptables", "nftables"), default=None, help="default: iptables")
     up.set_defaults(func=_lab_up)
-    named(lab_sub.add_parser("down", help="stop a lab and remove everything it made")).set_defaults(func=_lab_down)
+    timeout_flag(named(lab_sub.add_parser(
+        "start", help="bring a stopped (or crashed) lab back with every object it had"))).set_defaults(func=_lab_start)
+    named(lab_sub.add_parser("stop", help="stop a lab, keep its objects, PKI and kubeconfig (start brings it back)")
+          ).set_defaults(func=_lab_stop)
+    named(lab_sub.add_parser("down", help="stop a lab and remove everything it made, its objects too")
+          ).set_defaults(func=_lab_down)
     json_flag(named(lab_sub.add_parser("status", help="show whether a lab runs"))).set_defaults(func=_lab_status)
     json_flag(lab_sub.add_parser("list", help="every lab under the state root")).set_defaults(func=_lab_list)
     kc = named(lab_sub.add_parser("kubeconfig", help="print the lab's kubeconfig"))
@@ -222,10 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except lifecycle.LabInterrupted as err:  # up/start undid the start already
+        print(f"k8snet: {err}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        if getattr(args, "lab_command", None) == "up":
-            print("k8snet: interrupted; the lab may be half started: "
-                  f"run '{sudo_command(['lab', 'down'], args.name)}'", file=sys.stderr)
+        command = getattr(args, "lab_command", None)
+        if command in ROOT_COMMANDS:
+            half = "started" if command in ("up", "start") else "stopped"
+            print(f"k8snet: interrupted; lab {args.name!r} may be half {half}: run "
+                  f"'{sudo_command(['lab', 'stop'], args.name)}' (keeps its objects) or "
+                  f"'{sudo_command(['lab', 'down'], args.name)}' (removes it)", file=sys.stderr)
         else:
             print("k8snet: interrupted", file=sys.stderr)
         return 130

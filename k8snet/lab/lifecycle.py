@@ -1,5 +1,6 @@
-"""``k8snet lab up|down|status``: start the supervisor as a daemon, wait until the
-cluster is Ready, stop it, and clean up after crashes.
+"""``k8snet lab up|start|stop|down|status``: start the supervisor as a daemon, wait
+until the cluster is Ready, stop it (keeping its state) or remove it, and clean up
+after crashes.
 
 The supervisor process owns the running lab; this module only talks to it through
 files in the lab's state folder (``status.json``, ``config.json``, ``supervisor.log``)
@@ -9,10 +10,19 @@ and signals, so every command works from a fresh process — and after a crash.
 ``~/.kube/config`` (``SUDO_USER``'s under sudo), so kubectl and notebooks run as that
 user without root; the state folder records which file, and ``down`` removes
 exactly those entries (see :mod:`k8snet.lab.kubeconfig`).
+
+A lab's objects live in its SQLite store in the state folder, next to its PKI and
+kubeconfig. ``stop`` removes everything the lab has on the host but keeps that
+folder; ``start`` (and ``up`` of a lab whose folder is kept, also after a crash or a
+reboot) brings the same cluster back: same objects, same CA and admin certificate,
+same API server address when the port is still free. Pods come back the way a
+kubelet brings them back after a node reboot (:mod:`k8snet.lab.kubelet.kubelet`).
+Every command that changes a lab holds its lock (:mod:`k8snet.lab.statelock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -23,13 +33,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from . import kubeconfig
+from . import kubeconfig, statelock
 from .config import LabConfig, state_root
 from .kubeconfig import UserKubeconfig
 
 READY_TIMEOUT_S = 90.0
+#: how much longer than its own timeout a command waits for another one's lock
+LOCK_SLACK_S = 30.0
+ABSENT = "Absent"  # no state folder: no such lab
+STOPPED = "Stopped"  # stopped (or shut down by a reboot) with its objects kept
 #: in the state folder: which users' kubeconfigs ``up`` merged the lab's context into
 MERGED_KUBECONFIGS = "user-kubeconfigs.json"
 
@@ -38,10 +52,14 @@ class LabError(RuntimeError):
     """A lab command failed; the message is meant for the user, on one line."""
 
 
+class LabInterrupted(LabError):
+    """Ctrl-C stopped ``up``/``start``; the start was undone (the message says how)."""
+
+
 @dataclass(frozen=True)
 class LabStatus:
     name: str
-    phase: str  # Ready, Starting, Failed, Stopped, Crashed
+    phase: str  # Ready, Starting, Stopping, Failed, Stopped, Crashed, Absent (Unreadable)
     server: str | None
     kubeconfig: Path | None
     pid: int | None
@@ -67,14 +85,24 @@ def check_host() -> None:
         raise LabError(f"missing host tools: {', '.join(missing)} (apt-get install iproute2 util-linux iptables nftables)")
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Writes a state file readable by root only, 0600 from the first byte, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def save_config(config: LabConfig) -> None:
     data = dataclasses.asdict(config)
     data["state_dir"] = str(config.state_dir)
-    (config.state_dir / "config.json").write_text(json.dumps(data, indent=2))
+    _write_private(config.state_dir / "config.json", json.dumps(data, indent=2))
 
 
 def load_config(name: str) -> LabConfig:
-    """The running (or crashed) lab's own configuration, else the defaults for ``name``."""
+    """The running (or crashed, or stopped) lab's own configuration, else the defaults
+    for ``name``."""
     path = state_root() / name / "config.json"
     if not path.exists():
         return LabConfig(name=name)
@@ -82,6 +110,12 @@ def load_config(name: str) -> LabConfig:
     data["state_dir"] = Path(data["state_dir"])
     data["node_port_range"] = tuple(data["node_port_range"])
     return LabConfig(**data)
+
+
+def has_state(config: LabConfig) -> bool:
+    """Whether the lab's objects are kept on disk (a stopped or crashed lab): its
+    configuration, its store and its CA. ``start`` and ``up`` bring such a lab back."""
+    return all(p.exists() for p in (config.state_dir / "config.json", config.db_path, config.pki_dir / "ca.crt"))
 
 
 def _read_status(config: LabConfig) -> dict[str, Any]:
@@ -103,15 +137,39 @@ def _alive(pid: int | None) -> bool:
 
 def status(name: str = "k8snet") -> LabStatus:
     config = load_config(name)
+    if not config.state_dir.exists():
+        return LabStatus(name, ABSENT, None, None, None,
+                         f"no such lab: 'sudo k8snet lab up --name {name}' creates it")
     st = _read_status(config)
     pid = st.get("pid")
     kubeconfig = config.kubeconfig_path if config.kubeconfig_path.exists() else None
-    if not st:
-        return LabStatus(name, "Stopped", None, None, None)
-    if not _alive(pid):
+    if _alive(pid):
+        return LabStatus(name, st.get("phase", "Starting"), st.get("server"), kubeconfig, pid,
+                         st.get("message", ""), st)
+    kept = has_state(config)
+    phase = st.get("phase")
+    back = (f"'sudo k8snet lab start --name {name}' brings it back with its objects, "
+            f"'sudo k8snet lab down --name {name}' deletes it")
+    if phase == "Stopped" or (not st and kept):
+        return LabStatus(name, STOPPED, st.get("server"), kubeconfig, None, f"its state is kept: {back}", st)
+    if phase == "Failed":
+        why = st.get("message") or "the supervisor failed"
+        advice = back if kept else f"'sudo k8snet lab down --name {name}' removes what is left"
+        return LabStatus(name, "Failed", st.get("server"), kubeconfig, None,
+                         f"{why} (log: {config.state_dir / 'supervisor.log'}); {advice}", st)
+    if st:
+        advice = back if kept else f"run 'sudo k8snet lab down --name {name}' to clean up"
         return LabStatus(name, "Crashed", st.get("server"), kubeconfig, pid,
-                         "the supervisor is gone; run 'k8snet lab down' or 'k8snet lab up' to clean up", st)
-    return LabStatus(name, st.get("phase", "Starting"), st.get("server"), kubeconfig, pid, st.get("message", ""), st)
+                         f"the supervisor is gone; {advice}", st)
+    return LabStatus(name, "Failed", None, None, None,
+                     f"a start failed and left only its log {config.state_dir / 'supervisor.log'}; "
+                     f"'sudo k8snet lab down --name {name}' removes it")
+
+
+def _lock(name: str, timeout: float) -> contextlib.AbstractContextManager[None]:
+    """The lab's lock (:mod:`k8snet.lab.statelock`), waiting a little longer than the
+    slowest command another holder may be running."""
+    return statelock.lab_lock(name, timeout=timeout + LOCK_SLACK_S)
 
 
 def up(config: LabConfig, *, timeout: float = READY_TIMEOUT_S,
@@ -121,76 +179,271 @@ def up(config: LabConfig, *, timeout: float = READY_TIMEOUT_S,
     ``~/.kube/config``, see :meth:`UserKubeconfig.invoking`).
 
     A lab of the same name that is already Ready is returned as is (its context is
-    merged all the same); a crashed one is cleaned up first.
+    merged all the same). A lab whose state is kept (stopped, crashed, or after a
+    reboot) comes back with its objects and its own configuration, as ``start``;
+    ``config``'s shape is then ignored (:func:`check_shape` refuses a different one).
     """
     check_host()
-    target = user_kubeconfig or _merge_target()
+    target = _checked_target(user_kubeconfig)
     try:
-        if target is not None:
-            kubeconfig.check_target(target)  # refuse before anything starts, not after
-    except kubeconfig.KubeconfigError as err:
+        with _lock(config.name, timeout):
+            return _up_locked(config, timeout, target)
+    except statelock.LabBusy as err:
         raise LabError(str(err)) from None
+
+
+def start(name: str = "k8snet", *, timeout: float = READY_TIMEOUT_S,
+          user_kubeconfig: UserKubeconfig | None = None) -> LabStatus:
+    """Brings a stopped (or crashed) lab back with every object its store holds."""
+    check_host()
+    target = _checked_target(user_kubeconfig)
+    try:
+        with _lock(name, timeout):
+            if status(name).phase != "Ready" and not has_state(load_config(name)):
+                raise LabError(f"lab {name!r} has no kept state to start from: "
+                               f"'sudo k8snet lab up --name {name}' creates it")
+            return _up_locked(load_config(name), timeout, target)
+    except statelock.LabBusy as err:
+        raise LabError(str(err)) from None
+
+
+def _up_locked(config: LabConfig, timeout: float, target: UserKubeconfig | None) -> LabStatus:
     current = status(config.name)
     if current.phase == "Ready":
         _merge_user_kubeconfig(load_config(config.name), target)
         return current
     if current.phase in ("Starting", "Stopping"):
         raise LabError(f"lab {config.name!r} is {current.phase.lower()} (pid {current.pid}); wait, or run 'k8snet lab down --name {config.name}'")
-    if current.phase != "Stopped" or config.state_dir.exists():
-        _cleanup(load_config(config.name))
-    from .net.hostlink import with_free_node_cidr  # imported late: runs ip(8)
+    saved = load_config(config.name)
+    restoring = has_state(saved)
+    if restoring:
+        _clear_runtime(saved)  # what a crash left: processes, namespaces, pod files
+        restrict_modes(saved.state_dir)  # a folder an older version left readable
+        config = saved
+        _check_node_network_free(config)
+    else:
+        if config.state_dir.exists():
+            _cleanup(saved)
+        from .net.hostlink import with_free_node_cidr  # imported late: runs ip(8)
 
-    # Each lab puts its node network on the host: pick one no other lab uses.
-    config = with_free_node_cidr(config)
-    config.state_dir.mkdir(parents=True, mode=0o700)
-    save_config(config)
-    log = open(config.state_dir / "supervisor.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "k8snet.lab.supervisor", str(config.state_dir / "config.json")],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
-        env={**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")},
-    )
-    log.close()
+        # Each lab puts its node network on the host: pick one no other lab uses.
+        config = with_free_node_cidr(config)
+        config.state_dir.mkdir(parents=True, mode=0o700)
+        save_config(config)
+    try:
+        return _launch(config, timeout, target, restoring)
+    except KeyboardInterrupt:
+        # Ctrl-C: stop the start and leave the host as before (a second Ctrl-C must
+        # not interrupt that), then say in one line what happened.
+        with _sigint_ignored():
+            _give_up(config, restoring, "interrupted (Ctrl-C)")
+        kept = "it is stopped, its objects kept" if restoring else "everything it had made is removed"
+        raise LabInterrupted(f"interrupted: lab {config.name!r} was not started; {kept}") from None
+
+
+def _launch(config: LabConfig, timeout: float, target: UserKubeconfig | None, restoring: bool) -> LabStatus:
+    """Starts the supervisor on ``config``'s state folder and waits until it is Ready."""
+    log_fd = os.open(config.state_dir / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "k8snet.lab.supervisor", str(config.state_dir / "config.json")],
+            stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, start_new_session=True, close_fds=True,
+            env={**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")},
+        )
+    finally:
+        os.close(log_fd)
     _note_starting(config, proc.pid)
+    log = config.state_dir / "supervisor.log"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = _read_status(config)
-        if st.get("phase") == "Ready":
+        if st.get("phase") == "Ready" and st.get("pid") == proc.pid:
             try:
                 _merge_user_kubeconfig(config, target)
             except LabError:
-                _cleanup(config)
+                _give_up(config, restoring, "its context could not be merged")
                 raise
             return status(config.name)
         if st.get("phase") == "Failed" or proc.poll() is not None:
             message = st.get("message") or f"the supervisor exited with code {proc.poll()}"
-            _cleanup(config, keep_log=True)
-            raise LabError(f"lab {config.name!r} failed to start: {message} (log: {config.state_dir / 'supervisor.log'})")
+            _give_up(config, restoring, message)
+            raise LabError(f"lab {config.name!r} failed to start: {message} (log: {log})"
+                           + (f"; its objects are kept: 'k8snet lab start --name {config.name}' tries again"
+                              if restoring else ""))
         time.sleep(0.05)
-    _cleanup(config, keep_log=True)
-    raise LabError(f"lab {config.name!r} was not Ready after {timeout:.0f} s (log: {config.state_dir / 'supervisor.log'})")
+    _give_up(config, restoring, f"not Ready after {timeout:.0f} s")
+    raise LabError(f"lab {config.name!r} was not Ready after {timeout:.0f} s (log: {log})")
+
+
+def _give_up(config: LabConfig, restoring: bool, why: str) -> None:
+    """Undoes a start that did not finish: a lab with kept state goes back to Stopped
+    (its store is the user's work), a new one is removed but for its log."""
+    if restoring:
+        _clear_runtime(config)
+        _write_status(config, "Failed", why)
+    else:
+        _cleanup(config, keep_log=True)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _checked_target(user_kubeconfig: UserKubeconfig | None) -> UserKubeconfig | None:
+    target = user_kubeconfig or _merge_target()
+    try:
+        if target is not None:
+            kubeconfig.check_target(target)  # refuse before anything starts, not after
+    except kubeconfig.KubeconfigError as err:
+        raise LabError(str(err)) from None
+    return target
+
+
+def _check_node_network_free(config: LabConfig) -> None:
+    """A kept lab comes back on its own node network (its nodes' addresses and
+    LoadBalancer IPs are in its objects): refuse if the host uses it by now."""
+    import ipaddress
+
+    from .net.hostlink import host_networks
+
+    net = ipaddress.ip_network(config.node_cidr)
+    clash = [str(n) for n in host_networks() if n.overlaps(net)]
+    if clash:
+        raise LabError(f"lab {config.name!r} runs on the node network {config.node_cidr}, which the host now "
+                       f"also has ({', '.join(clash)}); free it, or 'k8snet lab down --name {config.name}' "
+                       "and 'up' again for a new lab")
+
+
+def check_shape(name: str, nodes: int | None, proxy_mode: str | None) -> None:
+    """``up --nodes/--proxy-mode`` of a lab whose state is kept: it comes back as it
+    was, so a different shape asked for explicitly is refused instead of ignored."""
+    saved = load_config(name)
+    if not has_state(saved):
+        return
+    if (nodes is not None and nodes != saved.nodes) or (proxy_mode is not None and proxy_mode != saved.proxy_mode):
+        raise LabError(f"lab {name!r} exists with {saved.nodes} node{'s' if saved.nodes != 1 else ''} in {saved.proxy_mode} mode and comes back "
+                       f"as it was; 'sudo k8snet lab down --name {name}' first for another shape")
+
+
+def stop(name: str = "k8snet", *, grace: float = 15.0) -> LabStatus:
+    """Stops the lab and removes everything it has on the host (processes, namespaces,
+    mounts, the host veth), as ``down`` does, but keeps its state folder: the store
+    with every object, the PKI, the kubeconfig and its merged contexts."""
+    check_host()
+    try:
+        with _lock(name, grace):
+            config = load_config(name)
+            current = status(name)
+            if current.phase == ABSENT:
+                raise LabError(f"there is no lab {name!r} to stop")
+            if not has_state(config):
+                raise LabError(f"lab {name!r} has no state to keep ({current.message}); "
+                               f"'sudo k8snet lab down --name {name}' removes it")
+            previous = _read_status(config)
+            _stop_supervisor(config, grace)
+            _clear_runtime(config)
+            _write_status(config, STOPPED, server=previous.get("server"), nodes=config.node_names,
+                          proxy_mode=config.proxy_mode)
+            return status(name)
+    except statelock.LabBusy as err:
+        raise LabError(str(err)) from None
 
 
 def down(name: str = "k8snet", *, grace: float = 15.0) -> list[str]:
     """Stops the lab and removes everything it made; returns what had to be removed by force."""
     check_host()
-    config = load_config(name)
+    try:
+        with _lock(name, grace):
+            config = load_config(name)
+            _stop_supervisor(config, grace)
+            return _cleanup(config)
+    except statelock.LabBusy as err:
+        raise LabError(str(err)) from None
+
+
+def _stop_supervisor(config: LabConfig, grace: float) -> None:
+    """SIGTERM, which stops every pod and removes the lab's network; SIGKILL after
+    ``grace`` seconds (the cleanup after it removes what is left)."""
     pid = _read_status(config).get("pid")
+    if not _alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if _alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    return _cleanup(config)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _kill_supervisors(config: LabConfig) -> None:
+    """SIGKILLs every supervisor of this lab: the one ``status.json`` names, and any
+    other whose command line names the lab's config.json (one started just before a
+    Ctrl-C, before it could be recorded). They run in the host namespace, where the
+    namespace scan of the cleanup does not look."""
+    marker = b"k8snet.lab.supervisor\0" + str(config.state_dir / "config.json").encode()
+    pids = {_read_status(config).get("pid")}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    pids.add(int(entry))
+            except OSError:
+                continue
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def restrict_modes(folder: Path) -> None:
+    """Takes group and other permissions off everything in ``folder`` (pods' files are
+    gone by now: their volumes keep the modes the pod asks for, behind 0700 folders)."""
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            mode = path.stat().st_mode & 0o7777
+            if mode & 0o077:
+                path.chmod(mode & ~0o077)
+
+
+def _write_status(config: LabConfig, phase: str, message: str = "", **extra: Any) -> None:
+    _write_private(config.state_dir / "status.json", json.dumps({"phase": phase, "message": message, **extra}))
+
+
+#: what a running lab keeps in its state folder for itself only: gone after a stop
+RUNTIME_ENTRIES = ("pods", "ipam", "status.json")
+
+
+def _clear_runtime(config: LabConfig) -> None:
+    """Removes what a lab has on the host while it runs (from the kernel's view, so
+    also after a crash or a reboot) and its pods' files, keeping its state: store,
+    PKI, kubeconfig, configuration, log, prepared images."""
+    from .net.cleanup import cleanup_lab  # imported late: needs root-only tools at use
+
+    _kill_supervisors(config)
+    report = cleanup_lab(config)
+    if not report.ok:
+        raise LabError(f"lab {config.name!r} could not be stopped cleanly: {'; '.join(report.errors)}")
+    for entry in RUNTIME_ENTRIES:
+        path = config.state_dir / entry
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def _cleanup(config: LabConfig, *, keep_log: bool = False) -> list[str]:
     """Kills what is left of a lab (by namespace), deletes its namespaces and state."""
     from .net.cleanup import cleanup_lab  # imported late: needs root-only tools at use
 
-    pid = _read_status(config).get("pid")
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
+    _kill_supervisors(config)
     left_in_kubeconfigs = _unmerge_user_kubeconfigs(config)
     report = cleanup_lab(config)
     if config.state_dir.exists():

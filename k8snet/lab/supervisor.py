@@ -4,7 +4,13 @@
 the API server, the controllers, one kubelet and one kube-proxy per node, creates
 the bootstrap objects, waits until every node is Ready and cluster DNS answers
 through its Service IP, then reports Ready in ``status.json``. SIGTERM stops
-everything and removes what the lab made.
+everything and removes what the lab made on the host; the state folder stays.
+
+A state folder that already holds a store (``lab start``, or ``up`` after a stop, a
+crash or a reboot) brings that cluster back: the same objects, the same CA, admin
+certificate and token key (so kubeconfigs and service-account tokens stay valid),
+the API server on its previous port when that is free. Every file the supervisor
+writes is readable by root only (umask 077); containers get the usual 022.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import bootstrap, kubeconfig
 from .api.admission import Admission
@@ -49,6 +56,8 @@ class Supervisor:
         self.tasks: list[asyncio.Task[Any]] = []
         self.kubelets: dict[str, Kubelet] = {}
         self.server: ApiServer | None = None
+        self.store: Store | None = None
+        self.server_url: str | None = None
         self.started = time.monotonic()
 
     # -- status file -------------------------------------------------------
@@ -62,8 +71,18 @@ class Supervisor:
     # -- start ----------------------------------------------------------------
     def _listen(self) -> tuple[socket.socket, socket.socket]:
         """One socket on host loopback (kubectl, notebooks), one on the wire bridge's
-        address in the wire namespace (pods, via the ``kubernetes`` Service)."""
-        host = socket.create_server(("127.0.0.1", 0), backlog=256)
+        address in the wire namespace (pods, via the ``kubernetes`` Service). A lab
+        that comes back takes its previous port, so every kubeconfig that names it
+        keeps working; if something else took it meanwhile, a new one (``lab start``
+        then rewrites the merged contexts)."""
+        port = previous_port(self.config.kubeconfig_path)
+        try:
+            host = socket.create_server(("127.0.0.1", port), backlog=256)
+        except OSError as err:
+            if not port:
+                raise
+            log.warning("the API server's previous port %d is taken (%s): using a new one", port, err.strerror)
+            host = socket.create_server(("127.0.0.1", 0), backlog=256)
         with nsutil.in_netns(self.config.wire_netns):
             wire = socket.create_server((self.config.wire_gateway_ip, bootstrap.API_SERVER_PORT), backlog=256)
         return host, wire
@@ -71,30 +90,35 @@ class Supervisor:
     async def start(self) -> str:
         config = self.config
         t0 = time.monotonic()
-        self.pki.create(
-            server_ips=["127.0.0.1", config.wire_gateway_ip, config.kubernetes_service_ip],
-            server_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                          f"kubernetes.default.svc.{config.cluster_domain}", f"{config.name}-control-plane"],
-        )
+        if not pki_complete(self.pki):  # a lab that comes back keeps its CA and keys
+            self.pki.create(
+                server_ips=["127.0.0.1", config.wire_gateway_ip, config.kubernetes_service_ip],
+                server_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                              f"kubernetes.default.svc.{config.cluster_domain}", f"{config.name}-control-plane"],
+            )
         await create_lab_network(config)
         timings = {"network": time.monotonic() - t0}
 
-        store = Store(config.db_path)
+        store = self.store = Store(config.db_path)
         admission = Admission(config, lambda key: store.list(key)[0])
         core = ApiCore(config, store, admission, self.pki)
         self.server = ApiServer(core, self.pki, lambda node: self.kubelets.get(node))
         host_sock, wire_sock = self._listen()
         await self.server.start([host_sock, wire_sock])
-        server_url = f"https://127.0.0.1:{host_sock.getsockname()[1]}"
+        server_url = self.server_url = f"https://127.0.0.1:{host_sock.getsockname()[1]}"
         kubeconfig.write(config.kubeconfig_path, kubeconfig.render(config.name, server_url, self.pki))
         timings["api"] = time.monotonic() - t0
 
         await bootstrap.bootstrap(core, config)
+        for i, node in enumerate(config.node_names):
+            self.kubelets[node] = Kubelet(config, core, i, NodeNetwork(config, i))
+        # Pods kept from the last run lost their sandboxes with it: mark them so
+        # before the controllers and kube-proxies read them (a node reboot).
+        for kubelet in self.kubelets.values():
+            await kubelet.mark_sandboxes_lost()
         self.spawn(ControllerManager(core, config).run(), "controllers")
         self.spawn(Announcer(config, core).run(), "lb-announcer")
-        for i, node in enumerate(config.node_names):
-            kubelet = Kubelet(config, core, i, NodeNetwork(config, i))
-            self.kubelets[node] = kubelet
+        for i, (node, kubelet) in enumerate(self.kubelets.items()):
             self.spawn(kubelet.run(), f"kubelet/{node}")
             self.spawn(KubeProxy(config, core, i).run(), f"kube-proxy/{node}")
 
@@ -167,6 +191,26 @@ class Supervisor:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.server is not None:
             await self.server.stop()
+        if self.store is not None:
+            self.store.close()  # checkpoints the WAL: the store is one file while stopped
+            self.store = None
+
+
+def pki_complete(pki: Pki) -> bool:
+    """Whether every file of the lab's PKI is there (a half-written one is made anew)."""
+    return all(p.exists() for p in (pki.ca_cert, pki.server_cert, pki.server_key, pki.admin_cert,
+                                     pki.admin_key, pki.token_secret))
+
+
+def previous_port(kubeconfig_path: Path) -> int:
+    """The API server's port in the lab's own kubeconfig from its last run, else 0."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(kubeconfig_path.read_text())
+        return int(urlsplit(doc["clusters"][0]["cluster"]["server"]).port or 0)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, yaml.YAMLError):
+        return 0
 
 
 def _use_pidfd_child_watcher() -> None:
@@ -209,14 +253,16 @@ async def _main(config: LabConfig) -> int:
         await supervisor.stop()
         cleanup_lab(config)
         return 1
+    server = supervisor.server_url
     await supervisor.stop()
     cleanup_lab(config)
-    supervisor.report("Stopped")
+    supervisor.report("Stopped", server=server, nodes=config.node_names, proxy_mode=config.proxy_mode)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    os.umask(0o077)  # store, logs, pod files: root's only (containers set their own)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config_path = Path(argv[0])
     config = load_config(json.loads(config_path.read_text())["name"])

@@ -33,7 +33,7 @@ def test_too_many_nodes_is_refused():
 
 def test_help_lists_the_lab_commands():
     out = _cli("lab", "--help")
-    for command in ("up", "down", "status", "list", "kubeconfig"):
+    for command in ("up", "start", "stop", "down", "status", "list", "kubeconfig"):
         assert command in out.stdout
 
 
@@ -106,10 +106,10 @@ def test_list_shows_every_lab_with_phase_nodes_mode_and_server(root, capsys, sup
     assert rows == [["NAME", "PHASE", "NODES", "PROXY-MODE", "API-SERVER"],
                     ["alpha", "Ready", "2", "nftables", "https://127.0.0.1:40001"],
                     ["beta", "Crashed", "-", "-", "https://127.0.0.1:40002"],
-                    ["gamma", "Stopped", "-", "-", "-"]]
+                    ["gamma", "Failed", "-", "-", "-"]]
     code, out, _ = run(capsys, "lab", "list", "--json")
     labs = json.loads(out)
-    assert [(lab["name"], lab["phase"]) for lab in labs] == [("alpha", "Ready"), ("beta", "Crashed"), ("gamma", "Stopped")]
+    assert [(lab["name"], lab["phase"]) for lab in labs] == [("alpha", "Ready"), ("beta", "Crashed"), ("gamma", "Failed")]
     assert labs[0]["pid"] == supervisor_pid and labs[0]["details"]["proxy_mode"] == "nftables"
     assert "supervisor is gone" in labs[1]["message"]
 
@@ -136,9 +136,9 @@ def test_k8snet_lab_is_the_default_name_of_every_command(root, capsys, monkeypat
     monkeypatch.setenv("K8SNET_LAB", "fromenv")
     assert json.loads(run(capsys, "lab", "status", "--json")[1])["name"] == "fromenv"
     code, _, err = run(capsys, "lab", "kubeconfig")
-    assert code == 1 and err == "k8snet: lab 'fromenv' is stopped; start it with 'sudo k8snet lab up --name fromenv'\n"
+    assert code == 1 and err == "k8snet: there is no lab 'fromenv': create it with 'sudo k8snet lab up --name fromenv'\n"
     parser = cli.build_parser()
-    for command in ("up", "down", "status", "kubeconfig"):
+    for command in ("up", "start", "stop", "down", "status", "kubeconfig"):
         assert parser.parse_args(["lab", command]).name == "fromenv"
     assert parser.parse_args(["lab", "status", "--name", "other"]).name == "other"
 
@@ -204,7 +204,8 @@ def test_interrupted_up_says_how_to_clean_up(root, capsys, as_root, monkeypatch)
     monkeypatch.delenv("K8SNET_STATE_ROOT")
     code, _, err = run(capsys, "lab", "up", "--name", "half")
     assert code == 130
-    assert err == "k8snet: interrupted; the lab may be half started: run 'sudo k8snet lab down --name half'\n"
+    assert err == ("k8snet: interrupted; lab 'half' may be half started: run 'sudo k8snet lab stop --name half' "
+                   "(keeps its objects) or 'sudo k8snet lab down --name half' (removes it)\n")
 
 
 def test_a_missing_program_points_at_setup(root, capsys, as_root, monkeypatch):
@@ -274,3 +275,41 @@ def test_up_names_the_context_it_merged_into_a_users_kubeconfig(root, capsys, as
     assert code == 0
     assert f"context k8snet-mrg added to {root / 'home' / '.kube' / 'config'}" in out
     assert "  kubectl --context k8snet-mrg get nodes -o wide" in out
+
+
+def _stopped_lab(name: str) -> LabConfig:
+    """A lab ``stop`` left: config, store, CA, and status Stopped naming its nodes."""
+    lab = write_lab(name, {"phase": "Stopped", "message": "", "server": "https://127.0.0.1:40003",
+                           "nodes": [f"{name}-control-plane"], "proxy_mode": "iptables"}, nodes=1)
+    lab.db_path.write_text("")
+    lab.pki_dir.mkdir()
+    (lab.pki_dir / "ca.crt").write_text("")
+    return lab
+
+
+def test_a_stopped_lab_is_listed_as_stopped_and_its_status_says_start(root, capsys):
+    _stopped_lab("kept")
+    code, out, _ = run(capsys, "lab", "list")
+    assert code == 0 and out.splitlines()[1].split() == ["kept", "Stopped", "1", "iptables", "https://127.0.0.1:40003"]
+    code, out, _ = run(capsys, "lab", "status", "--name", "kept")
+    assert code == 0 and out.startswith("lab 'kept': Stopped — ") and "'sudo k8snet lab start --name kept'" in out
+    code, _, err = run(capsys, "lab", "kubeconfig", "--name", "kept")
+    assert code == 1 and err == "k8snet: lab 'kept' is stopped; start it with 'sudo k8snet lab start --name kept'\n"
+
+
+def test_no_lab_is_absent_not_stopped(root, capsys):
+    code, out, _ = run(capsys, "lab", "status", "--name", "none")
+    assert code == 0 and out == "lab 'none': Absent — no such lab: 'sudo k8snet lab up --name none' creates it\n"
+
+
+def test_start_and_stop_need_root(root, capsys, as_user):
+    for command in ("start", "stop"):
+        code, _, err = run(capsys, "lab", command, "--name", "kept")
+        assert code == 1 and err.startswith("k8snet: needs root: run 'sudo K8SNET_STATE_ROOT=")
+        assert f"k8snet lab {command} --name kept'" in err
+
+
+def test_up_of_a_kept_lab_refuses_another_shape(root, capsys, as_root):
+    _stopped_lab("kept")
+    code, _, err = run(capsys, "lab", "up", "--name", "kept", "--nodes", "3")
+    assert code == 1 and "exists with 1 node in iptables mode" in err and err.count("\n") == 1

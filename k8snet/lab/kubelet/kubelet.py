@@ -26,7 +26,7 @@ from .attach import Attachment
 from .podworker import PodWorker
 from .runtime import ContainerStartError, exec_in, follow_log
 from .slots import PrioritySlots
-from .status import now
+from .status import merge_patch, now, status_after_sandbox_loss
 from .volumesync import VolumeWatch
 
 log = logging.getLogger(__name__)
@@ -275,6 +275,30 @@ class Kubelet:
                     await self.register()
                 continue
             await self._renew_lease()
+
+    async def mark_sandboxes_lost(self) -> None:
+        """Before this node runs anything: every pod bound to it that the store keeps
+        from an earlier run of the lab lost its sandbox with that run. Like a kubelet
+        after a node reboot, mark them not ready and without an IP (so no endpoint
+        points at a dead address), keep their names and UIDs, and let the pod workers
+        make new sandboxes and restart the containers (restartCount + 1)."""
+        pods = await self.client.list("pods", None, field_selector=f"spec.nodeName={self.node_name}")
+        for pod in pods["items"]:
+            new = status_after_sandbox_loss(pod)
+            if new is None:
+                continue
+            meta = pod["metadata"]
+            try:
+                await self.client.patch("pods", meta["namespace"], meta["name"],
+                                        {"status": merge_patch(pod.get("status") or {}, new)},
+                                        patch_type="merge", subresource="status")
+            except ApiError as err:
+                log.warning("pod %s/%s: marking its sandbox lost failed: %s", meta["namespace"], meta["name"],
+                            err.message)
+                continue
+            self.spawn(self.events.record(pod, "Normal", "SandboxChanged",
+                                          "Pod sandbox changed, it will be killed and re-created.",
+                                          kind="Pod", api_version="v1"))
 
     async def reap(self) -> None:
         """Removes what a crashed run of this node left behind: container processes

@@ -22,7 +22,7 @@ from . import containers as cbuild
 from . import dnsfiles, probes
 from .envvars import EnvError, container_env, service_env
 from .runtime import Container, ContainerStartError, start_container
-from .status import TERMINATED, ContainerRecord, merge_patch, now, pod_status
+from .status import TERMINATED, ContainerRecord, merge_patch, now, pod_status, seed_records
 from .volumes import VolumeBuilder, VolumeError, volume_refs
 from .volumesync import PodVolumeChanges
 
@@ -69,6 +69,9 @@ class PodWorker:
         self.records = [self._record(c) for c in spec.get("containers") or []]
         for rec in self.records if self.init_records else []:
             rec.set_waiting("PodInitializing")
+        status = pod.get("status") or {}
+        seed_records(self.init_records, status.get("initContainerStatuses") or [])
+        seed_records(self.records, status.get("containerStatuses") or [])
         self.running: dict[str, Container] = {}
         self.net: PodNetwork | None = None
         self.start_time = now()

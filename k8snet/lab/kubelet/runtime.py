@@ -169,6 +169,11 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+#: what a container process starts with, as under containerd and Docker; the supervisor
+#: itself runs with 077 (its state files are root's only)
+CONTAINER_UMASK = 0o022
+
+
 async def start_container(netns_path: str, config: ContainerConfig, container_dir: Path,
                           log_path: Path) -> Container:
     """Starts the container and returns once its command has been exec'd.
@@ -195,7 +200,7 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
     tty_master, stdio = _stdio(config)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, **stdio, pass_fds=(write_fd,), start_new_session=True,
+            *argv, **stdio, pass_fds=(write_fd,), start_new_session=True, umask=CONTAINER_UMASK,
             env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")})
     finally:
         os.close(write_fd)
@@ -294,7 +299,8 @@ async def exec_in(container: Container, command: list[str], *, stdin: bool,
         argv[argv.index("--") + 1] = "/usr/bin/script"
     return await asyncio.create_subprocess_exec(
         *argv, env=env, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        umask=CONTAINER_UMASK)
 
 
 # -- logs ----------------------------------------------------------------------

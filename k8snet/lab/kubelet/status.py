@@ -211,3 +211,61 @@ def merge_patch(old: Any, new: Any) -> Any:
         elif old[key] != value:
             patch[key] = merge_patch(old[key], value)
     return patch
+
+
+# -- a node restart ---------------------------------------------------------------------
+# After a node reboots, its kubelet finds every pod's sandbox gone: it keeps the pod
+# objects (same names and UIDs), makes new sandboxes (with new IPs: the old ones died
+# with their network namespaces) and starts the containers again, counting that as a
+# restart; the run the reboot ended shows in lastState as "Unknown", exit code 255, as
+# containerd reports a container that vanished with its host.
+
+LOST_EXIT_CODE = 255
+LOST_REASON = "Unknown"
+
+
+def record_after_sandbox_loss(container_status: Obj, timestamp: str) -> ContainerRecord:
+    """The kubelet's record of a container whose sandbox is gone, from its last status."""
+    cs = container_status
+    rec = ContainerRecord(cs["name"], cs.get("image", ""), cs.get("imageID", ""))
+    rec.restart_count = int(cs.get("restartCount") or 0)
+    rec.last_state = cs.get("lastState") or {}
+    state = cs.get("state") or {}
+    if RUNNING in state:
+        ended: Obj = {"exitCode": LOST_EXIT_CODE, "reason": LOST_REASON,
+                      "startedAt": state[RUNNING].get("startedAt"), "finishedAt": timestamp}
+        if cs.get("containerID"):
+            ended["containerID"] = cs["containerID"]
+        rec.last_state = {TERMINATED: ended}
+        rec.restart_count += 1
+    elif TERMINATED in state:
+        rec.last_state = {TERMINATED: state[TERMINATED]}
+        rec.restart_count += 1
+    return rec  # waiting, ContainerCreating: the new sandbox is on its way
+
+
+def status_after_sandbox_loss(pod: Obj, timestamp: str | None = None) -> Obj | None:
+    """The status a restarted node's kubelet gives a pod it finds without a sandbox:
+    not ready, no pod IP, every container waiting for the new sandbox. None for a pod
+    that has finished (nothing of it runs again) or never got a container status."""
+    old = pod.get("status") or {}
+    if old.get("phase") in ("Succeeded", "Failed") or not old.get("containerStatuses"):
+        return None
+    ts = timestamp or now()
+    init = [record_after_sandbox_loss(cs, ts) for cs in old.get("initContainerStatuses") or []]
+    containers = [record_after_sandbox_loss(cs, ts) for cs in old["containerStatuses"]]
+    kept = {k: v for k, v in old.items() if k not in ("podIP", "podIPs")}
+    return pod_status(kept, restart_policy=(pod.get("spec") or {}).get("restartPolicy") or "Always",
+                      sandbox_ready=False, init=init, containers=containers, pod_ip=None,
+                      host_ip=old.get("hostIP", ""), start_time=old.get("startTime"), timestamp=ts)
+
+
+def seed_records(records: list[ContainerRecord], statuses: list[Obj]) -> None:
+    """Carries restart counts and last states over from the pod's status into a new
+    worker's records: a pod the kubelet picks up again after a restart keeps counting."""
+    by_name = {cs.get("name"): cs for cs in statuses}
+    for rec in records:
+        cs = by_name.get(rec.name)
+        if cs is not None:
+            rec.restart_count = int(cs.get("restartCount") or 0)
+            rec.last_state = cs.get("lastState") or {}
