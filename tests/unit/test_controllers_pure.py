@@ -4,7 +4,7 @@ from k8snet.lab.controllers.endpoints import desired_endpoints, resolve_target_p
 from k8snet.lab.controllers.endpointslice import MAX_ENDPOINTS, plan_slices
 from k8snet.lab.controllers.garbagecollector import dangling
 from k8snet.lab.controllers.replicaset import pod_from_template, pods_to_delete, replica_set_status, slow_start_batches
-from k8snet.lab.controllers.scheduler import choose_node, tolerates, wants_scheduling
+from k8snet.lab.controllers.scheduler import choose_node, placed_pods, tolerates, wants_scheduling
 from k8snet.lab.controllers.util import selector_matches
 
 
@@ -93,6 +93,23 @@ def test_scheduler_spreads_one_owner_then_balances():
     assert choose_node(p, nodes, placed) == ("n1", "")
     assert choose_node(p, nodes, [("n1", "x")]) == ("n2", "")
     assert choose_node(p, nodes, []) == ("n1", "")  # name order breaks ties
+
+
+def test_scheduler_spreading_skips_terminating_pods():
+    # "scale --replicas=0" then "--replicas=2": the owner's three old pods (one on n1,
+    # two on n2) are still Terminating. Counted, they push both new pods onto n1;
+    # kube-scheduler's PodTopologySpread ignores them, so the new pods spread.
+    nodes = [node("n1"), node("n2")]
+    leaving = [pod("old-1", node="n1", owner="rs1", deleting=True),
+               pod("old-2", node="n2", owner="rs1", deleting=True),
+               pod("old-3", node="n2", owner="rs1", deleting=True),
+               pod("done", node="n1", owner="rs1", phase="Succeeded")]
+    placed = placed_pods(leaving)
+    assert placed == [("n1", ""), ("n2", ""), ("n2", "")]  # still load on their nodes, not rs1's spread
+    first, _ = choose_node(pod("new-1", phase="Pending", owner="rs1"), nodes, placed)
+    placed.append((first, "rs1"))
+    second, _ = choose_node(pod("new-2", phase="Pending", owner="rs1"), nodes, placed)
+    assert {first, second} == {"n1", "n2"}
 
 
 def test_scheduler_filters_and_explains():

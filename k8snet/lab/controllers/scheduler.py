@@ -3,7 +3,9 @@
 Filtering honours node readiness, ``spec.unschedulable``, ``spec.nodeSelector`` and
 NoSchedule/NoExecute taints against the pod's tolerations. Scoring spreads the pods
 of one owner across nodes (like the default PodTopologySpread), then balances pods
-overall, then takes the first name. Bindings go through ``pods/binding``, the same
+overall, then takes the first name. Like PodTopologySpread, the spreading skips
+Terminating pods (``deletionTimestamp`` set): their replacements must not be pushed
+away from the nodes those pods are leaving. Bindings go through ``pods/binding``, the same
 subresource kube-scheduler uses; until the cache shows a binding, the pod counts as
 "assumed" on its node so back-to-back decisions don't all pick the same node.
 """
@@ -89,6 +91,24 @@ def choose_node(pod: Obj, nodes: list[Obj], placed: list[tuple[str, str]]) -> tu
     return min(feasible, key=score), ""
 
 
+def placed_pods(pods: list[Obj]) -> list[tuple[str, str]]:
+    """(node name, owner uid) for every pod on a node that counts for ``choose_node``.
+
+    Finished pods hold nothing. A Terminating pod still takes its share of the node
+    (kube-scheduler's NodeInfo keeps its requests until it is gone) but no longer
+    counts for its owner's spread: PodTopologySpread's ``countPodsMatchSelector``
+    skips pods with a deletionTimestamp (kubernetes#87621), so its owner uid is "".
+    """
+    placed = []
+    for pod in pods:
+        node = pod.get("spec", {}).get("nodeName")
+        if not node or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        ref = None if is_deleting(pod) else controller_ref(pod)
+        placed.append((node, ref.get("uid", "") if ref else ""))
+    return placed
+
+
 class Scheduler(Controller):
     component = SCHEDULER_NAME
 
@@ -114,13 +134,7 @@ class Scheduler(Controller):
                 self.queue.add((pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
     def _placed(self) -> list[tuple[str, str]]:
-        placed = list(self._assumed.values())
-        for pod in self.pods.items():
-            node = pod.get("spec", {}).get("nodeName")
-            if node and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
-                ref = controller_ref(pod)
-                placed.append((node, ref.get("uid", "") if ref else ""))
-        return placed
+        return list(self._assumed.values()) + placed_pods(self.pods.items())
 
     async def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key
