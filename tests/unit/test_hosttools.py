@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: to remove them), so no install step is needed and hosttools does not list them.
 BASE_SYSTEM = {
     # coreutils
-    "basename", "cat", "chmod", "chown", "cp", "cut", "date", "dirname", "echo", "env", "id", "install", "kill",
+    "base64", "basename", "cat", "chmod", "chown", "cp", "cut", "date", "dirname", "echo", "env", "id", "install", "kill",
     "ln", "ls", "mkdir", "mktemp", "mv", "printf", "readlink", "rm", "sha256sum", "sleep", "stty",
     "tail", "head", "touch", "true", "false", "uname", "tee", "sort", "wc", "stat", "timeout",
     # dash and bash
@@ -302,6 +302,10 @@ def python_programs(sources: dict[str, ast.Module]) -> Found:
     return found
 
 
+SHELL_LINE = re.compile(r"^\s*(?:[\w.]+(?:\s*,\s*[\w.]+)*\s*=\s*)?!(.*)$")
+MAGIC_LINE = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%")
+
+
 def notebook_sources() -> tuple[dict[str, ast.Module], Found]:
     """Notebook code cells: the Python (magics taken out), and the shell lines' programs."""
     trees: dict[str, ast.Module] = {}
@@ -316,8 +320,10 @@ def notebook_sources() -> tuple[dict[str, ast.Module], Found]:
                 shell = [source.split("\n", 1)[1] if "\n" in source else ""]
                 python = ""
             else:
-                shell = [line.strip()[1:] for line in source.splitlines() if line.strip().startswith("!")]
-                python = "\n".join("" if line.strip().startswith(("!", "%")) else line for line in source.splitlines())
+                # IPython's shell lines: "!cmd", and "out = !cmd" (its output as a list)
+                lines = [(line, SHELL_LINE.match(line)) for line in source.splitlines()]
+                shell = [m.group(1) for _, m in lines if m]
+                python = "\n".join("" if m or MAGIC_LINE.match(line) else line for line, m in lines)
             for script in shell:
                 for program in shell_programs(script):
                     found[program].add(where)
