@@ -1,16 +1,25 @@
-"""agnhost's HTTP servers: one write per response, HTTP/1.1 keep-alive (loopback only)."""
+"""agnhost's servers: one write per response, HTTP/1.1 keep-alive (loopback only), and
+listening like Go's ``net.Listen(":port")`` (in a throwaway network namespace)."""
 
 from __future__ import annotations
 
+import errno
 import http.client
+import os
 import socket
+import socketserver
+import subprocess
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from typing import Iterator
 
+import pytest
+
 from k8snet.lab.images import agnhost
+from k8snet.lab.net.nsutil import run_in_netns_sync, write_sysctls_sync
 
 
 class CountingServer(ThreadingHTTPServer):
@@ -114,3 +123,99 @@ def test_serve_hostname_close_ends_each_connection():
             assert resp.getheader("Connection") == "close" and body == agnhost.HOSTNAME.encode()
         conn.close()
     assert server.connections == 2
+
+
+# -- listening like Go -------------------------------------------------------------------
+
+def test_peer_addresses_print_like_go():
+    assert agnhost.go_addr(("::ffff:10.244.1.5", 40000, 0, 0)) == "10.244.1.5:40000"
+    assert agnhost.go_addr(("::1", 40000, 0, 0)) == "[::1]:40000"
+    assert agnhost.go_addr(("10.244.1.5", 40000)) == "10.244.1.5:40000"
+
+
+def test_without_ipv6_sockets_the_listener_is_ipv4(monkeypatch):
+    real = socket.socket
+
+    def no_ipv6(family: int = socket.AF_INET, *args: object, **kwargs: object) -> socket.socket:
+        if family == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        return real(family, *args, **kwargs)
+
+    monkeypatch.setattr(agnhost.socket, "socket", no_ipv6)
+    assert agnhost.wildcard_family() == socket.AF_INET
+
+
+@contextmanager
+def pod_netns(ipv6: bool) -> Iterator[str]:
+    """A network namespace with only ``lo`` up, like a pod's loopback side."""
+    ns = f"k8snet-t{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        if not ipv6:
+            write_sysctls_sync(ns, {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.lo.disable_ipv6": 1})
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=True)
+
+
+@contextmanager
+def listening(ns: str, server_cls: type, handler: type) -> Iterator[socketserver.BaseServer]:
+    server = run_in_netns_sync(ns, server_cls, 0, handler)  # the probe and the socket in the pod's namespace
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def http_from(ns: str, host: str, port: int, path: str) -> str:
+    def get() -> str:
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
+    return run_in_netns_sync(ns, get)
+
+
+def udp_from(ns: str, host: str, port: int, message: bytes) -> str:
+    def ask() -> str:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(message, (host, port))
+            return s.recv(65536).decode()
+    return run_in_netns_sync(ns, ask)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
+def test_netexec_answers_on_ipv6_and_ipv4_loopback_like_go():
+    # busybox wget http://localhost:8080 tries ::1 first: Go's dual-stack listener takes it.
+    with pod_netns(ipv6=True) as ns:
+        with listening(ns, agnhost.HttpListener, agnhost.NetexecHandler) as web:
+            port = web.server_address[1]
+            assert web.socket.family == socket.AF_INET6
+            assert http_from(ns, "::1", port, "/hostname") == agnhost.HOSTNAME
+            assert http_from(ns, "::1", port, "/clientip").startswith("[::1]:")
+            assert http_from(ns, "127.0.0.1", port, "/clientip").startswith("127.0.0.1:")  # not ::ffff:
+        with listening(ns, agnhost.UdpListener, agnhost.UdpEcho) as udp:
+            port = udp.server_address[1]
+            assert udp_from(ns, "::1", port, b"hostname") == agnhost.HOSTNAME
+            assert udp_from(ns, "127.0.0.1", port, b"clientip").startswith("127.0.0.1:")
+        with listening(ns, agnhost.TcpListener, agnhost.HostnameHandler) as tcp:
+            assert http_from(ns, "::1", tcp.server_address[1], "/") == agnhost.HOSTNAME
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
+def test_serve_hostname_answers_on_ipv4_when_the_pod_has_no_ipv6_loopback():
+    with pod_netns(ipv6=False) as ns:
+        with listening(ns, agnhost.HttpListener, agnhost.HostnameHandler) as web:
+            port = web.server_address[1]
+            assert http_from(ns, "127.0.0.1", port, "/") == agnhost.HOSTNAME
+            with pytest.raises(OSError):
+                http_from(ns, "::1", port, "/")  # no ::1 in this namespace at all

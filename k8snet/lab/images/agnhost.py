@@ -28,6 +28,63 @@ def _bool(value: str) -> bool:
     return value.lower() in ("1", "t", "true", "yes")
 
 
+# -- listening like Go's net.Listen(":port") -------------------------------------------
+
+def wildcard_family() -> socket.AddressFamily:
+    """The family Go picks for a wildcard listen (``favoriteAddrFamily``, ipsock_posix.go).
+
+    IPv6 when the kernel can bind an IPv4-mapped address on a dual-stack socket (Go's
+    ``supportsIPv4map`` probe): one socket on "::" then takes IPv4 and IPv6 alike, so
+    ``localhost`` works whether a client tries ::1 or 127.0.0.1 first. Else IPv4.
+    """
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            probe.bind(("::ffff:127.0.0.1", 0))
+    except OSError:  # no IPv6 in this kernel or namespace
+        return socket.AF_INET
+    return socket.AF_INET6
+
+
+def go_addr(address: tuple) -> str:
+    """A peer address as Go's ``net.Addr.String()`` prints it: IPv4-mapped addresses
+    in dotted form, IPv6 in brackets (what /clientip answers)."""
+    host, port = address[0], address[1]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:"):]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _WildcardListener:
+    """A socketserver server on every address of ``port``, dual-stack where Go would be."""
+
+    address_family: socket.AddressFamily
+
+    def __init__(self, port: int, handler: type) -> None:
+        self.address_family = wildcard_family()
+        host = "::" if self.address_family == socket.AF_INET6 else ""
+        super().__init__((host, port), handler)  # type: ignore[call-arg]
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # type: ignore[attr-defined]
+        super().server_bind()  # type: ignore[misc]
+
+
+class HttpListener(_WildcardListener, ThreadingHTTPServer):
+    """Go's ``http.ListenAndServe(":port", ...)``."""
+
+
+class TcpListener(_WildcardListener, socketserver.ThreadingTCPServer):
+    """Go's ``net.Listen("tcp", ":port")`` (SO_REUSEADDR, as Go sets on listeners)."""
+
+    allow_reuse_address = True
+
+
+class UdpListener(_WildcardListener, socketserver.ThreadingUDPServer):
+    """Go's ``net.ListenUDP("udp", ":port")``."""
+
+
 # -- netexec -----------------------------------------------------------------------
 
 class _State:
@@ -92,7 +149,7 @@ class NetexecHandler(KeepAliveHandler):
         elif path == "/echo":
             self._send(int(q.get("code", 200)), q.get("msg", ""))
         elif path == "/clientip":
-            self._send(200, f"{self.client_address[0]}:{self.client_address[1]}")
+            self._send(200, go_addr(self.client_address))
         elif path == "/header":
             if "key" in q:
                 self._send(200, self.headers.get(q["key"], ""))
@@ -146,7 +203,7 @@ class UdpEcho(socketserver.BaseRequestHandler):
         elif cmd.startswith("echo "):
             reply = cmd[5:]
         elif cmd == "clientip":
-            reply = f"{self.client_address[0]}:{self.client_address[1]}"
+            reply = go_addr(self.client_address)
         else:
             reply = ""
         sock.sendto(reply.encode(), self.client_address)
@@ -158,10 +215,10 @@ def netexec(args: argparse.Namespace) -> None:
         threading.Timer(args.delay_shutdown, lambda: os._exit(0)).start()
     signal.signal(signal.SIGTERM, on_term)
     if args.udp_port > 0:
-        udp = socketserver.ThreadingUDPServer(("", args.udp_port), UdpEcho)
+        udp = UdpListener(args.udp_port, UdpEcho)
         threading.Thread(target=udp.serve_forever, daemon=True).start()
         print(f"Started UDP server on port {args.udp_port}", flush=True)
-    http = ThreadingHTTPServer(("", args.http_port), NetexecHandler)
+    http = HttpListener(args.http_port, NetexecHandler)
     print(f"Started HTTP server on port {args.http_port}", flush=True)
     http.serve_forever()
 
@@ -187,16 +244,15 @@ def serve_hostname(args: argparse.Namespace) -> None:
         class Reply(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 self.request[1].sendto(HOSTNAME.encode(), self.client_address)
-        socketserver.ThreadingUDPServer(("", args.port), Reply).serve_forever()
+        UdpListener(args.port, Reply).serve_forever()
     elif args.tcp:
         class Write(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 self.request.sendall(HOSTNAME.encode())
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        socketserver.ThreadingTCPServer(("", args.port), Write).serve_forever()
+        TcpListener(args.port, Write).serve_forever()
     else:
         HostnameHandler.close = args.close
-        ThreadingHTTPServer(("", args.port), HostnameHandler).serve_forever()
+        HttpListener(args.port, HostnameHandler).serve_forever()
 
 
 # -- small commands -------------------------------------------------------------------
