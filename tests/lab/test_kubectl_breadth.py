@@ -110,6 +110,17 @@ def test_run_i_rm_nslookup_without_a_tty_completes(kubectl, namespace):
     assert _pod_gone(kubectl, "lookup")
 
 
+def test_run_i_output_appears_once_when_the_container_exits_while_attached(kubectl):
+    """The attach ends with a Success status on the v5 status channel when the container
+    exits (the kubelet's ServeAttach): kubectl then neither warns nor re-reads the log."""
+    out = kubectl("run", "-i", "--rm", "--restart=Never", "--image=busybox:1.37", "once", "--",
+                  "sh", "-c", "sleep 1; echo hello", input="")
+    assert out.count("hello") == 1, out
+    assert "couldn't attach" not in out, out
+    assert 'pod "once" deleted' in out, out
+    assert _pod_gone(kubectl, "once")
+
+
 def test_attach_to_a_running_pod_and_detach_keeps_it_running(kubectl, interactive):
     first = interactive("run", "-i", "--tty", "--image=busybox", "keep", "--restart=Never", "--", "sh")
     first.expect(PROMPT)
