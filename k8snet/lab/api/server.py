@@ -20,7 +20,8 @@ from aiohttp import web
 
 from ..contracts import Obj, PodRuntime
 from ..pki import Pki
-from . import auth, decoding, discovery, errors, httperrors, listoptions, openapi, pathnames, protobuf, streaming, tables
+from . import (auth, decoding, discovery, errors, httperrors, listoptions, openapi, openapiv2, pathnames, protobuf,
+               streaming, tables)
 from .core import ApiCore, not_served
 from .errors import ApiError
 from .resources import GROUP_VERSIONS, Resource, find
@@ -205,13 +206,18 @@ class ApiServer:
             doc = discovery.api_group(parts[1])
         elif len(parts) == 3 and parts[0] == "apis":
             doc = discovery.api_resource_list(parts[1], parts[2])
+        elif path == "/openapi/v2":
+            if openapiv2.PROTOBUF in accept:
+                return web.Response(body=openapiv2.protobuf(self.core.config.kubernetes_version),
+                                    content_type=openapiv2.PROTOBUF_CONTENT_TYPE)
+            return web.Response(text=openapiv2.document(self.core.config.kubernetes_version), content_type=JSON)
         elif path == "/openapi/v3":
             doc = openapi.index(self.core.config.kubernetes_version)
         elif len(parts) >= 4 and parts[:2] == ["openapi", "v3"]:
             group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4] if len(parts) > 4 else "")
             doc = openapi.document(group, version, self.core.config.kubernetes_version)
         else:
-            return None  # a REST path, or nothing (e.g. /openapi/v2 → 404 from the caller)
+            return None  # a REST path, or nothing (404 from the caller)
         if doc is None:
             raise not_served()
         return _response(doc)
