@@ -123,7 +123,8 @@ def _json_scalar(value: Any) -> Any:
     """A YAML scalar as sigs.k8s.io/yaml hands it to the JSON decoder: timestamps as
     their text, no NaN/Infinity, nothing JSON cannot hold."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise bad_request(f"error converting YAML to JSON: json: unsupported value: {value}")
+        go_text = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")  # Go's float formatting
+        raise bad_request(f"error converting YAML to JSON: json: unsupported value: {go_text}")
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat().replace("+00:00", "Z")
     if value is None or isinstance(value, (str, int, float, bool)):
