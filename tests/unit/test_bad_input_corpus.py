@@ -573,3 +573,14 @@ def test_corpus_has_at_least_150_cases() -> None:
     """Raw cases, kubectl and Python client cases, plus the six bad tokens."""
     assert len({c.id for c in CASES}) == len(CASES)
     assert len(CASES) + len(KUBECTL_CASES) + len(PYTHON_CASES) + 6 >= 150
+
+
+def test_service_target_port_0_defaults_to_the_port(lab: Lab) -> None:
+    """Not an error in Kubernetes: SetDefaults_Service turns targetPort 0 (or "") into
+    the port, so kube-proxy never sees 0."""
+    body = svc(ports=[{"port": 8080, "targetPort": 0}])
+    body["metadata"]["name"] = "tp0"
+    status, _, raw = lab.request("POST", SVCS, json.dumps(body).encode(), headers={"Content-Type": JSON})
+    assert status == 201, raw
+    assert json.loads(raw)["spec"]["ports"][0]["targetPort"] == 8080
+    lab.request("DELETE", SVCS + "/tp0")
