@@ -7,6 +7,7 @@ import http.client
 import json
 import ssl
 import tempfile
+import time
 
 import pytest
 import yaml
@@ -128,3 +129,49 @@ def test_duplicate_name_and_missing_object(raw, namespace):
     code, body = raw.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/nope")
     _assert_status(code, body, 404, "NotFound")
     assert body["message"] == 'configmaps "nope" not found'
+
+
+def test_kubectl_apply_of_a_list(kubectl, namespace, tmp_path):
+    """kubectl validates a kind: List against /openapi/v2 itself, then applies each item."""
+    manifest = tmp_path / "list.yaml"
+    manifest.write_text("apiVersion: v1\nkind: List\nitems:\n"
+                        "- {apiVersion: v1, kind: ConfigMap, metadata: {name: one}, data: {a: b}}\n"
+                        "- {apiVersion: v1, kind: Service, metadata: {name: two}, spec: {ports: [{port: 80}]}}\n")
+    out = kubectl("apply", "-f", str(manifest))
+    assert "configmap/one created" in out and "service/two created" in out
+    assert "configmap/one unchanged" in kubectl("apply", "-f", str(manifest))
+
+
+def test_alias_bomb_is_refused_at_once(raw, namespace):
+    """A billion-laughs YAML document: 400 without expanding it (it took 61 s before)."""
+    bomb = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\ndata:\n"
+            '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+            + "".join(f"  {n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+                      for p, n in zip("abcdefgh", "bcdefghi")))
+    started = time.monotonic()
+    code, body = raw.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", bomb, content_type="application/yaml")
+    elapsed = time.monotonic() - started
+    _assert_status(code, body, 400, "BadRequest")
+    assert "excessive aliasing" in body["message"]
+    assert elapsed < 2, elapsed  # generous: ~10 ms measured
+    code, _ = raw.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/lol")
+    assert code == 404
+
+
+@pytest.mark.parametrize("name", ["default", "kube-system", "kube-public", "kube-node-lease"])
+def test_protected_namespaces_may_not_be_deleted(raw, name):
+    code, body = raw.request("DELETE", f"/api/v1/namespaces/{name}")
+    _assert_status(code, body, 403, "Forbidden")
+    assert body["message"] == f'namespaces "{name}" is forbidden: this namespace may not be deleted'
+    code, ns = raw.request("GET", f"/api/v1/namespaces/{name}")
+    assert code == 200 and not ns["metadata"].get("deletionTimestamp")
+
+
+def test_type_errors_are_400_and_nothing_is_created(raw, namespace):
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+           "spec": {"replicas": "2", "selector": {"matchLabels": {"a": "b"}},
+                    "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+    code, body = raw.request("POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", json.dumps(dep))
+    _assert_status(code, body, 400, "BadRequest")
+    assert "DeploymentSpec.spec.replicas of type int32" in body["message"]
+    assert raw.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments")[1]["items"] == []

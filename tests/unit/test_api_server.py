@@ -134,7 +134,7 @@ def test_auth_public_endpoints_and_errors(lab: Lab) -> None:
     assert status == 400 and "does not match the expected API version" in json.loads(body)["message"]
     status, _, body = lab.request("GET", "/api/v1/namespaces/default/widgets")
     assert status == 404 and json.loads(body)["kind"] == "Status"
-    assert lab.request("GET", "/openapi/v2")[0] == 404
+    assert lab.request("GET", "/openapi/v1")[0] == 404
     status, _, body = lab.request("POST", "/api/v1/namespaces/default/configmaps", b"metadata: {name: y}\n",
                                   headers={"Content-Type": "application/yaml"})
     assert status == 201 and json.loads(body)["metadata"]["name"] == "y"

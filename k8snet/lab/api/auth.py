@@ -32,9 +32,12 @@ def bearer_user(authorization: str | None, pki: Pki) -> str | None:
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    # Tokens are base64url text: anything else is forged (and would make the constant-time
+    # comparison raise TypeError for non-ASCII text instead of answering 401).
+    if scheme.lower() != "bearer" or not token or not token.isascii() or not token.isprintable():
         return None
-    return pki.verify_token(token.strip())
+    return pki.verify_token(token)
 
 
 def authenticate(peercert: dict[str, Any] | None, authorization: str | None, pki: Pki) -> str | None:

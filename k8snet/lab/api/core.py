@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import secrets
 import uuid
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
@@ -23,7 +24,7 @@ from ..config import LabConfig
 from ..contracts import Obj, PatchType
 from ..pki import Pki
 from ..store import Store
-from . import errors, listoptions, patch as patch_mod, schema
+from . import errors, gotypes, listoptions, patch as patch_mod, schema
 from .clone import clone
 from .errors import ApiError
 from .resources import Resource, by_key
@@ -46,6 +47,14 @@ _BOOKMARK_EVERY = 60.0
 _FRESH_WAIT = 3.0   # the watch cache's blockTimeout for a version it has not reached yet
 _FRESH_POLL = 0.05
 _CONFLICT_WHY = "the object has been modified; please apply your changes to the latest version and try again"
+# etcd's default --max-request-bytes: the largest object the real cluster can store.
+MAX_STORED_BYTES = 1536 * 1024
+# The namespaces the NamespaceLifecycle admission plugin never lets go.
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+# TokenRequest lifetimes (ValidateTokenRequest): at least 10 minutes, at most 2^32 s.
+# (kubeadm sets no --service-account-max-token-expiration, so nothing cuts them further.)
+_MIN_TOKEN_SECONDS = 600
+_MAX_TOKEN_SECONDS = 2 ** 32
 
 
 def now_rfc3339(offset_seconds: int = 0) -> str:
@@ -252,6 +261,7 @@ class ApiCore:
             obj["spec"] = {**(obj.get("spec") or {}), "finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
         obj = self.admission.admit_create(res, obj)
+        _check_size(res, obj)
         if dry_run:
             if self.store.get(res.key, ns, meta["name"]) is not None:
                 raise errors.already_exists(res.group, res.plural, meta["name"])
@@ -322,6 +332,7 @@ class ApiCore:
         meta["name"] = name
         if ns:
             meta["namespace"] = ns
+        gotypes.check(res, new)
         _check_metadata(res, new)
         if subresource == "finalize":  # only spec.finalizers may change through finalize
             finalizers = (new.get("spec") or {}).get("finalizers") or []
@@ -340,6 +351,7 @@ class ApiCore:
             return self.store.delete(res.key, ns, name, expected_rv=_rv(current), final=new, current=current)
         if dry_run:
             return new
+        _check_size(res, new)
         return self.store.update(res.key, ns, name, new, expected_rv=_rv(current), current=current)
 
     # -- patch -------------------------------------------------------------------
@@ -432,6 +444,8 @@ class ApiCore:
         else:
             meta.pop("finalizers", None)
         if res.key == "namespaces":
+            if name in PROTECTED_NAMESPACES:
+                raise forbidden(res, name, "this namespace may not be deleted")
             return self._delete_namespace(res, current, new, dry_run)
         grace = self._grace_period(res, current, grace_period_seconds)
         already = meta.get("deletionTimestamp") is not None
@@ -553,10 +567,15 @@ class ApiCore:
         self._load(by_key("serviceaccounts"), ns, name)
         spec = dict(request.get("spec") or {})
         ttl = spec.get("expirationSeconds", 3600)
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 600:
+        if isinstance(ttl, bool) or not isinstance(ttl, int):
+            raise errors.bad_request('TokenRequest in version "v1" cannot be handled as a TokenRequest: json: '
+                                     "cannot unmarshal non-integer into Go struct field TokenRequestSpec."
+                                     "spec.expirationSeconds of type int64")
+        why = ("may not specify a duration less than 10 minutes" if ttl < _MIN_TOKEN_SECONDS else
+               "may not specify a duration larger than 2^32 seconds" if ttl > _MAX_TOKEN_SECONDS else "")
+        if why:
             raise errors.invalid("authentication.k8s.io", "TokenRequest", name, [
-                ("FieldValueInvalid", "spec.expirationSeconds",
-                 f"Invalid value: {ttl!r}: may not specify a duration less than 10 minutes")])
+                ("FieldValueInvalid", "spec.expirationSeconds", f"Invalid value: {ttl}: {why}")])
         audiences = spec.get("audiences") or [f"https://kubernetes.default.svc.{self.config.cluster_domain}"]
         token, expires = self.pki.issue_token(ns, name, audience=str(audiences[0]), ttl_seconds=ttl)
         expiry = dt.datetime.fromtimestamp(expires, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -628,8 +647,18 @@ def _prepare(res: Resource, body: Any, namespace: str) -> Obj:
         meta["namespace"] = namespace
     else:
         meta.pop("namespace", None)
+    gotypes.check(res, obj)
     _check_metadata(res, obj)
     return obj
+
+
+def _check_size(res: Resource, obj: Obj) -> None:
+    """413 for an object larger than the store takes (etcd's request limit)."""
+    size = len(json.dumps(obj, separators=(",", ":")))
+    if size > MAX_STORED_BYTES:
+        raise ApiError(413, "RequestEntityTooLarge", f"Request entity too large: etcdserver: request is too large "
+                       f"({res.kind} {(obj.get('metadata') or {}).get('name')!r} is {size} bytes; "
+                       f"limit is {MAX_STORED_BYTES})")
 
 
 def _check_metadata(res: Resource, obj: Obj) -> None:

@@ -5,7 +5,7 @@ PATCH operation of the object's group-version-kind takes a ``fieldValidation``
 query parameter. When it does, kubectl skips client-side schema validation and
 lets the server validate (``?fieldValidation=Strict``). No ``requestBody`` is
 declared, so kubectl builds strategic-merge patches from its compiled-in types
-instead of from schemas we do not serve. ``/openapi/v2`` stays 404.
+instead of from schemas we do not serve. ``/openapi/v2`` is :mod:`openapiv2`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def _object_path(r: Resource) -> str:
+def object_path(r: Resource) -> str:
     base = "/" + gv_path(r.group, r.version)
     if r.namespaced:
         return f"{base}/namespaces/{{namespace}}/{r.plural}/{{name}}"
@@ -39,7 +39,7 @@ def document(group: str, version: str, kubernetes_version: str) -> Obj | None:
     if not resources:
         return None
     paths = {
-        _object_path(r): {"patch": {
+        object_path(r): {"patch": {
             "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
             "parameters": [dict(_FIELD_VALIDATION)],
         }}

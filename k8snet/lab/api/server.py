@@ -16,12 +16,12 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import yaml
 from aiohttp import web
 
 from ..contracts import Obj, PodRuntime
 from ..pki import Pki
-from . import auth, discovery, errors, listoptions, openapi, protobuf, streaming, tables
+from . import (auth, decoding, discovery, errors, httperrors, listoptions, openapi, openapiv2, pathnames, protobuf,
+               streaming, tables)
 from .core import ApiCore, not_served
 from .errors import ApiError
 from .resources import GROUP_VERSIONS, Resource, find
@@ -29,7 +29,9 @@ from .resources import GROUP_VERSIONS, Resource, find
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-_MAX_BODY = 32 * 1024 * 1024
+# A body that has not fully arrived by then holds a connection for nothing (the real
+# server's request timeout is 60 s; the lab is local, so a far shorter wait is generous).
+BODY_TIMEOUT = 10.0
 _WATCH_TIMEOUT = 1800  # the real server's default is 30-60 min (minRequestTimeout)
 _PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -103,6 +105,10 @@ def parse_rest_path(group: str, version: str, rest: list[str]) -> Target:
     if namespace is None and res.namespaced and len(rest) > 1:
         raise not_served()  # /api/v1/pods/<name> does not exist; only the all-namespaces list does
     name = rest[1] if len(rest) > 1 else None
+    if namespace is not None:
+        pathnames.check_name(namespace, "Namespace")
+    if name is not None:
+        pathnames.check_name(name)
     sub = rest[2] if len(rest) > 2 else None
     if sub is not None and res.subresource(sub) is None:
         raise not_served()
@@ -110,11 +116,13 @@ def parse_rest_path(group: str, version: str, rest: list[str]) -> Target:
 
 
 class ApiServer:
-    def __init__(self, core: ApiCore, pki: Pki, runtimes: Callable[[str], PodRuntime | None]):
+    def __init__(self, core: ApiCore, pki: Pki, runtimes: Callable[[str], PodRuntime | None],
+                 body_timeout: float = BODY_TIMEOUT):
         self.core = core
         self.pki = pki
         self.runtimes = runtimes
-        self.app = web.Application(middlewares=[self._guard], client_max_size=_MAX_BODY)
+        self.body_timeout = body_timeout
+        self.app = web.Application(middlewares=[self._guard], client_max_size=decoding.MAX_BODY_BYTES)
         self.app.router.add_route("*", "/{path:.*}", self._route)
         self.app.on_response_prepare.append(_deprecation_warning)
         self._runner: web.AppRunner | None = None
@@ -123,7 +131,8 @@ class ApiServer:
         """Serves TLS on already-bound listening sockets."""
         # handler_cancellation: a watch whose client went away is cancelled at once
         # instead of lingering until its next event.
-        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+        self._runner = httperrors.StatusAppRunner(self.app, handler_cancellation=True, access_log=None,
+                                                  shutdown_timeout=1.0)
         await self._runner.setup()
         ssl_context = self.pki.server_ssl_context()
         for sock in sockets:
@@ -138,7 +147,7 @@ class ApiServer:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         try:
-            if not auth.is_public(request.path):
+            if not auth.is_public("/" + "/".join(pathnames.segments(request.raw_path))):
                 transport = request.transport
                 peercert = transport.get_extra_info("peercert") if transport is not None else None
                 user = auth.authenticate(peercert, request.headers.get("Authorization"), self.pki)
@@ -148,7 +157,11 @@ class ApiServer:
             return await handler(request)
         except ApiError as err:
             return _status_response(err)
-        except (asyncio.CancelledError, web.HTTPException, ConnectionError):
+        except web.HTTPException as exc:  # aiohttp's own refusals (413, 405 …) as Status objects too
+            if exc.status < 400:
+                raise
+            return _status_response(httperrors.status_error(exc.status, exc.text or exc.reason))
+        except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:  # a bug must still answer with a Status, never a bare 500 page
             log.exception("%s %s failed", request.method, request.path_qs)
@@ -156,7 +169,7 @@ class ApiServer:
 
     # -- routing ----------------------------------------------------------------------
     async def _route(self, request: web.Request) -> web.StreamResponse:
-        parts = [p for p in request.path.split("/") if p]
+        parts = pathnames.segments(request.raw_path)
         if request.method == "GET":
             fixed = self._fixed_get(request, parts)
             if fixed is not None:
@@ -193,13 +206,18 @@ class ApiServer:
             doc = discovery.api_group(parts[1])
         elif len(parts) == 3 and parts[0] == "apis":
             doc = discovery.api_resource_list(parts[1], parts[2])
+        elif path == "/openapi/v2":
+            if openapiv2.PROTOBUF in accept:
+                return web.Response(body=openapiv2.protobuf(self.core.config.kubernetes_version),
+                                    content_type=openapiv2.PROTOBUF_CONTENT_TYPE)
+            return web.Response(text=openapiv2.document(self.core.config.kubernetes_version), content_type=JSON)
         elif path == "/openapi/v3":
             doc = openapi.index(self.core.config.kubernetes_version)
         elif len(parts) >= 4 and parts[:2] == ["openapi", "v3"]:
             group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4] if len(parts) > 4 else "")
             doc = openapi.document(group, version, self.core.config.kubernetes_version)
         else:
-            return None  # a REST path, or nothing (e.g. /openapi/v2 → 404 from the caller)
+            return None  # a REST path, or nothing (404 from the caller)
         if doc is None:
             raise not_served()
         return _response(doc)
@@ -243,19 +261,27 @@ class ApiServer:
         raise errors.method_not_allowed(f'{method} is not supported on resources of kind "{what}"')
 
     # -- request parsing ---------------------------------------------------------------------
-    @staticmethod
-    async def _body(request: web.Request) -> Any:
-        raw = await request.read()
+    async def _read(self, request: web.Request) -> bytes:
+        """The raw body: 413 beyond 3 MiB (announced or sent), 504 if it does not
+        arrive in time."""
+        if (request.content_length or 0) > decoding.MAX_BODY_BYTES:
+            raise decoding.too_large()
+        try:
+            return await asyncio.wait_for(request.read(), self.body_timeout)
+        except web.HTTPRequestEntityTooLarge:
+            raise decoding.too_large() from None
+        except asyncio.TimeoutError:
+            raise httperrors.body_timeout(self.body_timeout) from None
+
+    async def _body(self, request: web.Request) -> Any:
+        raw = await self._read(request)
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype == _PROTOBUF:
             return protobuf.decode(raw)
         if ctype in _YAML_TYPES:
-            try:
-                return yaml.safe_load(raw.decode("utf-8"))
-            except (yaml.YAMLError, UnicodeDecodeError) as err:
-                raise errors.bad_request(f"error converting YAML to JSON: {err}") from None
+            return decoding.parse_yaml(raw)
         if ctype in _JSON_TYPES:
-            return _parse_json(raw)
+            return decoding.parse_json(raw)
         raise errors.unsupported_media_type(ctype)
 
     @staticmethod
@@ -348,14 +374,8 @@ class ApiServer:
         if patch_type is None:
             raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                            f"accepted media types include: {', '.join(_PATCH_TYPES)}")
-        raw = await request.read()
-        if patch_type == "apply":
-            try:
-                patch = yaml.safe_load(raw.decode("utf-8"))
-            except (yaml.YAMLError, UnicodeDecodeError) as err:
-                raise errors.bad_request(f"error decoding YAML: {err}") from None
-        else:
-            patch = _parse_json(raw)
+        raw = await self._read(request)
+        patch = decoding.parse_yaml(raw, "error decoding YAML") if patch_type == "apply" else decoding.parse_json(raw)
         q = request.query
         warnings: list[str] = []
         obj, created = await self.core.patch_created(
@@ -366,8 +386,8 @@ class ApiServer:
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         """DeleteOptions from the body (kubectl, Python) and the query (curl)."""
-        raw = await request.read()
-        body = _parse_json(raw) if raw.strip() else {}
+        raw = await self._read(request)
+        body = decoding.parse_json(raw) if raw.strip() else {}
         if not isinstance(body, dict):
             raise errors.bad_request("the body of a DELETE must be a DeleteOptions object")
         q = request.query
@@ -426,13 +446,6 @@ async def _deprecation_warning(request: web.Request, response: web.StreamRespons
 
 def _gvs() -> list[tuple[str, str]]:
     return [(g, v) for g, v in GROUP_VERSIONS if g]
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise errors.bad_request(f"couldn't get version/kind; json parse error: {err}") from None
 
 
 def _int_param(value: str | None, name: str) -> int | None:

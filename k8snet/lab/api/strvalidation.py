@@ -176,3 +176,24 @@ def is_valid_ip(value: str) -> list[str]:
     except ValueError:
         return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
     return []
+
+
+_LINK_LOCAL_MULTICAST = (ipaddress.ip_network("224.0.0.0/24"), ipaddress.ip_network("ff02::/16"))
+
+
+def is_non_special_ip(value: str) -> list[str]:
+    """ValidateNonSpecialIP (Endpoints addresses): no unspecified, loopback or
+    link-local address, which point at the node itself (or its metadata service)."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return is_valid_ip(value)
+    if ip.is_unspecified:
+        return ["may not be unspecified (0.0.0.0, ::)"]
+    if ip.is_loopback:
+        return ["may not be in the loopback range (127.0.0.0/8, ::1/128)"]
+    if ip.is_link_local and not ip.is_multicast:
+        return ["may not be in the link-local range (169.254.0.0/16, fe80::/10)"]
+    if any(ip in net for net in _LINK_LOCAL_MULTICAST if net.version == ip.version):
+        return ["may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"]
+    return []

@@ -14,7 +14,7 @@ import copy
 import ipaddress
 from typing import Any, Callable
 
-from k8snet.lab.api import strvalidation as sv
+from k8snet.lab.api import containervalidation as cv, strvalidation as sv
 from k8snet.lab.api.errors import bad_request
 from k8snet.lab.api.fielderrors import FieldErrors
 from k8snet.lab.api.resources import Resource
@@ -77,11 +77,33 @@ def _validate_metadata(errs: FieldErrors, res: Resource, meta: dict[str, Any]) -
     elif not res.namespaced and meta.get("namespace"):
         errs.forbidden("metadata.namespace", "not allowed on this type")
     validate_labels(errs, "metadata.labels", meta.get("labels"))
+    _validate_owner_references(errs, meta.get("ownerReferences"))
     annotations = meta.get("annotations")
     _validate_string_map(errs, "metadata.annotations", {k.lower(): v for k, v in annotations.items()}
                          if isinstance(annotations, dict) else annotations, None)
     if isinstance(annotations, dict) and sum(len(k) + len(str(v)) for k, v in annotations.items()) > 262144:
         errs.too_long("metadata.annotations", 262144)
+
+
+def _validate_owner_references(errs: FieldErrors, refs: Any) -> None:
+    """ValidateOwnerReferences: every reference complete, at most one controller."""
+    path = "metadata.ownerReferences"
+    controller = ""
+    for ref in refs or []:
+        if not isinstance(ref, dict):
+            continue
+        version = str(ref.get("apiVersion") or "").rpartition("/")[2]
+        for field, value, what in (("apiVersion", version, "version"), ("kind", ref.get("kind"), "kind"),
+                                   ("name", ref.get("name"), "name"), ("uid", ref.get("uid"), "uid")):
+            if not value:
+                errs.invalid(f"{path}.{field}", ref.get(field) or "", f"{what} must not be empty")
+        if ref.get("controller") is True:
+            name = f"{ref.get('kind')}/{ref.get('name')}"
+            if controller:
+                errs.invalid(path, refs, 'Only one reference can have Controller set to true. Found "true" in '
+                             f"references for {controller} and {name}")
+            else:
+                controller = name
 
 
 def _validate_metadata_update(errs: FieldErrors, new: dict[str, Any], old: dict[str, Any]) -> None:
@@ -160,6 +182,7 @@ def _validate_container(errs: FieldErrors, path: str, c: Any, volumes: set[str],
         errs.each_invalid(f"{ep}.name", e["name"], sv.is_relaxed_env_var_name(e["name"]))
         if e.get("value") and e.get("valueFrom"):
             errs.invalid(f"{ep}.valueFrom", "", "may not be specified when `value` is not empty")
+    cv.validate_probes(errs, path, c)
     mount_paths: set[str] = set()
     for i, m in enumerate(c.get("volumeMounts") or []):
         mp = f"{path}.volumeMounts[{i}]"
@@ -170,6 +193,7 @@ def _validate_container(errs: FieldErrors, path: str, c: Any, volumes: set[str],
             errs.required(f"{mp}.name")
         elif m["name"] not in volumes:
             errs.not_found(f"{mp}.name", m["name"])
+        cv.validate_sub_path(errs, mp, m)
         if not m.get("mountPath"):
             errs.required(f"{mp}.mountPath")
         elif m["mountPath"] in mount_paths:
@@ -193,6 +217,9 @@ def _validate_volumes(errs: FieldErrors, path: str, volumes: Any) -> set[str]:
         else:
             errs.each_invalid(f"{vp}.name", name, sv.is_dns1123_label(name))
             names.add(name)
+        for source in ("configMap", "secret"):
+            if isinstance(v.get(source), dict):
+                cv.validate_key_to_paths(errs, f"{vp}.{source}", v[source].get("items"))
         sources = [s for s in VOLUME_SOURCES if v.get(s) is not None]
         if not sources:
             errs.required(vp, "must specify a volume type")
@@ -539,7 +566,7 @@ def _validate_endpoints(errs: FieldErrors, ep: Obj) -> None:
         for key in ("addresses", "notReadyAddresses"):
             for j, a in enumerate((subset or {}).get(key) or []):
                 errs.each_invalid(f"subsets[{i}].{key}[{j}].ip", (a or {}).get("ip"),
-                                  sv.is_valid_ip(str((a or {}).get("ip"))))
+                                  sv.is_non_special_ip(str((a or {}).get("ip"))))
         for j, p in enumerate((subset or {}).get("ports") or []):
             _validate_port_number(errs, f"subsets[{i}].ports[{j}].port", (p or {}).get("port"))
 

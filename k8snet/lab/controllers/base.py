@@ -18,6 +18,7 @@ from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from ..events import EventRecorder
 from ..informer import Informer
+from .util import MalformedObject
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class Controller:
         self.queue = WorkQueue()
         self.recorder = EventRecorder(client, self.component)
         self._failures: dict[Hashable, int] = {}
+        self._reported: set[tuple[Any, Any]] = set()
         self._watched: list[str] = []
 
     def watch(self, key: str, handler: Handler | None = None) -> Informer:
@@ -150,6 +152,12 @@ class Controller:
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
+            except MalformedObject as bad:
+                # Not retried: only a change of the object can fix it, and that queues
+                # the key again. Every other key of this controller goes on meanwhile.
+                self._failures.pop(key, None)
+                log.warning("%s %s: skipped, %s", self.component, key, bad.message)
+                await self._report_malformed(bad)
             except ApiError as err:
                 if err.code == 409:
                     # Stale cache or a racing writer: look again once the watch caught up.
@@ -160,6 +168,15 @@ class Controller:
             except Exception:
                 log.exception("%s: reconciling %s failed", self.component, key)
                 self._retry(key)
+
+    async def _report_malformed(self, bad: MalformedObject) -> None:
+        """A Warning event on the object the controller had to skip, once per version."""
+        meta = bad.obj.get("metadata") or {}
+        seen = (meta.get("uid"), meta.get("resourceVersion"))
+        if seen in self._reported:
+            return
+        self._reported.add(seen)
+        await self.recorder.record(bad.obj, "Warning", "FailedSync", bad.message)  # best effort, never raises
 
     def _retry(self, key: Hashable) -> None:
         n = self._failures.get(key, 0)

@@ -19,7 +19,8 @@ from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from . import rollout as ro
 from .base import Controller, Informers
-from .util import controller_ref, is_controlled_by, is_deleting, owner_ref_to, rfc3339, selector_matches
+from .util import (controller_ref, is_controlled_by, is_deleting, owner_ref_to, owner_refs, rfc3339,
+                   selector_matches)
 
 DEPLOY = "apps/deployments"
 RS = "apps/replicasets"
@@ -159,7 +160,7 @@ class DeploymentController(Controller):
                 out.append(rs)
             elif (controller_ref(rs) is None and not is_deleting(d) and not is_deleting(rs)
                   and selector_matches(d["spec"]["selector"], rs["metadata"].get("labels"))):
-                refs = list(rs["metadata"].get("ownerReferences") or []) + [owner_ref_to(d, "apps/v1", "Deployment")]
+                refs = list(owner_refs(rs)) + [owner_ref_to(d, "apps/v1", "Deployment")]
                 m = rs["metadata"]
                 out.append(await self.client.patch(RS, m["namespace"], m["name"],
                                                    {"metadata": {"ownerReferences": refs, "uid": m["uid"]}}))

@@ -25,7 +25,7 @@ from ..api.resources import RESOURCES, Resource, by_kind
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Controller, Informers
-from .util import is_deleting
+from .util import is_deleting, owner_refs
 
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
@@ -75,7 +75,7 @@ class GarbageCollector(Controller):
                         self.queue.add(self._uids[owner])
                 return
             self._uids[uid] = ref
-            owners = {r["uid"] for r in m.get("ownerReferences") or [] if r.get("uid")}
+            owners = {r["uid"] for r in owner_refs(obj) if r.get("uid")}
             self._owners[ref] = owners
             for owner in owners:
                 self._dependents.setdefault(owner, set()).add(ref)
@@ -117,7 +117,7 @@ class GarbageCollector(Controller):
             if await self._delete_dependents_first(obj):
                 await self._remove_finalizer(ref, obj, FOREGROUND)
             return
-        refs = obj["metadata"].get("ownerReferences") or []
+        refs = owner_refs(obj)
         if not refs:
             return
         alive = {r["uid"]: await self._owner_alive(r, ref[1]) for r in refs if r.get("uid")}
@@ -155,7 +155,7 @@ class GarbageCollector(Controller):
     async def _orphan_dependents(self, owner: Obj) -> None:
         uid = owner["metadata"]["uid"]
         for ref, dep in self.dependents(uid):
-            keep = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            keep = [r for r in owner_refs(dep) if r.get("uid") != uid]
             await self._set_owner_refs(ref, dep, keep)
 
     async def _delete_dependents_first(self, owner: Obj) -> bool:
@@ -163,7 +163,7 @@ class GarbageCollector(Controller):
         uid = owner["metadata"]["uid"]
         blocking = 0
         for ref, dep in self.dependents(uid):
-            my_ref = next((r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") == uid), {})
+            my_ref = next((r for r in owner_refs(dep) if r.get("uid") == uid), {})
             if my_ref.get("blockOwnerDeletion"):
                 blocking += 1
             if not is_deleting(dep):

@@ -21,7 +21,7 @@ from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Controller, Informers
-from .util import (controller_ref, is_controlled_by, is_deleting, is_pod_active, is_pod_available,
+from .util import (controller_ref, owner_refs, spec_replicas, is_controlled_by, is_deleting, is_pod_active, is_pod_available,
                    is_pod_ready, owner_ref_to, parse_time, restart_count, seconds_until_available,
                    selector_matches)
 
@@ -175,11 +175,11 @@ class ReplicaSetController(Controller):
                 if matches:
                     owned.append(pod)
                 elif not is_deleting(pod):
-                    await self._set_owner_refs(pod, [r for r in pod["metadata"].get("ownerReferences", [])
+                    await self._set_owner_refs(pod, [r for r in owner_refs(pod)
                                                      if r.get("uid") != rs["metadata"]["uid"]])
             elif (matches and controller_ref(pod) is None and not is_deleting(pod)
                   and not is_deleting(rs)):
-                refs = list(pod["metadata"].get("ownerReferences") or [])
+                refs = list(owner_refs(pod))
                 refs.append(owner_ref_to(rs, "apps/v1", "ReplicaSet"))
                 try:
                     owned.append(await self._set_owner_refs(pod, refs))
@@ -209,7 +209,7 @@ class ReplicaSetController(Controller):
         return counted
 
     async def _manage(self, rs: Obj, active: list[Obj | None], uid: str) -> None:
-        diff = len(active) - rs["spec"].get("replicas", 1)
+        diff = len(active) - spec_replicas(rs)
         if diff < 0:
             await self._create_pods(rs, min(-diff, BURST_REPLICAS), uid)
         elif diff > 0:

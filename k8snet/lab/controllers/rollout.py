@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..contracts import Obj
-from .util import NAME_ALPHABET, now, parse_time, rfc3339, set_condition
+from .util import NAME_ALPHABET, now, parse_time, rfc3339, set_condition, spec_replicas
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -99,7 +99,7 @@ def _rolling(d: Obj) -> dict[str, Any] | None:
 
 
 def replicas(obj: Obj) -> int:
-    return obj.get("spec", {}).get("replicas", 1)
+    return spec_replicas(obj)
 
 
 def max_surge(d: Obj) -> int:

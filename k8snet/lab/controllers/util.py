@@ -42,9 +42,9 @@ def parse_time(value: str | None) -> datetime | None:
 def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str] | None) -> bool:
     """A metav1.LabelSelector (matchLabels + matchExpressions). An empty selector
     matches everything, as in LabelSelectorAsSelector; None matches nothing."""
-    if selector is None:
+    if not isinstance(selector, dict):
         return False
-    labels = labels or {}
+    labels = labels if isinstance(labels, dict) else {}
     for k, v in (selector.get("matchLabels") or {}).items():
         if labels.get(k) != v:
             return False
@@ -64,9 +64,9 @@ def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str] | N
 def map_selector_matches(selector: dict[str, str] | None, labels: dict[str, str] | None) -> bool:
     """A Service's plain map selector: every pair must match; empty matches nothing here
     because selector-less Services are user-managed."""
-    if not selector:
+    if not selector or not isinstance(selector, dict):
         return False
-    labels = labels or {}
+    labels = labels if isinstance(labels, dict) else {}
     return all(labels.get(k) == v for k, v in selector.items())
 
 
@@ -80,11 +80,39 @@ def is_deleting(obj: Obj) -> bool:
     return bool(obj.get("metadata", {}).get("deletionTimestamp"))
 
 
+class MalformedObject(Exception):
+    """An object in the store that the controllers cannot work with (written before
+    validation refused its shape): reported on the object, never fatal for others."""
+
+    def __init__(self, obj: Obj, message: str):
+        super().__init__(message)
+        self.obj = obj
+        self.message = message
+
+
+def owner_refs(obj: Obj) -> list[dict[str, Any]]:
+    """The well-formed entries of metadata.ownerReferences (anything else owns nothing)."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences")
+    if not isinstance(refs, list):
+        return []
+    return [r for r in refs if isinstance(r, dict) and isinstance(r.get("uid"), str)]
+
+
 def controller_ref(obj: Obj) -> dict[str, Any] | None:
-    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("controller"):
+    for ref in owner_refs(obj):
+        if ref.get("controller") is True:
             return ref
     return None
+
+
+def spec_replicas(obj: Obj, default: int = 1) -> int:
+    """spec.replicas as an int32 ≥ 0; :class:`MalformedObject` for anything else."""
+    value = (obj.get("spec") or {}).get("replicas", default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 31:
+        raise MalformedObject(obj, f"spec.replicas must be an int32 >= 0, not {value!r}")
+    return value
 
 
 def owner_ref_to(owner: Obj, api_version: str, kind: str) -> dict[str, Any]:
