@@ -1,7 +1,7 @@
 """A notebook broken on purpose fails nbval, and the failure says what is wrong.
 
-The copy of 02-services gets a Service whose selector matches no pod; nbval must fail
-the cell that waits for the Service, with the helper's explanation in the report.
+The copy of 02-services exposes the Deployment with a selector that matches no pod; nbval
+must fail the cell that waits for the Service, with the helper's explanation in the report.
 Needs a cluster: the running lab ``$K8SNET_LAB`` (default ``k8snet``) or ``$K8SNET_CONTEXT``.
 """
 
@@ -35,15 +35,13 @@ def _no_cluster() -> str | None:
 
 
 def break_selector(src: Path, dst: Path) -> None:
-    """Copies the notebook with the Service's selector changed to match nothing (and a
-    short wait, so the failure comes quickly)."""
+    """Copies the notebook with the Service made by ``kubectl expose`` selecting nothing
+    (and a short wait, so the failure comes quickly)."""
     nb = nbformat.read(src, as_version=4)
-    cells = [c for c in nb.cells if c.cell_type == "code" and 'documents(MANIFESTS / "nginx-svc.yaml")' in c.source]
-    assert len(cells) == 1, "02-services no longer loads nginx-svc.yaml in one cell; update this test"
-    lines = cells[0].source.splitlines()
-    lines.insert(1, f'service["spec"]["selector"] = {WRONG!r}  # broken on purpose')
-    cells[0].source = "\n".join(lines)
-    for cell in nb.cells:  # the cells after it wait for the Service too: fail them fast
+    cells = [c for c in nb.cells if c.cell_type == "code" and c.source.strip() == "!kubectl expose deployment/my-nginx"]
+    assert len(cells) == 1, "02-services no longer runs kubectl expose in one cell; update this test"
+    cells[0].source += " --selector=" + ",".join(f"{k}={v}" for k, v in WRONG.items())  # broken on purpose
+    for cell in nb.cells:  # the cells after it wait for the Service: fail them fast
         cell.source = cell.source.replace("timeout=30", "timeout=5")
     nbformat.write(nb, dst)
 
