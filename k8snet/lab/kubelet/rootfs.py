@@ -86,7 +86,8 @@ def prepare_etc(images_dir: Path, host_etc: Path = Path("/etc")) -> Path:
         src, dest = host_etc / name, staging / name
         if not os.path.lexists(src):
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(mode=0o755, exist_ok=True)  # ssl/: readable by any runAsUser
+        dest.parent.chmod(0o755)
         if src.is_dir() and not src.is_symlink():
             shutil.copytree(src, dest, symlinks=True)
         else:
