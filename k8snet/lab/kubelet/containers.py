@@ -101,6 +101,7 @@ def build_config(pod: Obj, container: Obj, image: catalog.Image, *, hostname: st
     """``pod_files`` maps /etc/hosts, /etc/resolv.conf, /etc/hostname to the pod's copies."""
     security = container_security(pod, container)
     catalog.prepare_tools(image, images_dir)
+    rootfs.prepare_etc(images_dir)
     env_list = merged_env(base_env(image, images_dir, hostname), pod_env)
     env = dict(item.split("=", 1) for item in env_list)
     mounts = [Mount(m.source, m.target) for m in catalog.prepare_files(image, container_dir)]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.errors import ApiError
 from ..images import catalog
 from . import containers as cbuild
-from . import dnsfiles, probes, rootfs
+from . import dnsfiles, probes
 from .envvars import EnvError, container_env, service_env
 from .runtime import Container, ContainerStartError, start_container
 from .status import TERMINATED, ContainerRecord, merge_patch, now, pod_status, seed_records
@@ -369,7 +369,6 @@ class PodWorker:
                 env = await self._env(container)
                 # once per lab and not thread-safe, so here; the rest is file copies: a thread
                 catalog.prepare_tools(image, self.k.images_dir)
-                rootfs.prepare_etc(self.k.images_dir)
                 config = await asyncio.to_thread(
                     cbuild.build_config, self.pod, container, image, hostname=dnsfiles.pod_hostname(self.pod),
                     pod_env=env, images_dir=self.k.images_dir, container_dir=self.dir / "containers" / rec.name,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 from ..images import catalog
@@ -78,7 +79,8 @@ def prepare_etc(images_dir: Path, host_etc: Path = Path("/etc")) -> Path:
     target = etc_template(images_dir)
     if target.is_dir():
         return target
-    staging = target.with_name(f"etc.tmp{os.getpid()}")
+    # build_config runs in worker threads: a staging folder of this thread's own
+    staging = target.with_name(f"etc.tmp{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     staging.chmod(0o755)
