@@ -92,15 +92,12 @@ def test_exit_codes():
     assert runtime.exit_code_of(-9) == 137 and runtime.exit_code_of(3) == 3
 
 
-def test_mountpoint_plan():
-    existing = {"/", "/etc", "/etc/nginx", "/run", "/srv"}
-    spec = {"tmpfs": ["/run"], "mounts": [
+def test_overlay_plan_only_for_missing_points_under_host_dirs():
+    existing = {"/", "/usr", "/usr/share", "/usr/local/bin"}
+    spec = {"rootfs": {"host_dirs": ["/usr"]}, "mounts": [
         {"source": "/s/nginx", "target": "/etc/nginx"},
-        {"source": "/v/ssl", "target": "/etc/nginx/ssl"},
+        {"source": "/t", "target": "/usr/local/bin"},
+        {"source": "/v/data", "target": "/usr/share/web/x"},
         {"source": "/v/tok", "target": "/run/secrets/kubernetes.io/serviceaccount"},
-        {"source": "/v/data", "target": "/srv/data/x"},
     ]}
-    plan = init.plan_mountpoints(spec, existing.__contains__)
-    assert plan.source_paths == [("/s/nginx/ssl", True)]
-    assert plan.overlays == ["/srv"]
-    assert ("/run/secrets/kubernetes.io/serviceaccount", True) in plan.container_paths
+    assert init.plan_overlays(spec, existing.__contains__) == ["/usr/share"]

@@ -267,10 +267,12 @@ def prepare_tools(image: Image, images_dir: Path) -> Path:
     """Creates (once per lab) the image's tool directory of symlinks to host programs."""
     target = tools_dir(images_dir, image)
     if target.is_dir():
+        target.chmod(0o755)  # a lab made by an older version left it 0700
         return target
     staging = target.with_name(f"bin.tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    staging.chmod(0o755)  # bound into containers: any runAsUser must reach its tools
     busybox = shutil.which("busybox") or "/usr/bin/busybox"
     launchers = _busybox_launchers(busybox) if image.busybox_applets else {}
     for applet in busybox_applets() if image.busybox_applets else []:

@@ -2,15 +2,17 @@
 
 Started by the runtime as::
 
-    nsenter --net=<pod netns> unshare --mount --uts --pid --fork --mount-proc \
+    nsenter --net=<pod netns> unshare --mount --uts --pid --fork \
         --propagation private <python3> -S -I init.py <spec.marshal>
 
-It sets the hostname, makes the container's mounts (private tmpfs dirs, the image's
-files, the pod's /etc/hosts and /etc/resolv.conf, volumes) *inside its own mount
-namespace* (the host's mount table never changes), then execs the command with
-exactly the container's environment. It reports on the fd ``status_fd``: the fd is
-one line: ``ok`` right before the exec, or a JSON object saying why the container
-could not start.
+It sets the hostname, builds the container's own root file system *inside its own
+mount namespace* (the host's mount table never changes; see ``rootfs.py`` for what
+goes in), ``pivot_root``s into it and lets go of the host's root, binds the image's
+files, the pod's /etc/hosts and /etc/resolv.conf and the volumes, applies the
+security context (user, groups, capability bounding set, ``no_new_privs``,
+read-only root), then execs the command with exactly the container's environment.
+It reports on the fd ``status_fd``: one line, ``ok`` right before the exec, or a
+JSON object saying why the container could not start.
 
 Every container start pays for this module's start-up, so it imports only what is
 built in or cheap (``os``, ``sys``, ``marshal``, ``ctypes``): ``json``, ``socket``,
@@ -27,9 +29,20 @@ import sys
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
+MS_NOEXEC = 0x8
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
+MNT_DETACH = 2
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+#: pivot_root has no libc wrapper
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+#: host device nodes a container gets (runc's default devices)
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -38,52 +51,27 @@ class StartError(Exception):
     """The container cannot start; the message goes into its status."""
 
 
-class MountPlan:
-    """Where a container's mount points come from, decided before mounting anything."""
-
-    def __init__(self) -> None:
-        self.overlays: list = []          # host dirs to overlay (copy-on-write)
-        self.source_paths: list = []      # (path, is_dir) in a bind source we own
-        self.container_paths: list = []   # (path, is_dir) made after tmpfs
-
-
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def plan_mountpoints(spec: dict, exists) -> MountPlan:
-    """Decides how to create every missing mount point without touching the host.
-
-    A target under one of the image's directory binds is created in that bind's
-    source (a directory the lab owns); under a private tmpfs, after the tmpfs is
-    mounted; anywhere else, in a copy-on-write overlay over its deepest existing
-    ancestor. A missing top-level directory cannot be made: that would be the host's /.
-    """
-    plan = MountPlan()
-    dir_binds = [(m["target"], m["source"]) for m in spec["mounts"] if m.get("is_dir", True)]
+def plan_overlays(spec: dict, exists) -> list:
+    """The host directories to overlay (copy-on-write) in the new root: a mount point
+    missing under a read-only host directory (/usr) is made in an overlay of its
+    deepest existing ancestor. Anywhere else the root is the container's own
+    (tmpfs, /etc overlay, volumes) and the point is made there after pivot_root."""
+    host_dirs = spec["rootfs"]["host_dirs"]
+    overlays: list = []
     for m in spec["mounts"]:
-        target, is_dir = m["target"], m.get("is_dir", True)
-        owner = max((b for b in dir_binds if b[0] != target and _under(target, b[0])),
-                    key=lambda b: len(b[0]), default=None)
-        if owner is not None:
-            rel = os.path.relpath(target, owner[0])
-            plan.source_paths.append((os.path.join(owner[1], rel), is_dir))
+        target = m["target"]
+        if not any(_under(target, d) for d in host_dirs) or exists(target):
             continue
-        if any(_under(target, t) for t in spec.get("tmpfs", [])):
-            plan.container_paths.append((target, is_dir))
-            continue
-        if exists(target):
-            continue
-        ancestor = os.path.dirname(target.rstrip("/")) or "/"
+        ancestor = os.path.dirname(target.rstrip("/"))
         while not exists(ancestor):
-            ancestor = os.path.dirname(ancestor) or "/"
-        if ancestor == "/":
-            raise StartError(f'cannot create mount point "{target}": the lab shares the host\'s root '
-                             "filesystem, so a new top-level directory cannot be made")
-        if ancestor not in plan.overlays:
-            plan.overlays.append(ancestor)
-        plan.container_paths.append((target, is_dir))
-    return plan
+            ancestor = os.path.dirname(ancestor)
+        if ancestor not in overlays:
+            overlays.append(ancestor)
+    return overlays
 
 
 def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
@@ -94,6 +82,12 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
         raise StartError(f'mount {source} on {target}: {os.strerror(err)}')
 
 
+def _bind(source: str, target: str, flags: int) -> None:
+    """A recursive bind, then the per-mount flags (a bind ignores them at first)."""
+    _mount(source, target, None, MS_BIND | MS_REC)
+    _mount("none", target, None, MS_BIND | MS_REMOUNT | flags)
+
+
 def _make(path: str, is_dir: bool) -> None:
     if is_dir:
         os.makedirs(path, exist_ok=True)
@@ -102,32 +96,143 @@ def _make(path: str, is_dir: bool) -> None:
         open(path, "a").close()
 
 
-def setup_mounts(spec: dict) -> None:
-    plan = plan_mountpoints(spec, os.path.lexists)
-    for path, is_dir in plan.source_paths:
-        _make(path, is_dir)
-    # Hold every source before anything is mounted: a tmpfs on /tmp or an overlay
-    # could otherwise hide a source that lives below it.
-    sources = {m["source"]: os.open(m["source"], os.O_PATH | os.O_CLOEXEC) for m in spec["mounts"]}
-    for i, lower in enumerate(plan.overlays):
-        upper = os.path.join(spec["scratch_dir"], f"overlay{i}", "upper")
-        work = os.path.join(spec["scratch_dir"], f"overlay{i}", "work")
-        os.makedirs(upper, exist_ok=True)
-        os.makedirs(work, exist_ok=True)
-        _mount("overlay", lower, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
-    for target in spec.get("tmpfs", []):
-        mode = "1777" if target == "/tmp" else "755"
-        _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode}")
-    for path, is_dir in plan.container_paths:
-        _make(path, is_dir)
+def _overlay(lower: str, target: str, store: str, name: str) -> None:
+    upper, work = os.path.join(store, name, "upper"), os.path.join(store, name, "work")
+    os.makedirs(upper)
+    os.makedirs(work)
+    _mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV,
+           f"lowerdir={lower},upperdir={upper},workdir={work}")
+
+
+def _make_dev(dev: str) -> None:
+    """/dev as runc makes it: a tmpfs with the harmless host devices bound in, a
+    private devpts, /dev/shm. The tmpfs is nodev: a node made with CAP_MKNOD is inert."""
+    os.mkdir(dev)
+    _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=65536k")
+    for name in DEVICES:
+        open(os.path.join(dev, name), "w").close()
+        _mount(f"/dev/{name}", os.path.join(dev, name), None, MS_BIND)
+    os.mkdir(os.path.join(dev, "pts"))
+    _mount("devpts", os.path.join(dev, "pts"), "devpts", MS_NOSUID | MS_NOEXEC,
+           "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    os.mkdir(os.path.join(dev, "shm"))
+    _mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    for name, target in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, os.path.join(dev, name))
+
+
+def build_root(spec: dict, root: str, store: str) -> None:
+    """The container's root file system, assembled under ``root`` (a tmpfs)."""
+    rootfs = spec["rootfs"]
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+    _mount("tmpfs", store, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
+    for path, mode in rootfs["private"]:
+        os.makedirs(root + path, exist_ok=True)
+        os.chmod(root + path, mode)
+    for path, target in rootfs["links"]:
+        os.symlink(target, root + path)
+    for path in rootfs["host_dirs"]:
+        os.makedirs(root + path, exist_ok=True)
+        _bind(path, root + path, MS_RDONLY | MS_NODEV)
+    os.mkdir(root + "/etc")
+    _overlay(rootfs["etc"], root + "/etc", store, "etc")
+    for i, lower in enumerate(plan_overlays(spec, os.path.lexists)):
+        _overlay(lower, root + lower, store, f"overlay{i}")
+    os.mkdir(root + "/proc")
+    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.mkdir(root + "/sys")
+    _mount("sysfs", root + "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+    _make_dev(root + "/dev")
+
+
+def pivot(root: str) -> str:
+    """Makes ``root`` the root; the host's stays reachable at the returned path until
+    :func:`release_host` (the volumes are bound from it in between)."""
+    put_old = "/.host-" + os.urandom(8).hex()  # unguessable: see bind_mounts
+    os.mkdir(root + put_old, 0o000)
+    number = SYS_PIVOT_ROOT.get(os.uname().machine)
+    if number is None or _libc.syscall(ctypes.c_long(number), root.encode(), (root + put_old).encode()) != 0:
+        raise StartError(f"pivot_root: {os.strerror(ctypes.get_errno()) if number else 'unknown architecture'}")
+    os.chdir("/")
+    return put_old
+
+
+def release_host(put_old: str) -> None:
+    if _libc.umount2(put_old.encode(), MNT_DETACH) != 0:
+        raise StartError(f"unmount the host's root: {os.strerror(ctypes.get_errno())}")
+    os.rmdir(put_old)
+
+
+def bind_mounts(spec: dict, sources: dict, put_old: str) -> None:
+    """The image's files, the pod's files and the volumes, each at its target as
+    resolved inside the container: a symlink a container left in a volume
+    (``sub -> /etc``) cannot point a mount, or a made mount point, at the host."""
     # Shallow targets first, so a volume at /etc/nginx/conf.d lands on top of /etc/nginx.
     for m in sorted(spec["mounts"], key=lambda m: m["target"].count("/")):
-        source = f"/proc/self/fd/{sources[m['source']]}"
-        _mount(source, m["target"], None, MS_BIND | MS_REC)
-        if m.get("readonly"):
-            _mount(source, m["target"], None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        target = m["target"]
+        if _under(os.path.realpath(os.path.dirname(target)), put_old):
+            raise StartError(f'mount point "{target}" resolves outside the container')
+        _make(target, m.get("is_dir", True))
+        _bind(f"/proc/self/fd/{sources[m['source']]}", target,
+              MS_NOSUID | MS_NODEV | (MS_RDONLY if m.get("readonly") else 0))
+
+
+def setup_mounts(spec: dict) -> None:
+    # Hold every source before the host's root moves away.
+    sources = {m["source"]: os.open(m["source"], os.O_PATH | os.O_CLOEXEC) for m in spec["mounts"]}
+    root, store = os.path.join(spec["scratch_dir"], "root"), os.path.join(spec["scratch_dir"], "store")
+    os.makedirs(root, exist_ok=True)
+    os.makedirs(store, exist_ok=True)
+    build_root(spec, root, store)
+    put_old = pivot(root)
+    bind_mounts(spec, sources, put_old)
     for fd in sources.values():
         os.close(fd)
+    release_host(put_old)
+
+
+def read_only_root() -> None:
+    """readOnlyRootFilesystem: the root and its /etc overlay become read-only
+    (volumes and the pod's /etc files keep their own modes)."""
+    for path in ("/", "/etc"):
+        _mount("none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _prctl(option: int, arg: int) -> int:
+    return _libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+
+
+def _capset(mask: int) -> None:
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    low, high = mask & 0xFFFFFFFF, mask >> 32
+    # effective, permitted, inheritable for caps 0-31, then 32-63; inheritable stays
+    # empty (containerd no longer sets it: CVE-2022-24769)
+    data = (ctypes.c_uint32 * 6)(low, low, 0, high, high, 0)
+    if _libc.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), f"capset: {os.strerror(ctypes.get_errno())}")
+
+
+def apply_security(sec: dict) -> None:
+    """The container's identity and capabilities, as runc sets them before exec.
+
+    Only the bounding set decides what the command gets: exec gives a root process
+    every bounding capability and a non-root one none (no ambient capabilities,
+    as under containerd)."""
+    keep = set(sec["caps"])
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        if cap not in keep and _prctl(PR_CAPBSET_DROP, cap) != 0:
+            raise OSError(ctypes.get_errno(), f"drop capability {cap}: {os.strerror(ctypes.get_errno())}")
+    _libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), ctypes.c_ulong(0),
+                ctypes.c_ulong(0), ctypes.c_ulong(0))
+    os.setgroups(sec["groups"])
+    os.setgid(sec["gid"])
+    os.setuid(sec["uid"])
+    _capset(sum(1 << c for c in keep) if sec["uid"] == 0 else 0)
+    if sec["no_new_privs"] and _prctl(PR_SET_NO_NEW_PRIVS, 1) != 0:
+        raise OSError(ctypes.get_errno(), f"no_new_privs: {os.strerror(ctypes.get_errno())}")
 
 
 def _sethostname(name: str) -> None:
@@ -164,7 +269,8 @@ def main(spec_path: str) -> None:
         setup_mounts(spec)
         cwd = spec.get("cwd") or "/"
         os.makedirs(cwd, exist_ok=True)
-        os.chdir(cwd)
+        if spec["security"]["read_only_root"]:
+            read_only_root()
     except (StartError, OSError) as err:
         _report(fd, "CreateContainerError", str(err), 128)
     env = dict(item.split("=", 1) for item in spec["env"])
@@ -175,6 +281,11 @@ def main(spec_path: str) -> None:
     if program is None:
         where = "" if "/" in argv[0] else " in $PATH"
         _report(fd, "StartError", f'exec: "{argv[0]}": executable file not found{where}', 128)
+    try:
+        apply_security(spec["security"])
+        os.chdir(cwd)  # as the container's user, like runc
+    except OSError as err:
+        _report(fd, "StartError", str(err), 128)
     # The runtime reads one line: unshare's waiting parent keeps its copy of the fd
     # open, so EOF cannot mean "exec'd". Resolving the program first makes "ok" true.
     os.write(fd, b"ok\n")

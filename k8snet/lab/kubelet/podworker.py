@@ -247,6 +247,7 @@ class PodWorker:
         self.dir.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
             (self.dir / name).write_text(text)
+            (self.dir / name).chmod(0o644)  # /etc/hosts etc.: readable by any runAsUser, as the kubelet writes them
 
     @property
     def pod_files(self) -> dict[str, str]:

@@ -6,7 +6,8 @@ namespace is just a path. The kubelet builds configs from pod specs
 (``containers.py``); tests can drive this module directly.
 
 A container is ``nsenter --net=<netns> unshare --mount --uts --pid --fork
---mount-proc --propagation private python3 -S -I init.py <spec.marshal>`` (see ``init.py``).
+--propagation private python3 -S -I init.py <spec.marshal>`` (see ``init.py``): its
+own root file system (``rootfs.py``) and security context (``security.py``).
 Its stdout and stderr are pipes that the runtime copies into a log file in the CRI
 format (``<RFC3339Nano> stdout|stderr F|P <line>``), like containerd.
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import AsyncIterator, BinaryIO, Callable
 
 from .attach import ContainerIO, pty_reader, pty_writer
+from .security import ContainerSecurity
 
 INIT = str(Path(__file__).with_name("init.py"))
 PARTIAL_MAX = 16 * 1024  # longer lines are split into "P" records, as containerd does
@@ -61,8 +63,10 @@ class ContainerConfig:
     argv: list[str]
     env: list[str]                 # "NAME=value", exactly the container's environment
     cwd: str = "/"
-    tmpfs: list[str] = field(default_factory=lambda: ["/run", "/tmp"])
     mounts: list[Mount] = field(default_factory=list)
+    #: the init's root file system section (``rootfs.spec``)
+    rootfs: dict = field(default_factory=dict)
+    security: ContainerSecurity = field(default_factory=ContainerSecurity)
     stdin: bool = False            # keep a stdin open for attach (spec.containers[].stdin)
     stdin_once: bool = False       # close it when the first attach session's stdin ends
     tty: bool = False              # a pseudo-terminal for stdin, stdout and stderr
@@ -184,7 +188,8 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
     os.set_inheritable(write_fd, True)
     spec = {
         "hostname": config.hostname, "argv": config.argv, "env": config.env, "cwd": config.cwd, "tty": config.tty,
-        "tmpfs": config.tmpfs, "status_fd": write_fd, "scratch_dir": str(container_dir / "scratch"),
+        "rootfs": config.rootfs, "security": config.security.as_spec(),
+        "status_fd": write_fd, "scratch_dir": str(container_dir / "scratch"),
         "mounts": [dict(asdict(m), is_dir=m.is_dir) for m in config.mounts],
     }
     # File creation is slow enough on some disks (~0.5 ms) to keep off the event loop.
@@ -195,7 +200,7 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
         os.close(write_fd)
         raise
     argv = ["nsenter", f"--net={netns_path}", "unshare", "--mount", "--uts", "--pid", "--fork",
-            "--mount-proc", "--propagation", "private", "--kill-child",
+            "--propagation", "private", "--kill-child",
             os.path.realpath(sys.executable), "-S", "-I", INIT, str(spec_path)]
     tty_master, stdio = _stdio(config)
     try:
@@ -283,20 +288,24 @@ async def _read_line(fd: int) -> bytes:
 
 async def exec_in(container: Container, command: list[str], *, stdin: bool,
                   tty: bool) -> asyncio.subprocess.Process:
-    """Starts ``command`` in the container's namespaces with its environment and
-    working dir. With a tty, ``script`` gives the command a pseudo-terminal
-    (stdout then carries the terminal's output, stderr is merged, as with a tty)."""
+    """Starts ``command`` in the container's namespaces and root, as its user with its
+    capabilities, environment and working dir (what runc exec does with the
+    container's process settings). With a tty, ``script`` gives the command a
+    pseudo-terminal (stdout then carries the terminal's output, stderr is merged).
+
+    ``setpriv`` and ``env`` run inside the container's root: they are the host's
+    (its /usr is bound read-only in every container)."""
     if container.pid is None or not container.running:
         raise ContainerStartError("NotRunning", f"container {container.config.name} is not running")
     if tty:
-        command = ["script", "-q", "-e", "-c", shlex.join(command), "/dev/null"]
-    argv = ["nsenter", "-t", str(container.pid), "--net", "--mount", "--uts", "--pid",
-            f"--wd={container.config.cwd or '/'}", "--"] + command
+        # script is a host program: it must be found whatever the image's PATH says
+        command = ["/usr/bin/script", "-q", "-e", "-c", shlex.join(command), "/dev/null"]
+    argv = (["nsenter", "-t", str(container.pid), "--net", "--mount", "--uts", "--pid", "--root", "--",
+             "/usr/bin/setpriv"] + container.config.security.setpriv_args()
+            + ["--", "/usr/bin/env", f"--chdir={container.config.cwd or '/'}", "--"] + command)
     env = container.config.env_dict()
     if tty:
         env.setdefault("TERM", "xterm")
-        # script is a host program: it must be found whatever the image's PATH says
-        argv[argv.index("--") + 1] = "/usr/bin/script"
     return await asyncio.create_subprocess_exec(
         *argv, env=env, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
