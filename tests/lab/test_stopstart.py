@@ -103,16 +103,22 @@ def _comes_back(name: str, st: lifecycle.LabStatus, before: dict[str, Any], rest
 
 def _private_except_container_contents(folder: Path) -> None:
     """0600/0700 for everything the lab keeps; only what containers see (their
-    volumes' files with the pod's defaultMode, their image files) keeps its modes,
+    volumes' files with the pod's defaultMode, their image files, the pod's hosts,
+    resolv.conf and hostname, the folders a container's root is assembled in, the
+    images' tool folders and /etc layer — what a
+    container's own user must read) keeps its modes,
     behind folders only root may enter."""
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for path in folder.rglob("*"):
         if path.is_symlink() or not stat.S_IMODE(path.lstat().st_mode) & 0o077:
             continue
         parts = path.relative_to(folder).parts
-        assert len(parts) > 3 and parts[0] == "pods" and (parts[2] == "volumes" or "rootfs" in parts), path
-        for depth in (1, 2):  # pods/ and pods/<uid>/
-            assert stat.S_IMODE((folder / Path(*parts[:depth])).stat().st_mode) == 0o700
+        in_pod = parts[0] == "pods" and (len(parts) > 3 and (parts[2] == "volumes" or {"rootfs", "scratch"} & set(parts))
+                                         or len(parts) == 3 and parts[2] in ("hosts", "resolv.conf", "hostname"))
+        in_images = len(parts) > 1 and parts[0] == "images"
+        assert in_pod or in_images, path
+        for depth in (1, 2) if in_pod else (1,):  # pods/ and pods/<uid>/, or images/
+            assert stat.S_IMODE((folder / Path(*parts[:depth])).stat().st_mode) == 0o700, path
 
 
 def test_stop_start_and_crash_keep_every_object(state_root):

@@ -241,14 +241,26 @@ def _sethostname(name: str) -> None:
         raise OSError(ctypes.get_errno(), f"sethostname: {os.strerror(ctypes.get_errno())}")
 
 
-def _controlling_tty() -> None:
-    """With ``tty: true`` stdin is a pty slave: make it this session's controlling
-    terminal, so a shell gets job control, ^C reaches the foreground process and a
-    resize sends SIGWINCH (the runtime's setsid + TIOCSCTTY, as runc does)."""
+def _console(spec: dict) -> None:
+    """With ``tty: true``: a pty from the container's own devpts (so ``tty`` names
+    /dev/pts/N inside its root), the slave as stdin/stdout/stderr and this session's
+    controlling terminal (job control, ^C, SIGWINCH on resize), owned by the
+    container's user; the master goes back to the runtime over ``console_fd`` — runc's
+    console socket."""
+    import socket
     import termios  # only for tty containers: no start-up cost for the others
+
+    master, slave = os.openpty()  # /dev/ptmx of the root we just pivoted into
+    os.fchown(slave, spec["security"]["uid"], -1)
     os.setsid()
-    if _libc.ioctl(0, ctypes.c_ulong(termios.TIOCSCTTY), 0) != 0:
+    if _libc.ioctl(slave, ctypes.c_ulong(termios.TIOCSCTTY), 0) != 0:
         raise OSError(ctypes.get_errno(), f"TIOCSCTTY: {os.strerror(ctypes.get_errno())}")
+    for std in (0, 1, 2):
+        os.dup2(slave, std)
+    os.close(slave)
+    with socket.socket(fileno=spec["console_fd"]) as console:
+        socket.send_fds(console, [b"pty"], [master])
+    os.close(master)
 
 
 def _report(fd: int, reason: str, message: str, exit_code: int) -> None:
@@ -263,10 +275,10 @@ def main(spec_path: str) -> None:
     fd = spec["status_fd"]
     os.set_inheritable(fd, False)
     try:
-        if spec.get("tty"):
-            _controlling_tty()
         _sethostname(spec["hostname"])
         setup_mounts(spec)
+        if spec.get("tty"):
+            _console(spec)
         cwd = spec.get("cwd") or "/"
         os.makedirs(cwd, exist_ok=True)
         if spec["security"]["read_only_root"]:

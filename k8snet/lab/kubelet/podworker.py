@@ -245,9 +245,11 @@ class PodWorker:
         """Writes files into the pod's folder. Run in a thread: file creation costs the
         kernel a fraction of a millisecond each, which the event loop need not wait for."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        container_files = {Path(path).name for path in self.pod_files.values()}
         for name, text in files.items():
             (self.dir / name).write_text(text)
-            (self.dir / name).chmod(0o644)  # /etc/hosts etc.: readable by any runAsUser, as the kubelet writes them
+            if name in container_files:  # /etc/hosts etc.: readable by any runAsUser, as the kubelet writes them
+                (self.dir / name).chmod(0o644)
 
     @property
     def pod_files(self) -> dict[str, str]:

@@ -21,6 +21,7 @@ import marshal
 import os
 import secrets
 import shlex
+import socket
 import signal
 import sys
 import time
@@ -186,10 +187,17 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
     could not make the mounts or find the command."""
     read_fd, write_fd = os.pipe()
     os.set_inheritable(write_fd, True)
+    # a tty is made inside the container's root (its own devpts); the init hands the
+    # master back over this socket pair (runc's console socket)
+    console, console_child = socket.socketpair() if config.tty else (None, None)
+    pass_fds = (write_fd,) + ((console_child.fileno(),) if console_child else ())
+    for fd in pass_fds:
+        os.set_inheritable(fd, True)
     spec = {
         "hostname": config.hostname, "argv": config.argv, "env": config.env, "cwd": config.cwd, "tty": config.tty,
         "rootfs": config.rootfs, "security": config.security.as_spec(),
         "status_fd": write_fd, "scratch_dir": str(container_dir / "scratch"),
+        "console_fd": console_child.fileno() if console_child else None,
         "mounts": [dict(asdict(m), is_dir=m.is_dir) for m in config.mounts],
     }
     # File creation is slow enough on some disks (~0.5 ms) to keep off the event loop.
@@ -198,25 +206,33 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
     except BaseException:
         os.close(read_fd)
         os.close(write_fd)
+        for sock in (console, console_child):
+            if sock is not None:
+                sock.close()
         raise
     argv = ["nsenter", f"--net={netns_path}", "unshare", "--mount", "--uts", "--pid", "--fork",
             "--propagation", "private", "--kill-child",
             os.path.realpath(sys.executable), "-S", "-I", INIT, str(spec_path)]
-    tty_master, stdio = _stdio(config)
+    stdio = _stdio(config)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, **stdio, pass_fds=(write_fd,), start_new_session=True, umask=CONTAINER_UMASK,
+            *argv, **stdio, pass_fds=pass_fds, start_new_session=True, umask=CONTAINER_UMASK,
             env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")})
     finally:
         os.close(write_fd)
-        if tty_master is not None:
-            os.close(stdio["stdin"])  # the slave: only the container holds it now
+        if console_child is not None:
+            console_child.close()
     started_at = now_rfc3339()
     report = await _read_line(read_fd)
+    tty_master = _received_pty(console) if console is not None and report == b"ok" else None
+    if console is not None:
+        console.close()
     if tty_master is not None:
         io = ContainerIO(await pty_writer(tty_master), stdin_once=config.stdin_once, tty_fd=tty_master)
         # a tty has one output stream; the runtime logs it as stdout, like containerd
         pumps = [asyncio.create_task(_pump(pty_reader(tty_master), "stdout", log, io.publish))]
+    elif config.tty:  # the init failed before it made a terminal: nothing to read
+        io, pumps = ContainerIO(None, stdin_once=config.stdin_once, tty_fd=None), []
     else:
         io = ContainerIO(proc.stdin, stdin_once=config.stdin_once, tty_fd=None)
         pumps = [asyncio.create_task(_pump(proc.stdout, "stdout", log, io.publish)),
@@ -253,14 +269,23 @@ def _write_spec(container_dir: Path, spec: dict, log_path: Path) -> tuple[Path, 
     return spec_path, open(log_path, "ab", buffering=0)
 
 
-def _stdio(config: ContainerConfig) -> tuple[int | None, dict]:
+def _stdio(config: ContainerConfig) -> dict:
     """The container's stdin/stdout/stderr: pipes (stdin only if the spec keeps one
-    open), or one pty slave for all three with a tty. Returns (pty master, stdio)."""
+    open); with a tty, nothing yet — the init puts its pty slave there (see init.py)."""
     if config.tty:
-        master, slave = os.openpty()  # both non-inheritable; subprocess dup2s the slave
-        return master, {"stdin": slave, "stdout": slave, "stderr": slave}
+        return {"stdin": asyncio.subprocess.DEVNULL, "stdout": asyncio.subprocess.DEVNULL,
+                "stderr": asyncio.subprocess.DEVNULL}
     stdin = asyncio.subprocess.PIPE if config.stdin else asyncio.subprocess.DEVNULL
-    return None, {"stdin": stdin, "stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.PIPE}
+    return {"stdin": stdin, "stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.PIPE}
+
+
+def _received_pty(console: socket.socket) -> int:
+    """The pty master the init sent before it reported "ok" (so it is already queued)."""
+    _, fds, _, _ = socket.recv_fds(console, 16, 1, socket.MSG_DONTWAIT)
+    if not fds:
+        raise ContainerStartError("StartError", "the container's init sent no terminal")
+    os.set_inheritable(fds[0], False)
+    return fds[0]
 
 
 async def _close_when_done(container: Container, log) -> None:
