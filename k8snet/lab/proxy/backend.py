@@ -189,7 +189,7 @@ async def apply_ruleset(netns: str, mode: str, text: str) -> None:
     """
     argv = backend_class(mode).apply_argv
     proc = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", netns, *argv,
+        "ip", "netns", "exec", netns, *backend_class(mode).apply_argv,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate(text.encode())
     if proc.returncode != 0:
