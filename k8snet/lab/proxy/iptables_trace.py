@@ -1,7 +1,8 @@
-"""``iptables-restore`` / ``iptables-save`` text -> a :class:`tracer.ParsedRuleset`.
+"""``iptables-restore`` text as :mod:`.iptables` renders it -> a :class:`tracer.ParsedRuleset`.
 
-Understands the matches and targets :mod:`.iptables` writes (and ``iptables-save``
-prints back): ``-p``, ``-s``/``-d`` with masks and ``!``, ``--dport``, and the
+Understands the matches and targets that renderer writes (``iptables-save``'s own
+spelling differs in places, e.g. ``-m recent --set --name X --mask ... --rsource``, and
+such lines are refused): ``-p``, ``-s``/``-d`` with masks and ``!``, ``--dport``, and the
 modules comment, tcp/udp/sctp, statistic (random), recent (``--set`` /
 ``--rcheck``), conntrack (``--ctstate``), addrtype, mark; targets: a user chain
 (``-j``) or ``-g``, ACCEPT, DROP, REJECT, RETURN, MARK (``--or-mark``/``--xor-mark``/

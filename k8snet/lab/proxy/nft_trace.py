@@ -1,4 +1,7 @@
-"""An ``nft -f`` file (or ``nft list table`` output) -> a :class:`tracer.ParsedRuleset`.
+"""An ``nft -f`` file as :mod:`.nftables` renders it -> a :class:`tracer.ParsedRuleset`.
+
+The kernel's listing (``nft list table``) spells some statements differently (``meta
+mark set meta mark | 0x00004000``); those are refused like any other unknown construct.
 
 Understands what :mod:`.nftables` writes: one ``ip`` table with sets, verdict maps
 and chains; base chains ``type ... hook ... priority ...; policy accept;``; matches
@@ -350,7 +353,7 @@ class _Compiler:
         negated = self.peek() == "!="
         if self.peek() in ("!=", "=="):
             self.i += 1
-        test = self._value_test(kinds[0])
+        test = self._value_test(kinds[0], negated)
         sel = selectors[0]
         self.rule.matches.append((lambda s: not test(sel(s))) if negated else (lambda s: test(sel(s))))
 
@@ -364,7 +367,7 @@ class _Compiler:
         table = {key: self.verdict_of(v) for key, v in vmap.elements.items()}
         self.rule.actions.append(lambda s: table.get(tuple(sel(s) for sel in selectors), MISS))
 
-    def _value_test(self, kind: str) -> Callable[[str], bool]:
+    def _value_test(self, kind: str, negated: bool = False) -> Callable[[str], bool]:
         if self.peek() == "{":
             tests = [self._literal_test(kind, item) for item in self.braced()]
             return lambda v: any(t(v) for t in tests)
@@ -374,8 +377,8 @@ class _Compiler:
             if s is None or s.is_map or s.kinds != [kind]:
                 raise self.fail(f"set {tok!r} for a {kind} match")
             if s.dynamic:
-                if kind != "addr":
-                    raise self.fail(f"dynamic set {tok!r} of {kind}")
+                if kind != "addr" or negated:
+                    raise self.fail(f"{'!= ' if negated else ''}dynamic set {tok!r} of {kind}")
                 # An affinity set: the tracer's affinity state says who is in it.
                 name = s.name
                 self.rule.matches.append(lambda st: st.remembered(name))
