@@ -21,7 +21,7 @@ from typing import Any
 from . import doctor, hosttools
 from .doctor import first_line
 from .lab import kubeconfig, lifecycle
-from .lab.config import LabConfig, state_root
+from .lab.config import DEFAULT_PROXY_MODE, PROXY_MODES, LabConfig, state_root
 
 DEFAULT_LAB = "k8snet"
 ROOT_COMMANDS = ("up", "start", "stop", "down")
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = timeout_flag(named(lab_sub.add_parser(
         "up", help="start a lab and wait until it is Ready (a stopped or crashed one comes back with its objects)")))
     up.add_argument("--nodes", type=int, default=None, help="number of nodes (default: 2)")
-    up.add_argument("--proxy-mode", choices=("iptables", "nftables"), default=None, help="default: iptables")
+    up.add_argument("--proxy-mode", choices=PROXY_MODES, default=None, help=f"default: {DEFAULT_PROXY_MODE}")
     up.set_defaults(func=_lab_up)
     timeout_flag(named(lab_sub.add_parser(
         "start", help="bring a stopped (or crashed) lab back with every object it had"))).set_defaults(func=_lab_start)

@@ -9,6 +9,9 @@ reads the Service, its EndpointSlices, the node and the lab's facts through the 
 and runs the lab proxy's renderer.
 
 - :func:`rendered_rules` — the rules either proxy mode makes for the Service (any user);
+- :func:`trace` — a new connection's path through those rendered rules (any user): the
+  rules it matches and where it ends (DNAT to an endpoint, REJECT, DROP, masquerade),
+  with the random endpoint choice and session affinity given, so the answer is exact;
 - :func:`dispatch_probabilities` — iptables' chained ``--probability`` rules as the kernel
   draws them (multiples of 2⁻³¹) and each endpoint's resulting share;
 - :func:`service_rules` — the applied ``iptables-save`` / ``nft list`` text, reduced
@@ -22,6 +25,7 @@ and runs the lab proxy's renderer.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -33,10 +37,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import pandas as pd
 
 from .lab import lifecycle
-from .lab.config import LabConfig
-from .lab.proxy.iptables import render_iptables
-from .lab.proxy.model import NodeInfo, build_model
-from .lab.proxy.nftables import render_nftables
+from .lab.config import LabConfig, ProxyMode, proxy_mode
+from .lab.proxy.backend import backend_class, backend_for
+from .lab.proxy.model import NodeInfo, ServicePort, build_model
+from .lab.proxy.tracer import Packet, TraceResult
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -218,9 +222,19 @@ def service_rules(target: Any, service: str, namespace: str = "default", node: s
     cfg = lab_config(target)
     svc = service_info(target, service, namespace)
     index = _node_index(cfg, node)
-    if cfg.proxy_mode == "nftables":
-        return filter_nftables(_in_node(cfg, index, "nft", "list", "table", "ip", "kube-proxy"), svc)
-    return filter_iptables(_in_node(cfg, index, "iptables-save"), svc)
+    return SERVICE_FILTERS[cfg.proxy_mode](backend_class(cfg.proxy_mode).read_live(cfg.node_netns(index)), svc)
+
+
+#: Each mode's reduction of a whole ruleset to one Service's share of it.
+SERVICE_FILTERS: dict[ProxyMode, Callable[[str, ServiceInfo], str]] = {
+    "iptables": filter_iptables, "nftables": filter_nftables}
+
+
+def render_node_rules(service: dict[str, Any], endpoint_slices: list[dict[str, Any]], node: NodeInfo,
+                      mode: str) -> str:
+    """The whole ruleset kube-proxy in ``mode`` programs on ``node`` when this Service
+    is the only one: the shared skeleton (hooks, masquerading) and the Service's rules."""
+    return backend_for(mode, node).render(build_model([service], endpoint_slices, node.name))
 
 
 def render_service(service: dict[str, Any], endpoint_slices: list[dict[str, Any]], node: NodeInfo,
@@ -228,12 +242,8 @@ def render_service(service: dict[str, Any], endpoint_slices: list[dict[str, Any]
     """What kube-proxy in ``mode`` ("iptables" or "nftables") programs on ``node`` for
     one Service (its API object and EndpointSlices), reduced to that Service's rules as
     :func:`service_rules` shows them. Pure: the lab's own renderers, no kernel."""
-    model = build_model([service], endpoint_slices, node.name)
-    if mode == "nftables":
-        return filter_nftables(render_nftables(model, node), _info_of(service))
-    if mode == "iptables":
-        return filter_iptables(render_iptables(model, node), _info_of(service))
-    raise ValueError(f"proxy mode must be 'iptables' or 'nftables', not {mode!r}")
+    text = render_node_rules(service, endpoint_slices, node, mode)
+    return SERVICE_FILTERS[proxy_mode(mode)](text, _info_of(service))
 
 
 def _node_info(cluster: Cluster, node: str | int, pod_cidr: str, service_cidr: str) -> NodeInfo:
@@ -274,6 +284,81 @@ def rendered_rules(cluster: Cluster, service: str, namespace: str = "default", m
     svc, slices = _service_objects(cluster.api_client, service, namespace)
     return render_service(svc, slices, _node_info(cluster, node, facts.pod_cidr, facts.service_cidr),
                           mode or facts.proxy_mode)
+
+
+# -- (a') a packet's path through the rendered rules, without root -------------------
+
+#: Where :func:`trace` sends the packet: the Service's own addresses by role, or an address.
+DESTINATIONS = ("cluster-ip", "node-port", "load-balancer", "external-ip")
+
+
+def _destination(sp: ServicePort, dest: str, node: NodeInfo) -> tuple[str, int]:
+    """(address, port) of the Service port ``sp`` as a client reaches it by ``dest``."""
+    if dest == "cluster-ip":
+        return sp.cluster_ip, sp.port
+    if dest == "node-port":
+        if not sp.node_port:
+            raise ValueError(f"{sp.name_string} has no node port (type {sp.type})")
+        return node.ip, sp.node_port
+    addresses = {"load-balancer": sp.load_balancer_ips, "external-ip": sp.external_ips}.get(dest)
+    if addresses is not None:
+        if not addresses:
+            raise ValueError(f"{sp.name_string} has no {dest} address")
+        return addresses[0], sp.port
+    try:
+        ipaddress.IPv4Address(dest)
+    except ValueError:
+        raise ValueError(f"dest must be one of {', '.join(DESTINATIONS)} or an IPv4 address, not {dest!r}") from None
+    return dest, sp.port
+
+
+def trace_service(service: dict[str, Any], endpoint_slices: list[dict[str, Any]], node: NodeInfo, mode: str,
+                  source: str, *, dest: str = "cluster-ip", port: int | str | None = None,
+                  from_node: bool = False, draw: float = 0.0, affinity: str | None = None) -> TraceResult:
+    """The path of a new connection from ``source`` to the Service through the rules
+    kube-proxy in ``mode`` renders on ``node`` (:func:`render_node_rules`): the rules it
+    matches and the outcome (DNAT to an endpoint, REJECT, DROP; masqueraded or not).
+
+    ``dest``: one of :data:`DESTINATIONS` or an address; ``port``: the Service port's name
+    or number (default: its first port); ``from_node``: the node itself opens the
+    connection (else it arrives from a pod or from outside); ``draw`` in [0, 1) decides
+    the random endpoint choice (endpoint ``floor(draw * n)``); ``affinity``: the endpoint
+    ``ip:port`` session affinity remembers this client for. Pure, like
+    :func:`render_service`.
+    """
+    model = build_model([service], endpoint_slices, node.name)
+    if not model:
+        raise ValueError(f"service {service['metadata'].get('name')!r} is not proxied (headless or ExternalName)")
+    ports = [sp for sp in model if port is None or port in (sp.port_name, sp.port)]
+    if not ports:
+        raise ValueError(f"service has no port {port!r}; its ports are "
+                         + ", ".join(f"{sp.port_name or '-'}={sp.port}" for sp in model))
+    sp = ports[0]
+    address, dport = _destination(sp, dest, node)
+    backend = backend_for(mode, node)
+    packet = Packet(src=source, dst=address, dport=dport, protocol=sp.proto, from_node=from_node, draw=draw,
+                    affinity=affinity)
+    return backend.trace(backend.render(model), packet, local_addresses=[node.ip])
+
+
+def trace(cluster: Cluster, service: str, source: str, namespace: str = "default", *, dest: str = "cluster-ip",
+          port: int | str | None = None, mode: str | None = None, node: str | int = 0, from_node: bool = False,
+          draw: float = 0.0, affinity: str | None = None) -> TraceResult:
+    """:func:`trace_service` for the live Service and EndpointSlices, on ``node``
+    (default the first), in ``mode`` (default the lab's). Needs no root, like
+    :func:`rendered_rules`; :func:`trace_frame` shows the path as a DataFrame."""
+    facts = cluster.lab_facts()
+    if facts is None:
+        raise LabOnlyError(LAB_ONLY.format(what=repr(cluster)))
+    svc, slices = _service_objects(cluster.api_client, service, namespace)
+    info = _node_info(cluster, node, facts.pod_cidr, facts.service_cidr)
+    return trace_service(svc, slices, info, mode or facts.proxy_mode, source, dest=dest, port=port,
+                         from_node=from_node, draw=draw, affinity=affinity)
+
+
+def trace_frame(result: TraceResult) -> pd.DataFrame:
+    """A trace's matched rules, one row each: hook, table, chain, rule, verdict."""
+    return pd.DataFrame([vars(step) for step in result.steps], columns=["hook", "table", "chain", "rule", "verdict"])
 
 
 _DISPATCH = re.compile(r'^-A (KUBE-SVC-\S+) .*-> (\S+?)"?(?: .*--probability ([0-9.]+))? -j KUBE-SEP-')
@@ -373,11 +458,12 @@ def matched_rules(target: Any, service: str, action: Callable[[], object], names
     nodes = range(cfg.nodes)
     if cfg.proxy_mode == "nftables":
         return _traced(cfg, svc, nodes, action)
-    before = {i: iptables_counters(filter_iptables(_in_node(cfg, i, "iptables-save", "-c"), svc)) for i in nodes}
+    read = backend_class(cfg.proxy_mode).read_live
+    before = {i: iptables_counters(filter_iptables(read(cfg.node_netns(i), counters=True), svc)) for i in nodes}
     action()
     rows = []
     for i in nodes:
-        after = iptables_counters(filter_iptables(_in_node(cfg, i, "iptables-save", "-c"), svc))
+        after = iptables_counters(filter_iptables(read(cfg.node_netns(i), counters=True), svc))
         for (table, rule), packets in after.items():
             delta = packets - before[i].get((table, rule), 0)
             if delta > 0:

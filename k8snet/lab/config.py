@@ -7,9 +7,24 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 DEFAULT_STATE_ROOT = Path("/var/lib/k8snet")
+
+#: kube-proxy's modes the lab implements; everything that offers or checks a mode
+#: (LabConfig, the CLI's --proxy-mode, k8snet.lab.proxy.backend) reads it from here.
+ProxyMode = Literal["iptables", "nftables"]
+PROXY_MODES: tuple[ProxyMode, ...] = get_args(ProxyMode)
+DEFAULT_PROXY_MODE: ProxyMode = "iptables"
+
+
+def proxy_mode(text: str) -> ProxyMode:
+    """``text`` as a :data:`ProxyMode`, or ValueError naming the modes there are."""
+    for mode in PROXY_MODES:
+        if text == mode:
+            return mode
+    raise ValueError(f"proxy mode must be {' or '.join(PROXY_MODES)}, not {text!r}")
 
 
 def state_root() -> Path:
@@ -28,7 +43,7 @@ class LabConfig:
 
     name: str = "k8snet"
     nodes: int = 2
-    proxy_mode: str = "iptables"
+    proxy_mode: ProxyMode = DEFAULT_PROXY_MODE
     node_cidr: str = "172.31.0.0/24"
     pod_cidr: str = "10.244.0.0/16"
     service_cidr: str = "10.96.0.0/16"
@@ -44,8 +59,7 @@ class LabConfig:
             )
         if not 1 <= self.nodes <= 20:
             raise ValueError(f"--nodes must be between 1 and 20, not {self.nodes}")
-        if self.proxy_mode not in ("iptables", "nftables"):
-            raise ValueError(f"proxy mode must be iptables or nftables, not {self.proxy_mode!r}")
+        proxy_mode(self.proxy_mode)  # raises for an unknown mode
         if self.state_dir == Path():
             object.__setattr__(self, "state_dir", state_root() / self.name)
 

@@ -133,3 +133,56 @@ def test_dispatch_probabilities_reads_the_kernels_11_decimals():
     table = datapath.dispatch_probabilities(rules)
     assert table["kernel_probability"].tolist() == [715827883 / 2**31, 0.5, 1.0]
     assert table["chosen"].sum() == pytest.approx(1.0, abs=1e-15)
+
+
+def test_trace_follows_the_live_service_without_root(monkeypatch):
+    """datapath.trace: the Service and slices through the API (here: the fixture), the
+    node from its Node object, the mode from the lab's facts; no kernel involved."""
+    [svc], slices = case_clusterip_three_endpoints()
+
+    class Facts:
+        pod_cidr, service_cidr, proxy_mode = "10.244.0.0/16", "10.96.0.0/16", "nftables"
+
+    cluster = _FakeCluster(facts=Facts())
+    cluster.api_client = object()
+    seen = {}
+
+    def objects(api_client, service, namespace):
+        seen["args"] = (api_client, service, namespace)
+        return svc, slices
+
+    monkeypatch.setattr(datapath, "_service_objects", objects)
+    out = datapath.trace(cluster, "my-nginx", "10.244.0.9", draw=0.9)
+    assert seen["args"] == (cluster.api_client, "my-nginx", "default")
+    assert (out.mode, out.verdict, out.dnat, out.masquerade) == ("nftables", "ACCEPT", "10.244.1.7:80", False)
+    ipt = datapath.trace(cluster, "my-nginx", "172.31.0.1", mode="iptables", draw=0.0)
+    assert (ipt.mode, ipt.dnat, ipt.masquerade) == ("iptables", "10.244.0.5:80", True)
+    frame = datapath.trace_frame(ipt)
+    assert list(frame.columns) == ["hook", "table", "chain", "rule", "verdict"]
+    prerouting = frame[frame["hook"] == "prerouting"]
+    assert prerouting["chain"].tolist()[:4] == ["PREROUTING", "KUBE-SERVICES", "KUBE-SVC-SV7AMNAGZFKZEMQ4", "KUBE-MARK-MASQ"]
+    assert prerouting["verdict"].tolist()[-1] == "dnat 10.244.0.5:80"
+    with pytest.raises(datapath.LabOnlyError):
+        datapath.trace(_FakeCluster(facts=None), "my-nginx", "10.244.0.9")
+
+
+def test_trace_service_destinations_and_ports():
+    [svc], slices = case_clusterip_three_endpoints()
+    with pytest.raises(ValueError, match="no node port"):
+        datapath.trace_service(svc, slices, NODE, "iptables", "10.244.0.9", dest="node-port")
+    with pytest.raises(ValueError, match="no port 'grpc'; its ports are http=80"):
+        datapath.trace_service(svc, slices, NODE, "iptables", "10.244.0.9", port="grpc")
+    with pytest.raises(ValueError, match="dest must be one of"):
+        datapath.trace_service(svc, slices, NODE, "iptables", "10.244.0.9", dest="somewhere")
+    with pytest.raises(ValueError, match="proxy mode must be iptables or nftables, not 'ipvs'"):
+        datapath.trace_service(svc, slices, NODE, "ipvs", "10.244.0.9")
+    by_name = datapath.trace_service(svc, slices, NODE, "iptables", "10.244.0.9", port="http", draw=0.5)
+    by_ip = datapath.trace_service(svc, slices, NODE, "iptables", "10.244.0.9", dest="10.96.0.20", port=80, draw=0.5)
+    assert by_name.dnat == by_ip.dnat == "10.244.0.6:80"
+    lb = service("lb", [{"name": "http", "port": 80, "targetPort": 80, "nodePort": 31080}], type="LoadBalancer",
+                 cluster_ip="10.96.0.80", status={"loadBalancer": {"ingress": [{"ip": "172.31.0.200", "ipMode": "VIP"}]}})
+    lb_slices = [endpoint_slice("lb", "a", [{"name": "http", "port": 80}], [endpoint("10.244.0.5")])]
+    for dest in ("load-balancer", "node-port", "cluster-ip"):
+        assert datapath.trace_service(lb, lb_slices, NODE, "nftables", "172.31.0.1", dest=dest).dnat == "10.244.0.5:80"
+    with pytest.raises(ValueError, match="no external-ip address"):
+        datapath.trace_service(lb, lb_slices, NODE, "nftables", "172.31.0.1", dest="external-ip")

@@ -149,6 +149,22 @@ def bindings(scope: ast.AST) -> dict[str, ast.expr]:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             if isinstance(node.value, (ast.List, ast.Tuple, ast.IfExp, ast.BinOp)):
                 out[node.targets[0].id] = node.value
+    if isinstance(scope, ast.Module):
+        out.update(class_bindings(scope))
+    return out
+
+
+def class_bindings(module: ast.Module) -> dict[str, ast.expr]:
+    """Class attributes bound to a list/tuple, by attribute name (``cls.apply_argv``):
+    when several classes bind the same name (one per proxy backend) it may be any of them."""
+    out: dict[str, ast.expr] = {}
+    for cls in [n for n in module.body if isinstance(n, ast.ClassDef)]:
+        for node in cls.body:
+            target = node.target if isinstance(node, ast.AnnAssign) else (
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+            if isinstance(target, ast.Name) and isinstance(node.value, (ast.List, ast.Tuple)):
+                known = out.get(target.id)
+                out[target.id] = node.value if known is None else ast.IfExp(ast.Constant(True), known, node.value)
     return out
 
 
@@ -165,6 +181,8 @@ def vectors(expr: ast.expr | None, names: dict[str, ast.expr], depth: int = 0) -
         return vectors(names[expr.id], names, depth + 1)
     if isinstance(expr, ast.Name):
         return [[("*", expr.id)]]
+    if isinstance(expr, ast.Attribute) and expr.attr in names:  # a class attribute (class_bindings)
+        return vectors(names[expr.attr], names, depth + 1)
     if isinstance(expr, ast.Call) and RESOLVE is not None:
         return RESOLVE(expr, names)
     if not isinstance(expr, (ast.List, ast.Tuple)):
@@ -353,9 +371,10 @@ def test_the_scanner_sees_the_ways_the_lab_runs_programs():
         "ip": "k8snet/lab/net/nsutil.py",             # *_ip_argv(netns) into create_subprocess_exec
         "nsenter": "k8snet/lab/kubelet/runtime.py",   # argv = [...] bound, then spliced
         "unshare": "k8snet/lab/kubelet/runtime.py",   # wrapped by nsenter
-        "iptables-restore": "k8snet/lab/proxy/proxy.py",  # a choice of two vectors
+        "iptables-restore": "k8snet/lab/proxy/backend.py",  # a class attribute, one per backend
         "conntrack": "k8snet/lab/proxy/conntrack.py",  # after ip netns exec
-        "iptables-save": "k8snet/datapath.py",        # through _in_node(cfg, i, *argv)
+        "iptables-save": "k8snet/lab/proxy/backend.py",  # [*cls.live_argv, ...]
+        "nft": "k8snet/datapath.py",                  # through _in_node(cfg, i, *argv)
         "ping": "tests/lab/test_network.py",          # through in_netns(netns, *argv)
         "dig": "tests/lab/test_dns.py",               # through a fixture's closure, then sh -c
         "git": "k8snet/results.py",                   # [*git, ...] through _run(argv)

@@ -111,4 +111,25 @@ def case_loadbalancer():
             [endpoint_slice("lb", "lb001", HTTP_EP, eps), endpoint_slice("lb-local", "lbl01", HTTP_EP, eps)])
 
 
+def case_loadbalancer_source_ranges():
+    # Only clients in the ranges may use the load-balancer IP; the second range holds
+    # the node's own address, so the VIP looping back as source is allowed too.
+    lb = service("fw", [{"name": "http", "port": 80, "targetPort": 80, "nodePort": 31090}], type="LoadBalancer",
+                 cluster_ip="10.96.0.90", externalTrafficPolicy="Cluster",
+                 loadBalancerSourceRanges=["203.0.113.0/24", "172.31.0.0/24"],
+                 status={"loadBalancer": {"ingress": [{"ip": "172.31.0.210", "ipMode": "VIP"}]}})
+    return ([lb], [endpoint_slice("fw", "fw001", HTTP_EP,
+                                  [endpoint("10.244.0.5"), endpoint("10.244.1.5", node=OTHER_NODE)])])
+
+
+def case_internal_traffic_policy_local():
+    # "near" has an endpoint on this node and one elsewhere: only the local one is used.
+    # "far" has endpoints only elsewhere: this node drops its traffic.
+    near = service("near", HTTP, cluster_ip="10.96.0.100", internalTrafficPolicy="Local")
+    far = service("far", HTTP, cluster_ip="10.96.0.101", internalTrafficPolicy="Local")
+    return ([near, far],
+            [endpoint_slice("near", "nr001", HTTP_EP, [endpoint("10.244.0.5"), endpoint("10.244.1.5", node=OTHER_NODE)]),
+             endpoint_slice("far", "fr001", HTTP_EP, [endpoint("10.244.1.6", node=OTHER_NODE)])])
+
+
 CASES = {name[len("case_"):]: fn for name, fn in dict(globals()).items() if name.startswith("case_")}
