@@ -28,6 +28,7 @@ from k8snet.lab.kubelet.portforward import PortForwardError, _go_dial_error
 
 NS = "default"
 PAGE = b"<h1>Welcome to nginx!</h1>\n"
+BIG = bytes(range(256)) * 16384  # 4 MiB: many frames, many WebSocket messages
 
 
 # -- framing -----------------------------------------------------------------------------
@@ -119,10 +120,11 @@ class LocalPorts:
 
 
 async def http_server() -> tuple[asyncio.base_events.Server, int]:
-    """A keep-alive-free HTTP/1.0-style server answering every request with PAGE."""
+    """A server closing after each answer: BIG for ``GET /big``, PAGE for anything else."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(PAGE) + PAGE)
+        request = await reader.readuntil(b"\r\n\r\n")
+        body = BIG if request.startswith(b"GET /big ") else PAGE
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
         await writer.drain()
         writer.close()
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -199,9 +201,9 @@ def run_with_server(test) -> None:
     asyncio.run(main())
 
 
-async def http_get(port: int) -> bytes:
+async def http_get(port: int, path: str = "/") -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % path.encode())
     await writer.drain()
     answer = await reader.read()
     writer.close()
@@ -356,7 +358,9 @@ def test_kubectl_port_forward() -> None:
                 for _ in range(2):  # two connections over the same tunnel
                     answer = await http_get(local)
                     assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(PAGE)
-                assert runtime.opened == [80, 80]
+                big = await http_get(local, "/big")
+                assert big.endswith(BIG) and len(big) < len(BIG) + 200
+                assert runtime.opened == [80, 80, 80]
             finally:
                 proc.terminate()
                 _, err = await proc.communicate()
