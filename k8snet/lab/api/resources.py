@@ -64,6 +64,7 @@ RESOURCES: tuple[Resource, ...] = (
         Subresource("log", "Pod", ("get",)),
         Subresource("exec", "PodExecOptions", ("create", "get")),
         Subresource("attach", "PodAttachOptions", ("create", "get")),
+        Subresource("portforward", "PodPortForwardOptions", ("create", "get")),
         Subresource("binding", "Binding", ("create",)),
     )),
     Resource("", "v1", "services", "service", "Service", True, ("svc",), ("all",),

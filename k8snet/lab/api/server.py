@@ -21,7 +21,7 @@ from aiohttp import web
 from ..contracts import Obj, PodRuntime
 from ..pki import Pki
 from . import (auth, decoding, discovery, errors, httperrors, listoptions, openapi, openapiv2, pathnames, protobuf,
-               streaming, tables)
+               portforward, streaming, tables)
 from .core import ApiCore, not_served
 from .errors import ApiError
 from .resources import GROUP_VERSIONS, Resource, find
@@ -237,7 +237,7 @@ class ApiServer:
         method, res = request.method, target.res
         if res.warning:
             request[_DEPRECATION] = res.warning
-        if target.subresource in ("log", "exec", "attach"):
+        if target.subresource in ("log", "exec", "attach", "portforward"):
             return await self._pod_stream(request, target)
         if target.name is None:
             if method == "GET":
@@ -418,7 +418,7 @@ class ApiServer:
             **opts))
 
     async def _pod_stream(self, request: web.Request, t: Target) -> web.StreamResponse:
-        """pods/log, pods/exec, pods/attach: find the pod's node and hand over to its kubelet."""
+        """pods/log, pods/exec, pods/attach, pods/portforward: find the pod's node and hand over to its kubelet."""
         if t.name is None or request.method not in (("GET",) if t.subresource == "log" else ("GET", "POST")):
             raise errors.method_not_allowed(f'{request.method} is not supported on resources of kind '
                                             f'"pods/{t.subresource}"')
@@ -433,6 +433,8 @@ class ApiServer:
             raise errors.bad_request(f'pod {t.name} is on node "{node}", whose kubelet is not running')
         if t.subresource == "log":
             return await streaming.serve_log(request, runtime, pod)
+        if t.subresource == "portforward":
+            return await portforward.serve_port_forward(request, runtime, pod)
         return await streaming.serve_exec(request, runtime, pod)
 
 

@@ -24,6 +24,7 @@ from ..informer import Informer
 from ..net.podnet import NodeNetwork
 from .attach import Attachment
 from .podworker import PodWorker
+from .portforward import PortForwardError, connect_in_pod
 from .runtime import ContainerStartError, exec_in, follow_log
 from .slots import PrioritySlots
 from .status import merge_patch, now, status_after_sandbox_loss
@@ -403,3 +404,21 @@ class Kubelet:
         if ct is None or not ct.running or ct.io is None or ct.io.ended:
             raise bad_request(f'container {container} is not running')
         return ct.io.attach(stdin=stdin, tty=tty)
+
+    async def port_forward(self, namespace: str, pod: str,
+                           port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to ``localhost:port`` inside the pod (``pods/portforward``).
+
+        Raises ApiError 400 when the pod has no sandbox here, PortForwardError when
+        nothing accepts the connection."""
+        worker = self._worker(namespace, pod)
+        if worker.net is None or not worker.sandbox_ready:
+            raise bad_request(f"pod {pod} has no running sandbox on node {self.node_name}")
+        # The sandbox's id in the CRI's error texts: here, the pod's network namespace name.
+        sandbox = worker.net.netns
+        try:
+            return await connect_in_pod(worker.net.netns, sandbox, port)
+        except PortForwardError as err:
+            # the kubelet's streaming server wraps the runtime's error (portforward/httpstream.go);
+            # through the CRI it knows the sandbox, not the pod UID
+            raise PortForwardError(f"error forwarding port {port} to pod {sandbox}, uid : {err}") from None

@@ -8,7 +8,6 @@ Success rules follow pkg/probe: HTTP 200-399, a TCP connect, exit status 0.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from typing import Any, Awaitable, Callable
 
@@ -31,21 +30,9 @@ def resolve_port(port: Any, container: Obj) -> int:
     raise ValueError(f"port {port!r} not found in the container's ports")
 
 
-async def _connect(netns: str, host: str, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = await nsutil.run_in_netns(netns, socket.socket, family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), timeout)
-    except BaseException:
-        sock.close()
-        raise
-    return await asyncio.open_connection(sock=sock)
-
-
 async def tcp_probe(netns: str, host: str, port: int, timeout: float) -> bool:
     try:
-        _, writer = await _connect(netns, host, port, timeout)
+        _, writer = await nsutil.open_connection_in_netns(netns, host, port, timeout)
     except (OSError, asyncio.TimeoutError):
         return False
     writer.close()
@@ -55,7 +42,7 @@ async def tcp_probe(netns: str, host: str, port: int, timeout: float) -> bool:
 async def http_probe(netns: str, host: str, port: int, path: str, timeout: float, *,
                      scheme: str = "HTTP", headers: list[Obj] | None = None) -> bool:
     async def attempt() -> bool:
-        reader, writer = await _connect(netns, host, port, timeout)
+        reader, writer = await nsutil.open_connection_in_netns(netns, host, port, timeout)
         try:
             if scheme.upper() == "HTTPS":
                 ctx = ssl.create_default_context()

@@ -187,6 +187,24 @@ async def run_in_netns(name: str, fn: Callable[..., T], *args: object) -> T:
     return await fut
 
 
+async def open_connection_in_netns(name: str, host: str, port: int,
+                                   timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection to ``host:port`` made from inside namespace ``name``.
+
+    Only the socket is created in the namespace (a socket stays in the namespace it
+    was made in); connecting and reading happen on the caller's event loop.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = await run_in_netns(name, socket.socket, family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)
+
+
 def run_in_netns_sync(name: str, fn: Callable[..., T], *args: object) -> T:
     """Runs ``fn(*args)`` in a fresh thread switched into namespace ``name``; waits for it."""
     result: list[T] = []
