@@ -14,7 +14,7 @@ import copy
 import ipaddress
 from typing import Any, Callable
 
-from k8snet.lab.api import containervalidation as cv, strvalidation as sv
+from k8snet.lab.api import containervalidation as cv, rbacvalidation, strvalidation as sv
 from k8snet.lab.api.errors import bad_request
 from k8snet.lab.api.fielderrors import FieldErrors
 from k8snet.lab.api.resources import Resource
@@ -591,6 +591,10 @@ _CREATE: dict[str, Callable[[FieldErrors, Obj], None]] = {
     "discovery.k8s.io/endpointslices": _validate_endpointslice,
     "endpoints": _validate_endpoints,
     "events": _validate_event,
+    "rbac.authorization.k8s.io/roles": rbacvalidation.validate_role,
+    "rbac.authorization.k8s.io/clusterroles": rbacvalidation.validate_cluster_role,
+    "rbac.authorization.k8s.io/rolebindings": rbacvalidation.validate_role_binding,
+    "rbac.authorization.k8s.io/clusterrolebindings": rbacvalidation.validate_cluster_role_binding,
 }
 _UPDATE: dict[str, Callable[[FieldErrors, Obj, Obj], None]] = {
     "pods": _validate_pod_update,
@@ -598,6 +602,8 @@ _UPDATE: dict[str, Callable[[FieldErrors, Obj, Obj], None]] = {
     "apps/deployments": _validate_selector_update,
     "apps/replicasets": _validate_selector_update,
     "secrets": _validate_secret_update,
+    "rbac.authorization.k8s.io/rolebindings": rbacvalidation.validate_binding_update,
+    "rbac.authorization.k8s.io/clusterrolebindings": rbacvalidation.validate_binding_update,
     "configmaps": _validate_immutable_data,
 }
 
