@@ -6,9 +6,7 @@ filter). The requester needs the ``impersonate`` verb on ``users`` (or on the
 
 from __future__ import annotations
 
-from typing import Callable
-
-from multidict import CIMultiDictProxy
+from typing import Callable, Iterator, Protocol
 
 from . import errors
 from .authorizer import Decision
@@ -24,7 +22,15 @@ EXTRA_PREFIX = "Impersonate-Extra-"
 Authorize = Callable[[UserInfo, Attributes], Decision]
 
 
-def impersonated(headers: "CIMultiDictProxy[str]", requester: UserInfo, authorize: Authorize) -> UserInfo:
+class Headers(Protocol):
+    """A request's headers, a header repeated once per value (aiohttp's CIMultiDictProxy)."""
+
+    def get(self, key: str) -> str | None: ...
+    def getall(self, key: str, default: list[str]) -> list[str]: ...
+    def __iter__(self) -> Iterator[str]: ...
+
+
+def impersonated(headers: Headers, requester: UserInfo, authorize: Authorize) -> UserInfo:
     """The identity the request acts as: the requester's own without impersonation
     headers, else the impersonated one once every part of it is allowed."""
     name = headers.get(USER)

@@ -142,7 +142,9 @@ SERVICE_ACCOUNT_COLUMNS = [_NAME, _col("Secrets", "string", _doc("V1ServiceAccou
 # and, with -o wide, their subjects.
 ROLE_COLUMNS = [_NAME, _col("Created At", "date", _doc("V1ObjectMeta", "creationTimestamp"))]
 ROLE_BINDING_COLUMNS = [
-    _NAME, _col("Role", "string", _doc("V1RoleBinding", "roleRef")), _AGE,
+    _NAME, _col("Role", "string", _doc(
+        "V1RoleBinding", "roleRef", "RoleRef can reference a Role in the current namespace or a ClusterRole in the "
+        "global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.")), _AGE,
     _col("Users", "string", "Users in the roleBinding", 1),
     _col("Groups", "string", "Groups in the roleBinding", 1),
     _col("ServiceAccounts", "string", "ServiceAccounts in the roleBinding", 1),

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from k8snet.lab.api import containervalidation as cv, rbacvalidation, strvalidation as sv
 from k8snet.lab.api.errors import bad_request
 from k8snet.lab.api.fielderrors import FieldErrors
+from k8snet.lab.api.pathnames import name_problems
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.contracts import Obj
 
@@ -43,6 +44,9 @@ NameCheck = Callable[[str], list[str]]
 _NAME_CHECKS: dict[str, NameCheck] = {
     "namespaces": sv.is_dns1123_label,
     "services": sv.is_dns1035_label,
+    # rbac's ValidateRBACName: any path segment ("system:node", "kubeadm:node-proxier")
+    **{f"rbac.authorization.k8s.io/{plural}": name_problems
+       for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")},
 }
 
 
