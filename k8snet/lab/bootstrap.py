@@ -1,7 +1,7 @@
 """The objects a fresh cluster starts with, as kubeadm and kind create them:
 system namespaces, the ``kubernetes`` Service and its endpoints (the API server's
 own address on the node network), cluster DNS (``coredns`` Deployment, ``kube-dns``
-Service at 10.96.0.10) — and what the lab tells about itself through the API:
+Service at 10.96.0.10), the default RBAC policy (:mod:`~k8snet.lab.api.bootstrappolicy`) — and what the lab tells about itself through the API:
 
 - ConfigMap ``kube-system/kube-proxy``, key ``config.conf``: a KubeProxyConfiguration
   (``mode``, ``clusterCIDR``, ...), where kubeadm clusters keep kube-proxy's settings;
@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from .api import bootstrappolicy
+from .api.authorizer import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from .api.errors import ApiError
 from .config import LabConfig
 from .contracts import ApiClient, Obj
@@ -205,6 +207,12 @@ async def ensure(client: ApiClient, key: str, obj: Obj) -> Any:
 async def bootstrap(client: ApiClient, config: LabConfig) -> None:
     for name in SYSTEM_NAMESPACES:
         await ensure(client, "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    for role in bootstrappolicy.cluster_roles():
+        await ensure(client, CLUSTER_ROLES, role)
+    for binding in bootstrappolicy.cluster_role_bindings():
+        await ensure(client, CLUSTER_ROLE_BINDINGS, binding)
+    for account in bootstrappolicy.service_accounts():
+        await ensure(client, "serviceaccounts", account)
     await ensure(client, "services", kubernetes_service(config))
     for key, obj in kubernetes_endpoints(config):
         await ensure(client, key, obj)

@@ -50,6 +50,8 @@ class LabConfig:
     node_port_range: tuple[int, int] = (30000, 32767)
     cluster_domain: str = "cluster.local"
     kubernetes_version: str = "v1.37.1"
+    # kube-apiserver's --service-account-max-token-expiration in seconds; 0: none (kubeadm's default)
+    max_token_expiration_seconds: int = 0
     state_dir: Path = field(default=Path())
 
     def __post_init__(self) -> None:

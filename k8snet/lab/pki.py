@@ -2,23 +2,17 @@
 
 One self-signed CA per lab signs the API server's serving certificate and the
 admin's client certificate (CN kubernetes-admin, O system:masters, as kubeadm
-writes them). Service-account tokens are HMAC-signed with a per-lab secret, so
-the API server can verify them without a lookup; they carry the
-``system:serviceaccount:<namespace>:<name>`` username.
+writes them). Service-account tokens are JWTs signed with the lab's own
+service-account key (``sa.key``, as kubeadm names it; ES256);
+:mod:`k8snet.lab.api.tokens` issues and checks them.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import ipaddress
-import json
 import os
-import secrets
 import ssl
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,11 +68,13 @@ class Pki:
         return self.directory / "admin.key"
 
     @property
-    def token_secret(self) -> Path:
-        return self.directory / "sa.secret"
+    def token_key(self) -> Path:
+        """The private key that signs service-account tokens (kube-apiserver's
+        ``--service-account-signing-key-file``)."""
+        return self.directory / "sa.key"
 
     def create(self, server_ips: list[str], server_names: list[str]) -> None:
-        """Makes a fresh CA, serving certificate, admin certificate and token secret."""
+        """Makes a fresh CA, serving certificate, admin certificate and token key."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = _name("k8snet-lab-ca")
@@ -111,7 +107,13 @@ class Pki:
         cert, key = leaf(_name("kubernetes-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, [])
         self.admin_cert.write_bytes(cert)
         _write_private(self.admin_key, key)
-        _write_private(self.token_secret, secrets.token_bytes(32))
+        self.ensure_token_key()
+
+    def ensure_token_key(self) -> None:
+        """Creates the token-signing key if it is missing (a lab made before tokens were
+        JWTs kept an HMAC secret instead; its old tokens stop working, new ones are issued)."""
+        if not self.token_key.exists():
+            _write_private(self.token_key, _key_pem(ec.generate_private_key(ec.SECP256R1())))
 
     def server_ssl_context(self) -> ssl.SSLContext:
         """TLS for the API server: client certificates are optional (tokens also work)
@@ -120,32 +122,3 @@ class Pki:
         ctx.load_cert_chain(self.server_cert, self.server_key)
         ctx.verify_mode = ssl.CERT_OPTIONAL
         return ctx
-
-    # -- service-account tokens ---------------------------------------------
-    def issue_token(self, namespace: str, service_account: str, *, audience: str = "https://kubernetes.default.svc.cluster.local",
-                    ttl_seconds: int = 365 * 24 * 3600) -> tuple[str, int]:
-        """A signed bearer token and its expiry (unix seconds)."""
-        expires = int(time.time()) + ttl_seconds
-        claims = {"sub": f"system:serviceaccount:{namespace}:{service_account}", "aud": audience, "exp": expires}
-        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-        header = _b64(b'{"alg":"HS256","typ":"JWT"}')
-        signature = _b64(hmac.new(self.token_secret.read_bytes(), f"{header}.{payload}".encode(), hashlib.sha256).digest())
-        return f"{header}.{payload}.{signature}", expires
-
-    def verify_token(self, token: str) -> str | None:
-        """The token's username, or None if it is forged, malformed or expired."""
-        try:
-            header, payload, signature = token.split(".")
-            expected = _b64(hmac.new(self.token_secret.read_bytes(), f"{header}.{payload}".encode(), hashlib.sha256).digest())
-            if not hmac.compare_digest(expected, signature):
-                return None
-            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            if claims.get("exp", 0) < time.time():
-                return None
-            return str(claims["sub"])
-        except (ValueError, KeyError, OSError):
-            return None
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

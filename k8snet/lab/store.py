@@ -87,6 +87,7 @@ class Store:
             self._bodies.setdefault(key, {})[(namespace, name)] = body
         self._compacted = self._meta("compacted")  # events with rv <= this are gone
         self._writes = 0
+        self._generations: dict[str, int] = {}  # key -> writes since opened (caches of one kind check it)
         self._waiters: set[asyncio.Event] = set()
         self._decoded: dict[int, tuple[Obj, Obj | None]] = {}  # rv -> (object, prev), oldest first
 
@@ -118,6 +119,11 @@ class Store:
         stored = self._bodies.get(key, {})
         names = sorted(k for k in stored if namespace is None or k[0] == namespace)
         return [json.loads(stored[k]) for k in names], self._rv
+
+    def generation(self, key: str) -> int:
+        """How many writes ``key`` has had since the store was opened: a cache built
+        from its objects is current while this stays the same."""
+        return self._generations.get(key, 0)
 
     def objects(self, key: str) -> list[Obj]:
         """All objects of ``key``: the lister admission uses for allocation."""
@@ -184,6 +190,7 @@ class Store:
             stored[(namespace, name)] = body
         self._rv = rv
         self._writes += 1
+        self._generations[key] = self._generations.get(key, 0) + 1
         if self._writes % _COMPACT_EVERY == 0:
             self._compact()
         for waiter in self._waiters:

@@ -30,8 +30,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import bootstrap, kubeconfig
+from .api import identity
 from .api.admission import Admission
+from .api.authorizedclient import AuthorizedClient
+from .api.authorizer import Authorizer, RbacSource
 from .api.core import ApiCore
+from .api.identity import UserInfo
 from .api.server import ApiServer
 from .config import LabConfig
 from .controllers import ControllerManager
@@ -96,31 +100,37 @@ class Supervisor:
                 server_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                               f"kubernetes.default.svc.{config.cluster_domain}", f"{config.name}-control-plane"],
             )
+        self.pki.ensure_token_key()
         await create_lab_network(config)
         timings = {"network": time.monotonic() - t0}
 
         store = self.store = Store(config.db_path)
         admission = Admission(config, lambda key: store.list(key)[0])
         core = ApiCore(config, store, admission, self.pki)
-        self.server = ApiServer(core, self.pki, lambda node: self.kubelets.get(node))
+        authorizer = Authorizer(RbacSource(store.objects, store.generation))
+        self.server = ApiServer(core, self.pki, lambda node: self.kubelets.get(node), authorizer=authorizer)
+
+        def client(user: UserInfo) -> AuthorizedClient:
+            """The in-process components call the core directly, as their own identity."""
+            return AuthorizedClient(core, authorizer, user)
         host_sock, wire_sock = self._listen()
         await self.server.start([host_sock, wire_sock])
         server_url = self.server_url = f"https://127.0.0.1:{host_sock.getsockname()[1]}"
         kubeconfig.write(config.kubeconfig_path, kubeconfig.render(config.name, server_url, self.pki))
         timings["api"] = time.monotonic() - t0
 
-        await bootstrap.bootstrap(core, config)
+        await bootstrap.bootstrap(client(identity.APISERVER), config)
         for i, node in enumerate(config.node_names):
-            self.kubelets[node] = Kubelet(config, core, i, NodeNetwork(config, i))
+            self.kubelets[node] = Kubelet(config, client(identity.node_user(node)), i, NodeNetwork(config, i))
         # Pods kept from the last run lost their sandboxes with it: mark them so
         # before the controllers and kube-proxies read them (a node reboot).
         for kubelet in self.kubelets.values():
             await kubelet.mark_sandboxes_lost()
-        self.spawn(ControllerManager(core, config).run(), "controllers")
-        self.spawn(Announcer(config, core).run(), "lb-announcer")
+        self.spawn(ControllerManager(client(identity.CONTROLLER_MANAGER), config).run(), "controllers")
+        self.spawn(Announcer(config, client(identity.LB_ANNOUNCER)).run(), "lb-announcer")
         for i, (node, kubelet) in enumerate(self.kubelets.items()):
             self.spawn(kubelet.run(), f"kubelet/{node}")
-            self.spawn(KubeProxy(config, core, i).run(), f"kube-proxy/{node}")
+            self.spawn(KubeProxy(config, client(identity.KUBE_PROXY), i).run(), f"kube-proxy/{node}")
 
         await self._wait_ready(core)
         timings["ready"] = time.monotonic() - t0
@@ -199,7 +209,7 @@ class Supervisor:
 def pki_complete(pki: Pki) -> bool:
     """Whether every file of the lab's PKI is there (a half-written one is made anew)."""
     return all(p.exists() for p in (pki.ca_cert, pki.server_cert, pki.server_key, pki.admin_cert,
-                                     pki.admin_key, pki.token_secret))
+                                     pki.admin_key))
 
 
 def previous_port(kubeconfig_path: Path) -> int:

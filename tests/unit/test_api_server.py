@@ -121,9 +121,14 @@ def test_auth_public_endpoints_and_errors(lab: Lab) -> None:
     assert lab.request("GET", "/readyz", cert=False)[2] == b"ok"
     status, _, body = lab.request("GET", "/api/v1/namespaces", cert=False)
     assert status == 401 and json.loads(body)["reason"] == "Unauthorized"
-    token, _ = lab.pki.issue_token("default", "default")
+    sa = lab.call(lab.core.create("serviceaccounts", "default", {"metadata": {"name": "default"}}))
+    token = lab.core.tokens.issue("default", "default", sa["metadata"]["uid"], audiences=[lab.core.tokens.issuer],
+                                  ttl_seconds=600)
+    # authenticated, but a service account with no binding may not list namespaces (RBAC)
     status, _, body = lab.request("GET", "/api/v1/namespaces", cert=False, headers={"Authorization": f"Bearer {token}"})
-    assert status == 200 and json.loads(body)["kind"] == "NamespaceList"
+    assert status == 403 and json.loads(body)["message"] == (
+        'namespaces is forbidden: User "system:serviceaccount:default:default" cannot list resource "namespaces" '
+        'in API group "" at the cluster scope')
     assert lab.request("GET", "/api/v1/namespaces", cert=False, headers={"Authorization": "Bearer x.y.z"})[0] == 401
     status, _, body = lab.request("POST", "/api/v1/namespaces/default/configmaps", b"{not json",
                                   headers={"Content-Type": "application/json"})

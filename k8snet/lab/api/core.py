@@ -29,6 +29,7 @@ from .clone import clone
 from .errors import ApiError
 from .resources import Resource, by_key
 from .selectors import parse_field_selector, parse_label_selector, selector_string
+from .tokens import BOUND_KINDS, BoundObject, TokenIssuer, api_audience
 
 if TYPE_CHECKING:  # injected by the supervisor; imported for the type only
     from .admission import Admission
@@ -52,9 +53,12 @@ MAX_STORED_BYTES = 1536 * 1024
 # The namespaces the NamespaceLifecycle admission plugin never lets go.
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 # TokenRequest lifetimes (ValidateTokenRequest): at least 10 minutes, at most 2^32 s.
-# (kubeadm sets no --service-account-max-token-expiration, so nothing cuts them further.)
+# (kubeadm sets no --service-account-max-token-expiration; LabConfig.max_token_expiration_seconds can.)
 _MIN_TOKEN_SECONDS = 600
 _MAX_TOKEN_SECONDS = 2 ** 32
+# token.WarnOnlyBoundTokenExpirationSeconds and ExpirationExtensionSeconds
+EXTENDED_TOKEN_REQUEST_SECONDS = 3607
+_EXTENDED_TOKEN_SECONDS = 365 * 24 * 3600
 
 
 def now_rfc3339(offset_seconds: int = 0) -> str:
@@ -91,6 +95,7 @@ class ApiCore:
         self.store = store
         self.admission = admission
         self.pki = pki
+        self.tokens = TokenIssuer(pki, api_audience(config.cluster_domain))
 
     # -- lookups -------------------------------------------------------------
     @staticmethod
@@ -562,9 +567,10 @@ class ApiCore:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
     def _token(self, ns: str, name: str, body: Any) -> Obj:
-        """serviceaccounts/token: a TokenRequest answered with a signed token."""
+        """serviceaccounts/token: a TokenRequest answered with a bound token
+        (pkg/registry/core/serviceaccount/storage/token.go)."""
         request = _prepare_typed(body, "authentication.k8s.io/v1", "TokenRequest")
-        self._load(by_key("serviceaccounts"), ns, name)
+        sa = self._load(by_key("serviceaccounts"), ns, name)
         spec = dict(request.get("spec") or {})
         ttl = spec.get("expirationSeconds", 3600)
         if isinstance(ttl, bool) or not isinstance(ttl, int):
@@ -576,14 +582,49 @@ class ApiCore:
         if why:
             raise errors.invalid("authentication.k8s.io", "TokenRequest", name, [
                 ("FieldValueInvalid", "spec.expirationSeconds", f"Invalid value: {ttl}: {why}")])
-        audiences = spec.get("audiences") or [f"https://kubernetes.default.svc.{self.config.cluster_domain}"]
-        token, expires = self.pki.issue_token(ns, name, audience=str(audiences[0]), ttl_seconds=ttl)
-        expiry = dt.datetime.fromtimestamp(expires, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        audiences = spec.get("audiences") or [self.tokens.issuer]
+        if not isinstance(audiences, list) or not all(isinstance(a, str) and a for a in audiences):
+            raise errors.bad_request("spec.audiences must be a list of non-empty strings")
+        bound = self._bound_object(ns, name, spec.get("boundObjectRef"))
+        maximum = self.config.max_token_expiration_seconds
+        if maximum and ttl > maximum:  # cut to the configured maximum, not refused
+            ttl = maximum
+        # The kubelet's default 3607 s marks a token that may outlive its refresh: it
+        # stays valid for a year (with a warnafter) for clients that reread it late
+        # (--service-account-extend-token-expiration, on by default).
+        lifetime, warn_after = ttl, None
+        if bound is not None and bound.kind == "Pod" and ttl == EXTENDED_TOKEN_REQUEST_SECONDS \
+                and self.tokens.issuer in audiences:
+            lifetime, warn_after = max(_EXTENDED_TOKEN_SECONDS, maximum), ttl
+        now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+        token = self.tokens.issue(ns, name, sa["metadata"]["uid"], audiences=audiences, ttl_seconds=lifetime,
+                                  bound=bound, warn_after=warn_after, now=now)
+        expiry = dt.datetime.fromtimestamp(now + ttl, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
                 "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
                 "spec": {**spec, "audiences": audiences, "expirationSeconds": ttl,
                          "boundObjectRef": spec.get("boundObjectRef")},
                 "status": {"token": token, "expirationTimestamp": expiry}}
+
+    def _bound_object(self, ns: str, sa_name: str, ref: Any) -> BoundObject | None:
+        """The object a token is bound to, checked as the real TokenRequest does."""
+        if not ref:
+            return None
+        if not isinstance(ref, dict):
+            raise errors.bad_request("spec.boundObjectRef must be an object")
+        kind, name, uid = ref.get("kind"), str(ref.get("name") or ""), ref.get("uid")
+        key = BOUND_KINDS.get(str(kind)) if ref.get("apiVersion", "v1") == "v1" else None
+        if key is None:
+            raise errors.bad_request(f"cannot bind token to object of type /{ref.get('apiVersion', '')}, Kind={kind}")
+        res = by_key(key)
+        obj = self._load(res, "" if kind == "Node" else ns, name)
+        if uid and obj["metadata"]["uid"] != uid:
+            raise errors.conflict("", str(kind), name, f"the UID in the bound object reference ({uid}) does not "
+                                  "match the UID in record. The object might have been deleted and then recreated")
+        if kind == "Pod" and (obj.get("spec") or {}).get("serviceAccountName", "default") != sa_name:
+            raise errors.bad_request(f'cannot bind token for serviceaccount "{sa_name}" to pod running with '
+                                     "different serviceaccount name.")
+        return BoundObject(str(kind), name, obj["metadata"]["uid"])
 
 
 # -- helpers -------------------------------------------------------------------------------

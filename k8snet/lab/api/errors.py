@@ -91,3 +91,15 @@ def method_not_allowed(message: str) -> ApiError:
 
 def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type!r}")
+
+
+def forbidden(group: str, plural: str, name: str, message: str) -> ApiError:
+    """apierrors.NewForbidden: ``<resource>[.<group>] ["<name>"] is forbidden: <message>``,
+    or ``forbidden: <message>`` when no resource is named (a non-resource path)."""
+    if not plural:
+        text = f"forbidden: {message}"
+    elif name:
+        text = f'{_qualified(group, plural)} "{name}" is forbidden: {message}'
+    else:
+        text = f"{_qualified(group, plural)} is forbidden: {message}"
+    return ApiError(403, "Forbidden", text, {"name": name, "group": group, "kind": plural} if plural else {})

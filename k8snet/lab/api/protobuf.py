@@ -1,6 +1,6 @@
 """Decoding kubectl's protobuf request bodies (``application/vnd.kubernetes.protobuf``).
 
-kubectl's typed clients (``kubectl create secret|configmap|namespace|deployment|
+kubectl's typed clients (``kubectl create secret|configmap|namespace|deployment|role|rolebinding|
 service|serviceaccount``, 1.32 through 1.37 alike) send the 4-byte magic ``k8s\\0`` and a
 ``runtime.Unknown`` whose ``raw`` field is the object message. JSON field names
 equal the proto field names, so a table of field numbers (:data:`SCHEMA`, from
@@ -89,6 +89,32 @@ ConfigMapVolumeSource: 1=~localObjectReference:LocalObjectReference, 2=[]items:K
 KeyToPath: 1=key:string, 2=path:string, 3=mode:int32*
 LabelSelector: 1=matchLabels:map<string,string>, 2=[]matchExpressions:LabelSelectorRequirement
 LabelSelectorRequirement: 1=key:string, 2=operator:string, 3=[]values:string
+Role: 1=metadata:ObjectMeta, 2=[]rules:PolicyRule
+ClusterRole: 1=metadata:ObjectMeta, 2=[]rules:PolicyRule, 3=aggregationRule:AggregationRule
+PolicyRule: 1=[]verbs:string, 2=[]apiGroups:string, 3=[]resources:string, 4=[]resourceNames:string, 5=[]nonResourceURLs:string
+AggregationRule: 1=[]clusterRoleSelectors:LabelSelector
+RoleBinding: 1=metadata:ObjectMeta, 2=[]subjects:Subject, 3=roleRef:RoleRef
+ClusterRoleBinding: 1=metadata:ObjectMeta, 2=[]subjects:Subject, 3=roleRef:RoleRef
+Subject: 1=kind:string, 2=apiGroup:string, 3=name:string, 4=namespace:string
+RoleRef: 1=apiGroup:string, 2=kind:string, 3=name:string
+SelfSubjectAccessReview: 1=metadata:ObjectMeta, 2=spec:SelfSubjectAccessReviewSpec, 3=status:SubjectAccessReviewStatus
+SelfSubjectAccessReviewSpec: 1=resourceAttributes:ResourceAttributes, 2=nonResourceAttributes:NonResourceAttributes
+SubjectAccessReview: 1=metadata:ObjectMeta, 2=spec:SubjectAccessReviewSpec, 3=status:SubjectAccessReviewStatus
+LocalSubjectAccessReview: 1=metadata:ObjectMeta, 2=spec:SubjectAccessReviewSpec, 3=status:SubjectAccessReviewStatus
+SubjectAccessReviewSpec: 1=resourceAttributes:ResourceAttributes, 2=nonResourceAttributes:NonResourceAttributes, 3=user:string, 4=[]groups:string, 6=uid:string
+ResourceAttributes: 1=namespace:string, 2=verb:string, 3=group:string, 4=version:string, 5=resource:string, 6=subresource:string, 7=name:string
+NonResourceAttributes: 1=path:string, 2=verb:string
+SubjectAccessReviewStatus: 1=allowed:bool, 2=reason:string, 3=evaluationError:string, 4=denied:bool
+SelfSubjectRulesReview: 1=metadata:ObjectMeta, 2=spec:SelfSubjectRulesReviewSpec, 3=status:SubjectRulesReviewStatus
+SelfSubjectRulesReviewSpec: 1=namespace:string
+SubjectRulesReviewStatus: 3=incomplete:bool, 4=evaluationError:string
+SelfSubjectReview: 1=metadata:ObjectMeta, 2=status:SelfSubjectReviewStatus
+SelfSubjectReviewStatus: 1=userInfo:UserInfo
+UserInfo: 1=username:string, 2=uid:string, 3=[]groups:string
+TokenRequest: 1=metadata:ObjectMeta, 2=spec:TokenRequestSpec, 3=status:TokenRequestStatus
+TokenRequestSpec: 1=[]audiences:string, 3=boundObjectRef:BoundObjectReference, 4=expirationSeconds:int64*
+BoundObjectReference: 1=kind:string, 2=apiVersion:string, 3=name:string, 4=uid:string
+TokenRequestStatus: 1=token:string, 2=expirationTimestamp:Time
 """
 
 _SCALARS = {"string", "bytes", "bool", "int32", "int64", "Time", "IntOrString", "Quantity", "json"}
@@ -127,7 +153,10 @@ def _parse_schema(text: str) -> dict[str, dict[int, Field]]:
 
 
 SCHEMA = _parse_schema(SCHEMA_TEXT)
-_KINDS = {"Namespace", "Secret", "ConfigMap", "ServiceAccount", "Service", "Deployment", "ReplicaSet"}
+_KINDS = {"Namespace", "Secret", "ConfigMap", "ServiceAccount", "Service", "Deployment", "ReplicaSet",
+          "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "SelfSubjectAccessReview",
+          "SubjectAccessReview", "LocalSubjectAccessReview", "SelfSubjectRulesReview", "SelfSubjectReview",
+          "TokenRequest"}
 
 
 class _Garbage(Exception):

@@ -84,7 +84,26 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("events.k8s.io", "v1", "events", "event", "Event", True, ("ev",)),
     # node heartbeats (kube-node-lease), as the kubelet writes them; `kubectl describe node` reads them
     Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", True),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", True),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", False),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding",
+             False),
+    # Reviews: answered at once from the authorizer, never stored (create only).
+    Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview",
+             "SelfSubjectAccessReview", False, verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "selfsubjectrulesreview",
+             "SelfSubjectRulesReview", False, verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "subjectaccessreviews", "subjectaccessreview",
+             "SubjectAccessReview", False, verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "localsubjectaccessreviews", "localsubjectaccessreview",
+             "LocalSubjectAccessReview", True, verbs=("create",)),
+    Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "selfsubjectreview",
+             "SelfSubjectReview", False, verbs=("create",)),
 )
+
+# Resources that are questions to the API server rather than stored objects.
+REVIEW_KEYS = frozenset(r.key for r in RESOURCES if r.group in ("authorization.k8s.io", "authentication.k8s.io"))
 
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((r.group, r.version) for r in RESOURCES))
 

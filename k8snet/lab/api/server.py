@@ -20,11 +20,13 @@ from aiohttp import web
 
 from ..contracts import Obj, PodRuntime
 from ..pki import Pki
-from . import (auth, decoding, discovery, errors, httperrors, listoptions, openapi, openapiv2, pathnames, protobuf,
-               portforward, streaming, tables)
+from . import (auth, decoding, discovery, errors, httperrors, impersonation, listoptions, openapi, openapiv2,
+               pathnames, portforward, protobuf, requestinfo, reviews, streaming, tables)
+from .authorizer import Authorizer, RbacSource
 from .core import ApiCore, not_served
 from .errors import ApiError
-from .resources import GROUP_VERSIONS, Resource, find
+from .identity import UserInfo
+from .resources import GROUP_VERSIONS, REVIEW_KEYS, Resource, find
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ _PATCH_TYPES = {
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 _JSON_TYPES = ("", JSON, "application/octet-stream", "*/*")
 _PROTOBUF = "application/vnd.kubernetes.protobuf"
-USER = web.RequestKey("user", str)  # the authenticated user name, for handlers that care
+_METHOD_VERBS = {"GET": ("get", "list", "watch"), "POST": ("create",), "PUT": ("update",), "PATCH": ("patch",),
+                 "DELETE": ("delete", "deletecollection")}
+USER = web.RequestKey("user", UserInfo)  # who the request acts as (after impersonation)
 _DEPRECATION = web.RequestKey("deprecation", str)  # the warning of a deprecated resource the request is about
 
 
@@ -117,9 +121,11 @@ def parse_rest_path(group: str, version: str, rest: list[str]) -> Target:
 
 class ApiServer:
     def __init__(self, core: ApiCore, pki: Pki, runtimes: Callable[[str], PodRuntime | None],
-                 body_timeout: float = BODY_TIMEOUT):
+                 body_timeout: float = BODY_TIMEOUT, authorizer: Authorizer | None = None):
         self.core = core
         self.pki = pki
+        self.authorizer = authorizer or Authorizer(RbacSource(core.store.objects, core.store.generation))
+        self.authenticator = auth.Authenticator(core.tokens, core.tokens.issuer, core.store.get)
         self.runtimes = runtimes
         self.body_timeout = body_timeout
         self.app = web.Application(middlewares=[self._guard], client_max_size=decoding.MAX_BODY_BYTES)
@@ -143,16 +149,22 @@ class ApiServer:
             await self._runner.cleanup()
             self._runner = None
 
-    # -- middleware: authentication and errors --------------------------------------------
+    # -- middleware: authentication, authorization and errors ------------------------------
     @web.middleware
     async def _guard(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         try:
-            if not auth.is_public("/" + "/".join(pathnames.segments(request.raw_path))):
+            parts = pathnames.segments(request.raw_path)
+            if not auth.is_public("/" + "/".join(parts)):
                 transport = request.transport
                 peercert = transport.get_extra_info("peercert") if transport is not None else None
-                user = auth.authenticate(peercert, request.headers.get("Authorization"), self.pki)
+                user = self.authenticator.authenticate(peercert, request.headers.get("Authorization"))
                 if user is None:
                     raise errors.unauthorized()
+                user = impersonation.impersonated(request.headers, user, self.authorizer.authorize)
+                attrs = requestinfo.request_attributes(request.method, parts, request.query)
+                decision = self.authorizer.authorize(user, attrs)
+                if not decision.allowed:
+                    raise requestinfo.denied(user, attrs, decision.reason)
                 request[USER] = user
             return await handler(request)
         except ApiError as err:
@@ -239,6 +251,14 @@ class ApiServer:
             request[_DEPRECATION] = res.warning
         if target.subresource in ("log", "exec", "attach", "portforward"):
             return await self._pod_stream(request, target)
+        if not target.subresource and not set(_METHOD_VERBS.get(method, ())) & set(res.verbs):
+            raise errors.method_not_allowed(f'{method} is not supported on resources of kind "{res.plural}"')
+        if res.key in REVIEW_KEYS:
+            if target.name is not None:
+                raise not_served()
+            review = reviews.answer(res.key, target.namespace, await self._body(request), request[USER],
+                                    self.authorizer)
+            return _response(review, status=201)
         if target.name is None:
             if method == "GET":
                 return await (self._watch(request, target) if _flag(request.query.get("watch"))

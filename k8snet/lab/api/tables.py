@@ -138,6 +138,17 @@ EVENT_COLUMNS = [
 ]
 SERVICE_ACCOUNT_COLUMNS = [_NAME, _col("Secrets", "string", _doc("V1ServiceAccount", "secrets")), _AGE]
 # The generic convertor the real server uses for kinds without a printer.
+# pkg/printers/internalversion: roles print name and creation time; bindings their role
+# and, with -o wide, their subjects.
+ROLE_COLUMNS = [_NAME, _col("Created At", "date", _doc("V1ObjectMeta", "creationTimestamp"))]
+ROLE_BINDING_COLUMNS = [
+    _NAME, _col("Role", "string", _doc(
+        "V1RoleBinding", "roleRef", "RoleRef can reference a Role in the current namespace or a ClusterRole in the "
+        "global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.")), _AGE,
+    _col("Users", "string", "Users in the roleBinding", 1),
+    _col("Groups", "string", "Groups in the roleBinding", 1),
+    _col("ServiceAccounts", "string", "ServiceAccounts in the roleBinding", 1),
+]
 DEFAULT_COLUMNS = [_NAME, _col("Created At", "date", _doc("V1ObjectMeta", "creationTimestamp"))]
 
 
@@ -573,6 +584,24 @@ def print_service_account(sa: Obj, now: datetime) -> tuple[Cells, RowConditions 
     return [_meta(sa).get("name", ""), len(sa.get("secrets") or []), _age(sa, now)], None
 
 
+def print_role(role: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    return [_meta(role).get("name", ""), _meta(role).get("creationTimestamp", "")], None
+
+
+def print_role_binding(binding: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
+    """``printRoleBinding``: ``Role/<name>`` or ``ClusterRole/<name>``, then the subjects by kind."""
+    ref = binding.get("roleRef") or {}
+    subjects = [s for s in binding.get("subjects") or [] if isinstance(s, dict)]
+
+    def names(kind: str) -> str:
+        return ", ".join(s.get("name", "") for s in subjects if s.get("kind") == kind)
+
+    accounts = ", ".join(f'{s.get("namespace", "")}/{s.get("name", "")}' for s in subjects
+                         if s.get("kind") == "ServiceAccount")
+    return [_meta(binding).get("name", ""), f'{ref.get("kind", "")}/{ref.get("name", "")}', _age(binding, now),
+            names("User"), names("Group"), accounts], None
+
+
 def print_default(obj: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
     return [_meta(obj).get("name", ""), _meta(obj).get("creationTimestamp", "")], None
 
@@ -591,6 +620,10 @@ PRINTERS: dict[str, tuple[list[Obj], Printer]] = {
     "events": (EVENT_COLUMNS, print_event),
     "events.k8s.io/events": (EVENT_COLUMNS, print_event),
     "serviceaccounts": (SERVICE_ACCOUNT_COLUMNS, print_service_account),
+    "rbac.authorization.k8s.io/roles": (ROLE_COLUMNS, print_role),
+    "rbac.authorization.k8s.io/clusterroles": (ROLE_COLUMNS, print_role),
+    "rbac.authorization.k8s.io/rolebindings": (ROLE_BINDING_COLUMNS, print_role_binding),
+    "rbac.authorization.k8s.io/clusterrolebindings": (ROLE_BINDING_COLUMNS, print_role_binding),
 }
 
 

@@ -14,9 +14,10 @@ import copy
 import ipaddress
 from typing import Any, Callable
 
-from k8snet.lab.api import containervalidation as cv, strvalidation as sv
+from k8snet.lab.api import containervalidation as cv, rbacvalidation, strvalidation as sv
 from k8snet.lab.api.errors import bad_request
 from k8snet.lab.api.fielderrors import FieldErrors
+from k8snet.lab.api.pathnames import name_problems
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.contracts import Obj
 
@@ -43,6 +44,9 @@ NameCheck = Callable[[str], list[str]]
 _NAME_CHECKS: dict[str, NameCheck] = {
     "namespaces": sv.is_dns1123_label,
     "services": sv.is_dns1035_label,
+    # rbac's ValidateRBACName: any path segment ("system:node", "kubeadm:node-proxier")
+    **{f"rbac.authorization.k8s.io/{plural}": name_problems
+       for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")},
 }
 
 
@@ -591,6 +595,10 @@ _CREATE: dict[str, Callable[[FieldErrors, Obj], None]] = {
     "discovery.k8s.io/endpointslices": _validate_endpointslice,
     "endpoints": _validate_endpoints,
     "events": _validate_event,
+    "rbac.authorization.k8s.io/roles": rbacvalidation.validate_role,
+    "rbac.authorization.k8s.io/clusterroles": rbacvalidation.validate_cluster_role,
+    "rbac.authorization.k8s.io/rolebindings": rbacvalidation.validate_role_binding,
+    "rbac.authorization.k8s.io/clusterrolebindings": rbacvalidation.validate_cluster_role_binding,
 }
 _UPDATE: dict[str, Callable[[FieldErrors, Obj, Obj], None]] = {
     "pods": _validate_pod_update,
@@ -598,6 +606,8 @@ _UPDATE: dict[str, Callable[[FieldErrors, Obj, Obj], None]] = {
     "apps/deployments": _validate_selector_update,
     "apps/replicasets": _validate_selector_update,
     "secrets": _validate_secret_update,
+    "rbac.authorization.k8s.io/rolebindings": rbacvalidation.validate_binding_update,
+    "rbac.authorization.k8s.io/clusterrolebindings": rbacvalidation.validate_binding_update,
     "configmaps": _validate_immutable_data,
 }
 

@@ -9,6 +9,7 @@ import logging
 from ..config import LabConfig
 from ..contracts import ApiClient
 from .base import Controller, Informers
+from .clusterroleaggregation import ClusterRoleAggregationController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 CONTROLLERS: tuple[type[Controller], ...] = (
     ServiceAccountController, NamespaceController, Scheduler, ReplicaSetController,
     DeploymentController, EndpointsController, EndpointSliceController, GarbageCollector,
-    LoadBalancerController,
+    LoadBalancerController, ClusterRoleAggregationController,
 )
 
 

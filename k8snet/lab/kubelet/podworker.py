@@ -36,6 +36,7 @@ Obj = dict[str, Any]
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 BACKOFF_RESET = 600.0  # a container that ran this long starts its back-off afresh
+_TOKEN_RETRY = 10.0  # seconds before a failed token renewal is tried again
 
 
 def restart_delay(restarts_in_a_row: int) -> float:
@@ -279,7 +280,28 @@ class PodWorker:
             raise
         if changes is not None:
             self._tasks.append(asyncio.create_task(self._sync_volumes(builder, changes)))
+        if builder.next_token_refresh() is not None:
+            self._tasks.append(asyncio.create_task(self._refresh_tokens(builder)))
         return paths
+
+    async def _refresh_tokens(self, builder: VolumeBuilder) -> None:
+        """Renews the projected service-account tokens before they expire (the
+        kubelet's token manager); a failure keeps the old files and retries."""
+        while True:
+            due = builder.next_token_refresh()
+            if due is None:
+                return
+            await asyncio.sleep(max(due - time.time(), 0.0))
+            try:
+                updated = await builder.refresh_tokens()
+            except (VolumeError, ApiError) as err:
+                message = err.message if isinstance(err, ApiError) else str(err)
+                self.event("Warning", "FailedMount", f"MountVolume.SetUp failed: {message}")
+                await asyncio.sleep(_TOKEN_RETRY)
+                continue
+            if updated:
+                log.info("pod %s/%s: service-account token renewed in %s", self.namespace, self.name,
+                         ", ".join(updated))
 
     async def _sync_volumes(self, builder: VolumeBuilder, changes: PodVolumeChanges) -> None:
         """Brings the mounted files up to date whenever a Secret or ConfigMap they come

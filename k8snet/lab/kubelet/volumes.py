@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from .envvars import EnvError, field_ref_value
 
 DEFAULT_MODE = 0o644
 TOKEN_EXPIRATION = 3607
+_MAX_TOKEN_AGE = 24 * 3600
 
 
 class VolumeError(Exception):
@@ -94,6 +97,17 @@ def downward_files(items: list[Obj], pod: Obj, default_mode: int, pod_ip: str | 
     return files
 
 
+@dataclass(frozen=True)
+class FetchedToken:
+    token: str
+    fetched: float  # unix time
+    ttl: int  # the TokenRequest's expirationSeconds
+
+    def due(self) -> float:
+        """pkg/kubelet/token's requiresRefresh: at 80% of the lifetime, at most 24 h."""
+        return self.fetched + min(0.8 * self.ttl, _MAX_TOKEN_AGE)
+
+
 class VolumeBuilder:
     """Fetches what the pod's volumes need from the API and writes their files."""
 
@@ -104,9 +118,9 @@ class VolumeBuilder:
         self.root = pod_dir / "volumes"
         self.pod_ip = pod_ip
         self.host_ip = host_ip
-        # A refresh keeps the pod's bound token rather than asking for a new one
-        # (the kubelet renews it only near expiry).
-        self._tokens: dict[str, str] = {}  # "<audience>/<expirationSeconds>" -> token
+        # A refresh keeps the pod's bound token rather than asking for a new one: the
+        # kubelet's token manager renews it at 80% of its lifetime (or after 24 h).
+        self._tokens: dict[str, FetchedToken] = {}  # "<audience>/<expirationSeconds>" -> token
 
     async def _get(self, key: str, name: str, optional: bool, label: str) -> Obj | None:
         try:
@@ -185,9 +199,10 @@ class VolumeBuilder:
             if "serviceAccountToken" in source:
                 sat = source["serviceAccountToken"]
                 which = f'{sat.get("audience", "")}/{sat.get("expirationSeconds", "")}'
-                if which not in self._tokens:
-                    self._tokens[which] = await self._token(sat)
-                files.append((sat["path"], self._tokens[which].encode(), mode))
+                fetched = self._tokens.get(which)
+                if fetched is None or fetched.due() <= time.time():
+                    fetched = self._tokens[which] = await self._token(sat)
+                files.append((sat["path"], fetched.token.encode(), mode))
             elif "configMap" in source:
                 s = source["configMap"]
                 files += await self._configmap_files(s.get("name", ""), s.get("items"), mode, bool(s.get("optional")))
@@ -201,7 +216,22 @@ class VolumeBuilder:
                 raise VolumeError(f"projected source {sorted(source)} is not supported by the k8snet lab")
         return files
 
-    async def _token(self, sat: Obj) -> str:
+    def next_token_refresh(self) -> float | None:
+        """When the first of the pod's tokens is due for renewal (unix time), if any."""
+        return min((t.due() for t in self._tokens.values()), default=None)
+
+    async def refresh_tokens(self) -> list[str]:
+        """Rewrites the projected volumes whose tokens are due; returns their names."""
+        updated = []
+        for volume in self.pod["spec"].get("volumes") or []:
+            sources = (volume.get("projected") or {}).get("sources") or []
+            if any("serviceAccountToken" in s for s in sources):
+                files = await self._files(volume)
+                if await asyncio.to_thread(install_files, self.root / volume["name"], files):
+                    updated.append(volume["name"])
+        return updated
+
+    async def _token(self, sat: Obj) -> "FetchedToken":
         """A bound service-account token from the TokenRequest API, as the kubelet asks for it."""
         meta = self.pod["metadata"]
         spec: Obj = {
@@ -216,4 +246,4 @@ class VolumeBuilder:
             result = await self.client.create("serviceaccounts", self.namespace, body, subresource="token", name=sa)
         except ApiError as err:
             raise VolumeError(f'failed to fetch token: {err.message}') from None
-        return result["status"]["token"]
+        return FetchedToken(result["status"]["token"], time.time(), int(spec["expirationSeconds"]))
