@@ -108,7 +108,7 @@ def percentiles(data: pd.DataFrame | Sequence[float], value: str = "latency_us",
         return pd.Series(out)
 
     table = summarise(frame[value]).to_frame().T if by is None else \
-        frame.groupby(by, sort=False)[value].apply(summarise).unstack()
+        frame.groupby(by if isinstance(by, str) else list(by), sort=False)[value].apply(summarise).unstack()
     quoted = [f"p{q_:g}" for q_ in q if (table["n"] >= min_samples(q_)).any()]
     return table[quoted + ["n"]]
 
@@ -130,7 +130,7 @@ def uniform_range(n: int, k: int, confidence: float = 0.95) -> tuple[int, int]:
     """The central ``confidence`` range of one backend's count (lowest, highest count
     inside) out of ``n`` connections when all ``k`` backends are equally likely
     (binomial(n, 1/k) quantiles)."""
-    lo, hi = stats.binom.ppf([(1 - confidence) / 2, (1 + confidence) / 2], n, 1 / k)
+    lo, hi = np.asarray(stats.binom.ppf([(1 - confidence) / 2, (1 + confidence) / 2], n, 1 / k))
     return int(lo), int(hi)
 
 

@@ -14,6 +14,7 @@ so a learner who reaches the lab as a normal user through its kubeconfig context
 
 from __future__ import annotations
 
+import builtins  # the classes below have a list() method, which shadows list in their annotations
 import contextlib
 import json
 import os
@@ -39,7 +40,8 @@ from .kubectlenv import kubectl_namespace
 from .lab import kubeconfig as lab_kubeconfig
 from .lab import lifecycle
 from .lab.api.errors import ApiError
-from .lab.bootstrap import LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE, LabFacts
+from .lab.bootstrap import LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE
+from .lab.bootstrap import LabFacts as LabFacts  # re-exported: the type of Cluster.lab
 from .lab.config import LabConfig
 from .probe.probe import is_service_env
 
@@ -134,7 +136,7 @@ def cluster_kind(nodes: list[dict[str, Any]], version: str) -> str:
 def _condition(obj: dict[str, Any], kind: str) -> str | None:
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == kind:
-            return cond.get("status")
+            return str(cond["status"]) if cond.get("status") is not None else None
     return None
 
 
@@ -212,7 +214,7 @@ class Cluster:
             name = (obj.get("metadata") or {}).get("name")
             # look first: a partial object (an update) would fail create's validation
             # with 422 before the server ever says 409 AlreadyExists
-            exists = bool(name) and self._exists(res, name, ns)
+            exists = bool(name and self._exists(res, name, ns))
             if exists:
                 stored = self._call(res.patch, body=obj, name=name, namespace=ns,
                                     content_type="application/merge-patch+json")
@@ -256,7 +258,8 @@ class Cluster:
     def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
         res = self.resource(kind)
         try:
-            return res.get(name=name, namespace=namespace if res.namespaced else None).to_dict()
+            obj: dict[str, Any] = res.get(name=name, namespace=namespace if res.namespaced else None).to_dict()
+            return obj
         except NotFoundError:
             return None
         except DynamicApiError as err:
@@ -301,7 +304,7 @@ class Cluster:
             return status.get("phase") == "Active"
         return True
 
-    def _ready_addresses(self, service: str, namespace: str) -> list[dict[str, Any]]:
+    def _ready_addresses(self, service: str, namespace: str) -> builtins.list[dict[str, Any]]:
         try:
             ep = self.core.read_namespaced_endpoints(service, namespace)
         except ApiException:
@@ -310,7 +313,7 @@ class Cluster:
 
     def wait(self, kind: str, name: str | None = None, *, namespace: str = "default", selector: str | None = None,
              condition: str = "ready", timeout: float = 60.0, count: int | None = None,
-             progress: bool = True) -> list[dict[str, Any]]:
+             progress: bool = True) -> builtins.list[dict[str, Any]]:
         """Waits until the named object (or every object matching ``selector``, at least
         ``count`` of them, default 1) meets ``condition``: ``ready`` (pods, nodes,
         Deployments, ReplicaSets, Services with ready endpoints), ``complete`` (pods that
@@ -345,7 +348,7 @@ class Cluster:
                 time.sleep(0.2)
         raise WaitTimeout(self._explain(kind, what, condition, timeout, objs, ns))
 
-    def _explain(self, kind: str, what: str, condition: str, timeout: float, objs: list[dict[str, Any]],
+    def _explain(self, kind: str, what: str, condition: str, timeout: float, objs: builtins.list[dict[str, Any]],
                  namespace: str | None) -> str:
         head = f"{what} not {condition} after {timeout:g} s"
         if condition == "deleted":
@@ -358,7 +361,7 @@ class Cluster:
                 lines += ["  " + line for line in self.why(kind, obj)]
         return "\n".join(lines)
 
-    def why(self, kind: str, obj: dict[str, Any]) -> list[str]:
+    def why(self, kind: str, obj: dict[str, Any]) -> builtins.list[str]:
         """Why one object is not ready, in a few lines."""
         meta, status, spec = obj["metadata"], obj.get("status") or {}, obj.get("spec") or {}
         name, ns = meta["name"], meta.get("namespace")
@@ -380,7 +383,7 @@ class Cluster:
             return lines + ["  " + line for p in pods[:3] for line in self._why_pod(p)]
         return [f"{kind.lower()} {name}: status {json.dumps(status, default=str)[:200]}"]
 
-    def _why_pod(self, pod: dict[str, Any]) -> list[str]:
+    def _why_pod(self, pod: dict[str, Any]) -> builtins.list[str]:
         meta, status = pod["metadata"], pod.get("status") or {}
         parts = [f"pod {meta['name']}: phase {status.get('phase', 'Unknown')}"]
         if node := (pod.get("spec") or {}).get("nodeName"):
@@ -543,7 +546,7 @@ class Cluster:
         return mode or "iptables"
 
     # -- inside pods ------------------------------------------------------------------------------
-    def exec(self, pod: str, command: list[str] | str, namespace: str = "default", container: str | None = None,
+    def exec(self, pod: str, command: builtins.list[str] | str, namespace: str = "default", container: str | None = None,
              *, timeout: float = 60.0) -> ExecResult:
         """Runs a command in a running container (needs the exec subresource)."""
         from kubernetes.stream import stream
@@ -556,10 +559,10 @@ class Cluster:
         except ApiException as err:
             raise api_error(err) from None
         ws.run_forever(timeout=timeout)
-        out, err = ws.read_stdout() or "", ws.read_stderr() or ""
+        out, errout = ws.read_stdout() or "", ws.read_stderr() or ""
         rc = ws.returncode
         ws.close()
-        return ExecResult(out, err, int(rc) if rc is not None else -1)
+        return ExecResult(out, errout, int(rc) if rc is not None else -1)
 
     def logs(self, pod: str, namespace: str = "default", container: str | None = None) -> str:
         kwargs: dict[str, Any] = {"container": container} if container else {}

@@ -86,11 +86,12 @@ def _service_objects(api_client: ApiClient, service: str, namespace: str
     them (what the proxy's model reads), whatever the client version."""
     from kubernetes import client
 
-    resp = client.CoreV1Api(api_client).read_namespaced_service(service, namespace, _preload_content=False)
-    svc = json.loads(resp.data)
-    resp = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
+    # _preload_content=False returns the raw urllib3 response, not the annotated model
+    svc_resp: Any = client.CoreV1Api(api_client).read_namespaced_service(service, namespace, _preload_content=False)
+    svc = json.loads(svc_resp.data)
+    slices_resp: Any = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
         namespace, label_selector=f"kubernetes.io/service-name={service}", _preload_content=False)
-    return svc, json.loads(resp.data).get("items") or []
+    return svc, json.loads(slices_resp.data).get("items") or []
 
 
 def _lab_service_objects(cfg: LabConfig, service: str, namespace: str
@@ -473,7 +474,7 @@ def matched_rules(target: Any, service: str, action: Callable[[], object], names
 
 
 def _traced(cfg: LabConfig, svc: ServiceInfo, nodes: range, action: Callable[[], object]) -> pd.DataFrame:
-    monitors: dict[int, subprocess.Popen] = {}
+    monitors: dict[int, subprocess.Popen[str]] = {}
     try:
         for i in nodes:
             _in_node(cfg, i, "nft", "-f", "-", input=_trace_table(svc))

@@ -152,9 +152,10 @@ def probe_server(cluster: Cluster, namespace: str, args: Sequence[str], *, image
 
 def _node_of(cluster: Cluster, pod: str, namespace: str) -> tuple[str, str | None]:
     obj = cluster.core.read_namespaced_pod(pod, namespace)
-    if not obj.status.pod_ip:
-        raise ProbeError(f"pod {pod} has no IP yet (phase {obj.status.phase})")
-    return obj.status.pod_ip, obj.spec.node_name
+    status, spec = obj.status, obj.spec
+    if status is None or spec is None or not status.pod_ip:
+        raise ProbeError(f"pod {pod} has no IP yet (phase {status.phase if status else None})")
+    return status.pod_ip, spec.node_name
 
 
 # -- load balancing ----------------------------------------------------------------------------
@@ -191,10 +192,12 @@ def lb_distribution(cluster: Cluster, service: str, namespace: str = "default", 
     endpoints that never answered), the chi-square test against uniform, errors and
     how many TCP connections were opened.
     """
-    svc = cluster.core.read_namespaced_service(service, namespace)
-    ports = svc.spec.ports or []
+    spec = cluster.core.read_namespaced_service(service, namespace).spec
+    if spec is None:
+        raise ProbeError(f"service {namespace}/{service} has no spec")
+    ports = spec.ports or []
     port = port or (ports[0].port if ports else 80)
-    host = svc.spec.cluster_ip if svc.spec.cluster_ip not in (None, "None") else f"{service}.{namespace}"
+    host = spec.cluster_ip if spec.cluster_ip not in (None, "None") else f"{service}.{namespace}"
     eps = cluster.endpoints(namespace, service)
     ready = eps[eps["ready"]]
     expected = sorted(set(ready["pod"].fillna(ready["ip"])))
@@ -215,7 +218,7 @@ def lb_distribution(cluster: Cluster, service: str, namespace: str = "default", 
         "backends_expected": len(expected), "backends_seen": int(sum(1 for c in counts.values() if c)),
         "counts": counts, "seconds": round(elapsed, 2),
     }
-    if len(counts) >= 2 and sum(counts.values()):
+    if len(counts) >= 2 and any(counts.values()):
         chi = analysis.chi_square_uniform(counts)
         summary.update(chi2=chi.statistic, p_value=chi.p_value, dof=chi.dof)
     params = {"service": service, "namespace": namespace, "connections": connections, "keepalive": keepalive,
@@ -334,7 +337,7 @@ def rtt_baseline(cluster: Cluster, namespace: str = "default", samples: int = 20
     pct = analysis.percentiles(df[df["ok"].astype(bool)], "rtt_us", by="proto")
     summary = {"server_ip": server_ip, "server_node": server["spec"].get("nodeName"),
                "percentiles_us": pct.to_dict(orient="index"),
-               "udp_p50_us": float(pct.loc["udp", "p50"]) if "udp" in pct.index else None,
+               "udp_p50_us": float(pct["p50"].astype(float)["udp"]) if "udp" in pct.index else None,
                "lost": int((~df["ok"].astype(bool)).sum())}
     params = {"namespace": namespace, "samples": samples, "server_node": server_node, "client_node": client_node}
     return Measurement(df, summary, params)

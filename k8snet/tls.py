@@ -24,6 +24,7 @@ import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -113,6 +114,8 @@ def server_cert(ca: KeyPair, service: str = "my-nginx", namespace: str = "defaul
     """
     ca_cert = ca.certificate
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey):  # the kit makes only RSA CAs (ca() above)
+        raise ValueError(f"the CA key is a {type(ca_key).__name__}, not an RSA key")
     key = _new_key()
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in service_dns_names(service, namespace, cluster_domain)]
     sans += [_general_name(n) for n in extra_names]
@@ -129,7 +132,7 @@ def server_cert(ca: KeyPair, service: str = "my-nginx", namespace: str = "defaul
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
@@ -152,7 +155,7 @@ def subject_alt_names(cert_pem: bytes) -> list[str]:
 
 
 def tls_secret(name: str, cert_pem: bytes, key_pem: bytes, namespace: str | None = None, *,
-               ca_pem: bytes | None = None) -> dict:
+               ca_pem: bytes | None = None) -> dict[str, Any]:
     """A ``kubernetes.io/tls`` Secret manifest, as ``kubectl create secret tls`` makes it.
 
     ``ca_pem``, when given, goes in ``ca.crt`` (the key cert-manager uses) so a client
@@ -161,7 +164,7 @@ def tls_secret(name: str, cert_pem: bytes, key_pem: bytes, namespace: str | None
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode("ascii")
 
-    metadata: dict = {"name": name}
+    metadata: dict[str, Any] = {"name": name}
     if namespace is not None:
         metadata["namespace"] = namespace
     data = {"tls.crt": b64(cert_pem), "tls.key": b64(key_pem)}
@@ -208,7 +211,8 @@ def verify_https(address: str, ca_pem: bytes, *, hostname: str, port: int = 443,
     context.hostname_checks_common_name = False
     with socket.create_connection((address, port), timeout=timeout) as raw:
         with context.wrap_socket(raw, server_hostname=hostname) as tls:
-            peer = tls.getpeercert() or {}
+            # typeshed's union of value types cannot be unpacked field by field
+            peer: dict[str, Any] = dict(tls.getpeercert() or {})
             # HTTP/1.0: the body ends at EOF, never chunked
             request = f"GET {path} HTTP/1.0\r\nHost: {hostname}\r\n\r\n"
             tls.sendall(request.encode("ascii"))

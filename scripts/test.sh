@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test command: unit tests; lab, client-compatibility and helper tests against a
-# real lab (root); the notebooks with nbval. Everything runs in the project's
+# The test command: lint and type checks (scripts/lint.sh); unit tests; lab,
+# client-compatibility and helper tests against a real lab (root); the notebooks with
+# nbval. Everything runs in the project's
 # environment (.venv, made by setup.sh), with the kit's kubectl first on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/lint.sh
 export PATH="$PWD/.venv/bin:$PATH"
 PY="$PWD/.venv/bin/python"
 

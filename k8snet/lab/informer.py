@@ -79,11 +79,11 @@ class Informer:
                 del self.cache[k]
                 await _call(handler, "DELETED", old)
         for k, obj in fresh.items():
-            old = self.cache.get(k)
+            known = self.cache.get(k)
             self.cache[k] = obj
-            if old is None:
+            if known is None:
                 await _call(handler, "ADDED", obj)
-            elif old.get("metadata", {}).get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+            elif known.get("metadata", {}).get("resourceVersion") != obj["metadata"].get("resourceVersion"):
                 await _call(handler, "MODIFIED", obj)
         return listed["metadata"]["resourceVersion"]
 

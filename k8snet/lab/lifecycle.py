@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeGuard
 
 from . import kubeconfig, statelock
 from .config import LabConfig, state_root
@@ -125,7 +125,7 @@ def _read_status(config: LabConfig) -> dict[str, Any]:
         return {}
 
 
-def _alive(pid: int | None) -> bool:
+def _alive(pid: int | None) -> TypeGuard[int]:  # alive: pid is a number
     if not pid:
         return False
     try:

@@ -265,7 +265,7 @@ def getaddrinfo_us(name: str) -> tuple[float, str | None]:
     t0 = now_us()
     try:
         infos = socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
-        return now_us() - t0, infos[0][4][0]
+        return now_us() - t0, str(infos[0][4][0])
     except socket.gaierror:
         return now_us() - t0, None
 

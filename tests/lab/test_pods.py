@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client, config
 
-from .kube import deployment, exec_in, pod, ready_pods, wait_until
+from .kube import exec_in, pod, ready_pods, wait_until
 
 
 @pytest.fixture()

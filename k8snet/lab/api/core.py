@@ -12,6 +12,7 @@ so each is atomic with respect to the other coroutines of the loop.
 
 from __future__ import annotations
 
+import builtins  # the classes below have a list() method, which shadows list in their annotations
 import asyncio
 import datetime as dt
 import json
@@ -236,7 +237,7 @@ class ApiCore:
     # -- create ------------------------------------------------------------------
     async def create(self, key: str, namespace: str | None, body: Obj, *, subresource: str | None = None,
                      name: str | None = None, dry_run: bool = False, field_validation: str | None = None,
-                     warnings: list[str] | None = None) -> Obj:
+                     warnings: builtins.list[str] | None = None) -> Obj:
         res = self.resource(key)
         ns = self._namespace(res, namespace)
         if subresource is not None:
@@ -297,7 +298,7 @@ class ApiCore:
     # -- update ------------------------------------------------------------------
     async def update(self, key: str, namespace: str | None, name: str, body: Obj, *,
                      subresource: str | None = None, dry_run: bool = False, field_validation: str | None = None,
-                     warnings: list[str] | None = None) -> Obj:
+                     warnings: builtins.list[str] | None = None) -> Obj:
         res = self.resource(key)
         ns = self._namespace(res, namespace)
         self._check_subresource(res, subresource, "update")
@@ -363,7 +364,7 @@ class ApiCore:
     async def patch(self, key: str, namespace: str | None, name: str, patch: Any, *,
                     patch_type: PatchType = "merge", subresource: str | None = None,
                     field_manager: str | None = None, force: bool = False, dry_run: bool = False,
-                    field_validation: str | None = None, warnings: list[str] | None = None) -> Obj:
+                    field_validation: str | None = None, warnings: builtins.list[str] | None = None) -> Obj:
         obj, _ = await self.patch_created(key, namespace, name, patch, patch_type=patch_type,
                                           subresource=subresource, field_manager=field_manager, force=force,
                                           dry_run=dry_run, field_validation=field_validation, warnings=warnings)
@@ -373,7 +374,7 @@ class ApiCore:
                             patch_type: PatchType = "merge", subresource: str | None = None,
                             field_manager: str | None = None, force: bool = False, dry_run: bool = False,
                             field_validation: str | None = None,
-                            warnings: list[str] | None = None) -> tuple[Obj, bool]:
+                            warnings: builtins.list[str] | None = None) -> tuple[Obj, bool]:
         """Like :meth:`patch`, also telling whether an apply patch created the object (201)."""
         res = self.resource(key)
         ns = self._namespace(res, namespace)

@@ -149,7 +149,7 @@ def _requirement(key: str, op: str, values: tuple[str, ...], text: str) -> Requi
                           "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
                           "alphanumeric character")
     if op in ("in", "notin") and not values:
-        raise bad_request(f"unable to parse requirement: values: Invalid value: []: for 'in', 'notin' "
+        raise bad_request("unable to parse requirement: values: Invalid value: []: for 'in', 'notin' "
                           "operators, values set can't be empty")
     if op in (">", "<"):
         if len(values) != 1 or not re.fullmatch(r"-?\d+", values[0]):

@@ -22,7 +22,7 @@ from . import containers as cbuild
 from . import dnsfiles, probes
 from .envvars import EnvError, container_env, service_env
 from .runtime import Container, ContainerStartError, start_container
-from .status import TERMINATED, ContainerRecord, merge_patch, now, pod_status, seed_records
+from .status import ContainerRecord, merge_patch, now, pod_status, seed_records
 from .volumes import VolumeBuilder, VolumeError, volume_refs
 from .volumesync import PodVolumeChanges
 

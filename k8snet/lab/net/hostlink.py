@@ -53,7 +53,7 @@ def pick_node_cidr(configured: str, taken: Iterable[Network]) -> str:
     """The configured network if nothing in ``taken`` overlaps it, else the next
     network of the same size that is free, staying inside the configured /16 (so the
     default 172.31.0.0/24 moves to 172.31.1.0/24, 172.31.2.0/24, ...)."""
-    net = ipaddress.ip_network(configured)
+    net = Network(configured)
     taken = list(taken)
     scope = net.supernet(new_prefix=min(16, net.prefixlen))
     candidates = [net] + [n for n in scope.subnets(new_prefix=net.prefixlen) if n > net] \
@@ -72,13 +72,13 @@ def host_networks() -> list[Network]:
     addrs = json.loads(_ip("-j", "-4", "addr", "show") or "[]")
     for link in addrs:
         for a in link.get("addr_info", []):
-            found.append(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
+            found.append(Network(f"{a['local']}/{a['prefixlen']}", strict=False))
     for route in json.loads(_ip("-j", "-4", "route", "show", "table", "all") or "[]"):
         dst = route.get("dst", "default")
         if dst == "default" or route.get("type") in ("local", "broadcast"):
             continue
         try:
-            found.append(ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False))
+            found.append(Network(dst if "/" in dst else f"{dst}/32", strict=False))
         except ValueError:
             continue
     return found
@@ -93,7 +93,7 @@ def other_labs_networks(name: str, root: Path | None = None) -> list[Network]:
         try:
             data = json.loads(path.read_text())
             if data.get("name") != name and data.get("node_cidr"):
-                found.append(ipaddress.ip_network(data["node_cidr"]))
+                found.append(Network(data["node_cidr"]))
         except (OSError, ValueError):
             continue
     return found

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -170,7 +170,7 @@ async def run_in_netns(name: str, fn: Callable[..., T], *args: object) -> T:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[T] = loop.create_future()
 
-    def deliver(setter: Callable[[object], None], value: object) -> None:
+    def deliver(setter: Callable[[Any], None], value: Any) -> None:
         if not fut.done():
             setter(value)
 
