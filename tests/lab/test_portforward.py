@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.stream import portforward
 
-from .kube import deployment, ready_pods
+from .kube import ready_pods
 
 WELCOME = b"<title>Welcome to nginx!</title>"
 

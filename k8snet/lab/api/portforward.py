@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from typing import Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -364,8 +364,8 @@ class ChannelForward:
                 await self.send(2 * i + 1, port)
         except (ConnectionError, RuntimeError):
             return
-        forwards = asyncio.gather(*(self._forward(i, pipe) for i, pipe in enumerate(self.pipes)))
-        reader = asyncio.create_task(self._read_client())
+        forwards: asyncio.Future[Any] = asyncio.gather(*(self._forward(i, pipe) for i, pipe in enumerate(self.pipes)))
+        reader: asyncio.Future[Any] = asyncio.create_task(self._read_client())
         try:
             await asyncio.wait({forwards, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -28,7 +28,7 @@ def _attributes(spec: Obj, kind: str) -> Attributes:
              "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified")])
     if non_resource is not None:
         return Attributes(str(non_resource.get("verb", "")), False, path=str(non_resource.get("path", "")))
-    r = resource
+    r = resource or {}  # not None here: exactly one of the two is set
     return Attributes(str(r.get("verb", "")), True, str(r.get("namespace", "")), str(r.get("group", "")),
                       str(r.get("resource", "")), str(r.get("subresource", "")), str(r.get("name", "")))
 

@@ -20,7 +20,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .tracer import CONTINUE, MISS, BaseChain, Match, PacketState, ParsedRuleset, Rule, TracerError, Verdict
+from .tracer import CONTINUE, MISS, BaseChain, PacketState, ParsedRuleset, Rule, TracerError, Verdict
 
 # nft's named priorities (the ones the lab's or nft's own listing can use).
 PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
@@ -58,7 +58,6 @@ def _structure(text: str) -> tuple[dict[str, _Set], dict[str, tuple[str, list[tu
     chains: dict[str, tuple[str, list[tuple[int, str]]]] = {}
     table = ""
     block: tuple[str, str] | None = None  # ("set"|"map"|"chain", name)
-    header = ""
     pending_elements: list[str] | None = None
     lines = text.splitlines()
     for number, raw in enumerate(lines, 1):
@@ -245,7 +244,8 @@ class _Compiler:
                 self.rule.actions.append(lambda s, v=verdict: v)
             elif tok in ("accept", "drop", "return"):
                 self.i += 1
-                self.rule.actions.append(lambda s, v=Verdict(tok): v)
+                verdict = Verdict(tok)
+                self.rule.actions.append(lambda s, v=verdict: v)
             elif tok == "reject":
                 self.i += 1
                 if self.peek() == "with":
