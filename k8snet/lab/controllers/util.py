@@ -10,6 +10,8 @@ import random
 from datetime import datetime, timezone
 from typing import Any
 
+from ..api.errors import ApiError
+from ..api.selectors import match_labels
 from ..contracts import Obj
 
 # apimachinery/pkg/util/rand: the alphabet of generated names and pod-template-hash.
@@ -41,24 +43,14 @@ def parse_time(value: str | None) -> datetime | None:
 
 def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str] | None) -> bool:
     """A metav1.LabelSelector (matchLabels + matchExpressions). An empty selector
-    matches everything, as in LabelSelectorAsSelector; None matches nothing."""
+    matches everything, as in LabelSelectorAsSelector; None matches nothing, and so
+    does a malformed one (cached objects are not validated again)."""
     if not isinstance(selector, dict):
         return False
-    labels = labels if isinstance(labels, dict) else {}
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    try:
+        return match_labels(selector, labels if isinstance(labels, dict) else {})
+    except ApiError:
+        return False
 
 
 def map_selector_matches(selector: dict[str, str] | None, labels: dict[str, str] | None) -> bool:
