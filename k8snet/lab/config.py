@@ -1,4 +1,4 @@
-"""The lab's configuration: its name, state folder and address plan (DESIGN.md)."""
+"""The lab's configuration: its name, state folder and address plan (docs/lab-architecture.md, "Network topology")."""
 
 from __future__ import annotations
 

@@ -14,18 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from datetime import datetime, timezone
 
 from .api.errors import ApiError
 from .contracts import ApiClient, Obj
+from .timefmt import rfc3339
 
 log = logging.getLogger(__name__)
 
 _MAX_REMEMBERED = 4096  # the real correlator's LRU size
-
-
-def _timestamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:
@@ -66,7 +62,7 @@ class EventRecorder:
         namespace = m.get("namespace") or "default"
         key = (namespace, involved["kind"], involved["name"], involved["uid"], field_path or "",
                type_, reason, message, self.component, self.host or "")
-        now = _timestamp()
+        now = rfc3339()
 
         seen = self._seen.get(key)
         if seen is not None:

@@ -30,7 +30,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, TypeGuard
@@ -38,6 +37,7 @@ from typing import Any, Iterator, TypeGuard
 from . import kubeconfig, statelock
 from .config import LabConfig, state_root
 from .kubeconfig import UserKubeconfig
+from .polling import wait_until
 
 READY_TIMEOUT_S = 90.0
 #: how much longer than its own timeout a command waits for another one's lock
@@ -254,25 +254,31 @@ def _launch(config: LabConfig, timeout: float, target: UserKubeconfig | None, re
         os.close(log_fd)
     _note_starting(config, proc.pid)
     log = config.state_dir / "supervisor.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
+        """Whether the supervisor reports Ready; raises when it failed."""
         st = _read_status(config)
         if st.get("phase") == "Ready" and st.get("pid") == proc.pid:
-            try:
-                _merge_user_kubeconfig(config, target)
-            except LabError:
-                _give_up(config, restoring, "its context could not be merged")
-                raise
-            return status(config.name)
+            return True
         if st.get("phase") == "Failed" or proc.poll() is not None:
             message = st.get("message") or f"the supervisor exited with code {proc.poll()}"
             _give_up(config, restoring, message)
             raise LabError(f"lab {config.name!r} failed to start: {message} (log: {log})"
                            + (f"; its objects are kept: 'k8snet lab start --name {config.name}' tries again"
                               if restoring else ""))
-        time.sleep(0.05)
-    _give_up(config, restoring, f"not Ready after {timeout:.0f} s")
-    raise LabError(f"lab {config.name!r} was not Ready after {timeout:.0f} s (log: {log})")
+        return False
+
+    try:
+        wait_until(f"lab {config.name!r} to be Ready", ready, timeout, interval=0.05)
+    except TimeoutError:
+        _give_up(config, restoring, f"not Ready after {timeout:.0f} s")
+        raise LabError(f"lab {config.name!r} was not Ready after {timeout:.0f} s (log: {log})") from None
+    try:
+        _merge_user_kubeconfig(config, target)
+    except LabError:
+        _give_up(config, restoring, "its context could not be merged")
+        raise
+    return status(config.name)
 
 
 def _give_up(config: LabConfig, restoring: bool, why: str) -> None:
@@ -373,9 +379,8 @@ def _stop_supervisor(config: LabConfig, grace: float) -> None:
     if not _alive(pid):
         return
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with contextlib.suppress(TimeoutError):
+        wait_until("the supervisor to exit", lambda: not _alive(pid), grace, interval=0.05)
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
 
@@ -398,9 +403,8 @@ def _kill_supervisors(config: LabConfig) -> None:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    with contextlib.suppress(TimeoutError):
+        wait_until("the killed supervisors to exit", lambda: not any(_alive(p) for p in pids), 5, interval=0.01)
 
 
 def restrict_modes(folder: Path) -> None:

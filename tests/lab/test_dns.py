@@ -26,7 +26,7 @@ RESOLV_CONF = ("search default.svc.cluster.local svc.cluster.local cluster.local
 SERVE = """
 import asyncio
 from k8snet.lab.dns import DnsServer
-from tests.unit.test_dns_fixtures import cluster_records
+from tests.unit._dns_fixtures import cluster_records
 
 async def main():
     async with DnsServer(cluster_records(), "127.0.0.1", 53):

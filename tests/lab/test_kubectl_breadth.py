@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -128,7 +129,9 @@ def test_attach_to_a_running_pod_and_detach_keeps_it_running(kubectl, interactiv
     first.sendline('echo one > /tmp/mark && echo "m""k"')
     first.expect("mk")
     first.close(force=True)  # the user's terminal goes away: kubectl leaves, the shell stays
-    time.sleep(0.5)
+    wait_until("the detached kubectl to exit", lambda: not first.isalive(), 10)
+    # A shell that died with the session would fail the re-attach below (a finished
+    # container cannot be attached to), so no pause is needed for the phase to settle.
     assert kubectl("get", "pod", "keep", "-o", "jsonpath={.status.phase}") == "Running"
 
     again = interactive("attach", "-it", "keep")
@@ -171,16 +174,23 @@ def test_get_watch_shows_pods_through_a_scale(kubeconfig, namespace, kubectl):
     watch = subprocess.Popen(["kubectl", "--kubeconfig", kubeconfig, "-n", namespace, "get", "pods", "-l", "app=web",
                               "-w", "--request-timeout=20s"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)
+    assert watch.stdout is not None
+    seen: list[str] = []  # the watch's lines as they arrive, so the test can wait on them
+    reader = threading.Thread(target=lambda: seen.extend(iter(watch.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
-        time.sleep(1)
+        # the header and the one running pod: the watch is established
+        wait_until("the watch's initial listing", lambda: len(seen) >= 2, 30)
         kubectl("scale", "deployment/web", "--replicas=3")
         kubectl("rollout", "status", "deployment/web", "--timeout=60s")
         kubectl("scale", "deployment/web", "--replicas=1")
         wait_until("scale down", lambda: len(kubectl("get", "pods", "-l", "app=web", "-o", "name").split()) == 1, 60)
-        time.sleep(1)
+        wait_until("the watch to show the scale-down", lambda: any("Terminating" in line for line in seen), 30)
     finally:
         watch.terminate()
-        out, _ = watch.communicate(timeout=10)
+        watch.wait(timeout=10)
+        reader.join(timeout=10)
+    out = "".join(seen)
     lines = out.splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], out
     assert sum(line.startswith("NAME") for line in lines) == 1, out  # one header: same columns as the list

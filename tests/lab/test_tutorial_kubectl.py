@@ -1,4 +1,4 @@
-"""Steps 1-16 of the tutorial (tutorial-reference.md §1.2) with real kubectl against the lab."""
+"""Steps 1-16 of the tutorial (numbered as in notebooks/README.md, "Tutorial steps → cells") with real kubectl against the lab."""
 
 from __future__ import annotations
 

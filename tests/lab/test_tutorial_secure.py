@@ -1,6 +1,7 @@
 """Steps 17-36 of the tutorial ("Securing the Service" and "Exposing the Service",
-tutorial-reference.md §1.2) with real kubectl, openssl and curl on the lab, then the
-same with a k8snet.tls certificate, and a ConfigMap update reaching a running nginx.
+numbered as in notebooks/README.md, "Tutorial steps → cells") with real kubectl,
+openssl and curl on the lab, then the same with a k8snet.tls certificate, and a
+ConfigMap update reaching a running nginx.
 
 Keys are generated into tmp_path for each run; none is ever committed.
 """

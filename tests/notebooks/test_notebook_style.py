@@ -20,7 +20,7 @@ HANGUL = re.compile(r"[\uac00-\ud7a3]")
 LATIN = re.compile(r"[A-Za-z]")
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$", re.M)
 MEASUREMENTS = ("lb_distribution(", "dns_latency(", "connect_latency(", "rtt_baseline(", "pod_to_pod(")
-#: how many tutorial steps there are (../shared/docs/tutorial-reference.md §1.2)
+#: how many tutorial steps there are (the table "Tutorial steps → cells" in notebooks/README.md)
 TUTORIAL_STEPS = 36
 
 

@@ -370,7 +370,7 @@ def test_secret_type_immutable(adm):
 
 
 def test_random_suffix_alphabet():
-    from k8snet.lab.api.defaults import NAME_ALPHABET, random_suffix
+    from k8snet.lab.generatednames import NAME_ALPHABET, random_suffix
     random.seed(1)
     s = random_suffix()
     assert len(s) == 5 and set(s) <= set(NAME_ALPHABET)

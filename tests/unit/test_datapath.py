@@ -10,7 +10,7 @@ import pytest
 
 from k8snet import datapath
 
-from tests.unit.test_proxy_fixtures import NODE, case_clusterip_three_endpoints, endpoint, endpoint_slice, service
+from tests.unit._proxy_fixtures import NODE, case_clusterip_three_endpoints, endpoint, endpoint_slice, service
 
 HTTP = [{"name": "http", "port": 80, "targetPort": 80}]
 

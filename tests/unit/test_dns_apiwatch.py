@@ -22,7 +22,7 @@ import pytest
 from k8snet.lab.dns import ENDPOINTSLICES, SERVICES, ClusterRecords
 from k8snet.lab.dns.apiwatch import PATHS, ApiWatcher, InClusterConfig
 from k8snet.lab.pki import Pki
-from tests.unit.test_dns_fixtures import HTTP, endpoint, endpoint_slice, service
+from tests.unit._dns_fixtures import HTTP, endpoint, endpoint_slice, service
 
 TOKEN = "test-token"
 KIND_BY_PATH = {path: kind for kind, path in PATHS.items()}

@@ -9,7 +9,7 @@ import pytest
 from k8snet.lab.dns import ENDPOINTSLICES, SERVICES, ClusterRecords
 from k8snet.lab.dns.records import Answer
 
-from tests.unit.test_dns_fixtures import HTTP, cluster_records, endpoint, endpoint_slice, service
+from tests.unit._dns_fixtures import HTTP, cluster_records, endpoint, endpoint_slice, service
 
 Z = "cluster.local."
 

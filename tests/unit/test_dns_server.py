@@ -24,7 +24,7 @@ import pytest
 
 from k8snet.lab.dns import DnsServer
 from k8snet.lab.dns.health import HealthServer
-from tests.unit.test_dns_fixtures import cluster_records
+from tests.unit._dns_fixtures import cluster_records
 
 NGINX = "my-nginx.default.svc.cluster.local."
 

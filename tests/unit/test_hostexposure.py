@@ -222,6 +222,15 @@ def test_controller_allocates_releases_and_records_events(tmp_path: Path) -> Non
     async def main() -> None:
         await core.create("namespaces", None, {"metadata": {"name": "default"}})
         controller = lb.LoadBalancerController(core, config)
+        # Which keys the controller has finished with, so the test can wait for the
+        # Service it must leave alone instead of sleeping.
+        reconciled: set[tuple[str, str]] = set()
+        reconcile = controller.reconcile
+
+        async def recording(key: Any) -> None:
+            await reconcile(key)
+            reconciled.add(key)
+        controller.reconcile = recording  # type: ignore[method-assign]
         task = asyncio.create_task(controller.run())
         try:
             t0 = time.monotonic()
@@ -251,7 +260,10 @@ def test_controller_allocates_releases_and_records_events(tmp_path: Path) -> Non
             async def gone() -> bool:
                 return "d" not in {s["metadata"]["name"] for s in (await core.list("services", "default"))["items"]}
             await until(gone)
-            await asyncio.sleep(0.2)
+
+            async def other_looked_at() -> bool:
+                return ("default", "other") in reconciled and len(controller.queue) == 0
+            await until(other_looked_at)
             assert await ingress("other") == []
             events = (await core.list("events", "default"))["items"]
             reasons = {(e["involvedObject"]["name"], e["reason"]) for e in events}

@@ -15,7 +15,7 @@ from k8snet.lab.proxy.iptables_trace import parse_iptables
 from k8snet.lab.proxy.model import NodeInfo, build_model
 from k8snet.lab.proxy.nft_trace import parse_nft
 from k8snet.lab.proxy.tracer import HOOKS, Packet, TraceResult, TracerError
-from tests.unit.test_proxy_fixtures import CASES, NODE
+from tests.unit._proxy_fixtures import CASES, NODE
 
 GOLDEN = Path(__file__).parent / "golden" / "proxy"
 HOST = "172.31.0.1"  # the machine's address on the node network: an external client

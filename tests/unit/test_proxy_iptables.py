@@ -12,7 +12,7 @@ import pytest
 
 from k8snet.lab.proxy.iptables import probability, render_iptables, rule_count, sep_chain, svc_chain
 from k8snet.lab.proxy.model import build_model
-from tests.unit.test_proxy_fixtures import CASES, NODE
+from tests.unit._proxy_fixtures import CASES, NODE
 
 GOLDEN = Path(__file__).parent / "golden" / "proxy"
 

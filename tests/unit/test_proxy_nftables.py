@@ -10,7 +10,7 @@ import pytest
 
 from k8snet.lab.proxy.model import build_model
 from k8snet.lab.proxy.nftables import hash_and_truncate, nft_rule_count, render_nftables
-from tests.unit.test_proxy_fixtures import CASES, NODE
+from tests.unit._proxy_fixtures import CASES, NODE
 from tests.unit.test_proxy_iptables import check_golden
 
 

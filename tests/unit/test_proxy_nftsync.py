@@ -13,7 +13,7 @@ import pytest
 from k8snet.lab.proxy.model import build_model
 from k8snet.lab.proxy.nftables import NftablesRenderer, NftRuleset, nft_rule_count
 from k8snet.lab.proxy.nftsync import nft_ruleset_count, nft_transaction
-from tests.unit.test_proxy_fixtures import CASES, NODE
+from tests.unit._proxy_fixtures import CASES, NODE
 
 
 def ruleset(*cases: str) -> NftRuleset:

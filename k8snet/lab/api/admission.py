@@ -21,7 +21,8 @@ from k8snet.lab.api.validation import validate
 from k8snet.lab.config import LabConfig
 from k8snet.lab.contracts import Obj
 
-# Kinds whose spec changes bump metadata.generation (§9.1).
+# Kinds whose spec changes bump metadata.generation (PrepareForUpdate in
+# kube-apiserver's pkg/registry/apps/deployment/strategy.go and replicaset/strategy.go).
 _GENERATION_KINDS = ("apps/deployments", "apps/replicasets")
 # metadata the client cannot change on update (rest.BeforeUpdate).
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")

@@ -16,15 +16,16 @@ import builtins  # the classes below have a list() method, which shadows list in
 import asyncio
 import datetime as dt
 import json
-import secrets
 import uuid
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from .. import store as store_mod
 from ..config import LabConfig
 from ..contracts import Obj, PatchType
+from ..generatednames import random_suffix
 from ..pki import Pki
 from ..store import Store
+from ..timefmt import from_unix, now, rfc3339
 from . import errors, gotypes, listoptions, patch as patch_mod, schema
 from .clone import clone
 from .errors import ApiError
@@ -41,7 +42,6 @@ GENERATION_KEYS = frozenset({"apps/deployments", "apps/replicasets"})
 # Kinds whose PUT on a missing object creates it (endpointsStrategy.AllowCreateOnUpdate).
 CREATE_ON_UPDATE_KEYS = frozenset({"endpoints"})
 # apimachinery/pkg/util/rand: no vowels (no words), no confusable characters.
-_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _GENERATE_ATTEMPTS = 8  # the RetryGenerateName feature's retries on a collision
 _DEFAULT_GRACE = 30
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
@@ -63,13 +63,12 @@ _EXTENDED_TOKEN_SECONDS = 365 * 24 * 3600
 
 
 def now_rfc3339(offset_seconds: int = 0) -> str:
-    t = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=offset_seconds)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(now() + dt.timedelta(seconds=offset_seconds))
 
 
 def generate_name(prefix: str) -> str:
     """``generateName`` + 5 random characters, the prefix cut to 58 like the real one."""
-    return prefix[:58] + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+    return prefix[:58] + random_suffix()
 
 
 def not_served() -> ApiError:
@@ -600,7 +599,7 @@ class ApiCore:
         now = int(dt.datetime.now(dt.timezone.utc).timestamp())
         token = self.tokens.issue(ns, name, sa["metadata"]["uid"], audiences=audiences, ttl_seconds=lifetime,
                                   bound=bound, warn_after=warn_after, now=now)
-        expiry = dt.datetime.fromtimestamp(now + ttl, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expiry = rfc3339(from_unix(now + ttl))
         return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
                 "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
                 "spec": {**spec, "audiences": audiences, "expirationSeconds": ttl,

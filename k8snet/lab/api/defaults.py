@@ -9,20 +9,14 @@ and is idempotent, so defaulting an already-defaulted object changes nothing.
 from __future__ import annotations
 
 import base64
-import random
 from typing import Any, Callable
 
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.contracts import Obj
+from k8snet.lab.generatednames import random_suffix
 
-# apimachinery/pkg/util/rand: the alphabet of generateName and kube-api-access-<x>.
-NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 SA_VOLUME_PREFIX = "kube-api-access-"
-
-
-def random_suffix(n: int = 5) -> str:
-    return "".join(random.choice(NAME_ALPHABET) for _ in range(n))
 
 
 def _set(d: dict[str, Any], key: str, value: Any) -> None:

@@ -1,4 +1,5 @@
-"""The minimal OpenAPI v3 that kubectl's default validation needs (kube-api-compat §3.2).
+"""The minimal OpenAPI v3 that kubectl's default validation needs
+(its check lives in k8s.io/cli-runtime's pkg/resource/query_param_verifier_v3.go).
 
 kubectl apply / create -f / edit / replace first ask ``/openapi/v3`` whether the
 PATCH operation of the object's group-version-kind takes a ``fieldValidation``

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 from k8snet.lab.api import models
 from k8snet.lab.api.errors import ApiError, bad_request
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.contracts import Obj
+from k8snet.lab.timefmt import rfc3339
 
 DIRECTIVE = "$patch"
 RETAIN_KEYS = "$retainKeys"
@@ -341,7 +341,7 @@ def server_side_apply(current: Obj | None, applied: Obj, res: Resource, field_ma
     out = strategic_merge(base, _strip_directives(applied), models.model_for(res))
     meta = out.setdefault("metadata", {})
     entry = {"manager": field_manager, "operation": "Apply", "apiVersion": res.api_version,
-             "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "time": rfc3339(),
              "fieldsType": "FieldsV1", "fieldsV1": {}}
     managed = [m for m in (meta.get("managedFields") or [])
                if not (m.get("manager") == field_manager and m.get("operation") == "Apply")]

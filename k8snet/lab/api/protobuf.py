@@ -19,11 +19,11 @@ import base64
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from k8snet.lab.api.errors import ApiError, bad_request
 from k8snet.lab.contracts import Obj
+from k8snet.lab.timefmt import from_unix, rfc3339
 
 MAGIC = b"k8s\x00"
 
@@ -209,7 +209,7 @@ def _time(buf: bytes) -> str | None:
     seconds = _signed(parts.get(1, 0))
     if seconds == 0:
         return None  # Go's zero time: unset
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(from_unix(seconds))
 
 
 def _int_or_string(buf: bytes) -> int | str:

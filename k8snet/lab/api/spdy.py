@@ -26,13 +26,13 @@ PING, GOAWAY, HEADERS, WINDOW_UPDATE = 6, 7, 8, 9
 
 FLAG_FIN = 0x01
 
-# RST_STREAM status codes (draft 3.1 §2.6.3).
+# RST_STREAM status codes (the SPDY/3.1 draft, section 2.6.3).
 PROTOCOL_ERROR, INVALID_STREAM, REFUSED_STREAM, CANCEL, INTERNAL_ERROR = 1, 2, 3, 5, 6
 
 # The largest frame a reader accepts: the 24-bit length field's maximum.
 MAX_FRAME = (1 << 24) - 1
 
-# The SPDY/3 header compression dictionary (draft 3 §2.6.10.1), 1423 bytes as Go's
+# The SPDY/3 header compression dictionary (the SPDY/3 draft, section 2.6.10.1), 1423 bytes as Go's
 # spdy package uses it (no trailing NUL): zlib checks its Adler-32, so it must be exact.
 DICTIONARY = (
     b"\x00\x00\x00\x07options\x00\x00\x00\x04head\x00\x00\x00\x04post\x00\x00\x00\x03put"

@@ -18,7 +18,9 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..contracts import Obj
+from .errors import ApiError
 from .resources import Resource
+from .selectors import selector_string
 
 Cells = list[Any]
 RowConditions = list[Obj]
@@ -207,31 +209,18 @@ def format_labels(labels: dict[str, str] | None) -> str:
     return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
-def selector_string(selector: Obj | None) -> str:
-    """``metav1.LabelSelectorAsSelector(sel).String()``: requirements sorted by key,
-    set values sorted; "" for a nil or empty selector."""
-    if not selector:
-        return ""
-    reqs: list[tuple[str, str]] = []
-    for key, value in (selector.get("matchLabels") or {}).items():
-        reqs.append((key, f"{key}={value}"))
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), sorted(expr.get("values") or [])
-        text = {
-            "In": f"{key} in ({','.join(values)})",
-            "NotIn": f"{key} notin ({','.join(values)})",
-            "Exists": key,
-            "DoesNotExist": f"!{key}",
-        }.get(op)
-        if text is None:
-            return "<invalid>"
-        reqs.append((key, text))
-    return ",".join(text for _, text in sorted(reqs, key=lambda r: r[0]))
+def selector_cell(selector: Obj | None) -> str:
+    """A LabelSelector as the printers show it: :func:`selector_string`, or
+    ``<invalid>`` for one LabelSelectorAsSelector refuses (an unknown operator)."""
+    try:
+        return selector_string(selector)
+    except ApiError:
+        return "<invalid>"
 
 
 def format_label_selector(selector: Obj | None) -> str:
     """``metav1.FormatLabelSelector``: like :func:`selector_string` but ``<none>`` when empty."""
-    return selector_string(selector) or "<none>"
+    return selector_cell(selector) or "<none>"
 
 
 def _container_cells(template: Obj) -> tuple[str, str]:
@@ -476,7 +465,7 @@ def print_deployment(d: Obj, now: datetime) -> tuple[Cells, RowConditions | None
     return [
         _meta(d).get("name", ""), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
         status.get("updatedReplicas", 0), status.get("availableReplicas", 0), _age(d, now),
-        names, images, selector_string(spec.get("selector")),
+        names, images, selector_cell(spec.get("selector")),
     ], None
 
 

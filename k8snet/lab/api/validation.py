@@ -15,10 +15,11 @@ import ipaddress
 from typing import Any, Callable
 
 from k8snet.lab.api import containervalidation as cv, rbacvalidation, strvalidation as sv
-from k8snet.lab.api.errors import bad_request
+from k8snet.lab.api.errors import ApiError, bad_request
 from k8snet.lab.api.fielderrors import FieldErrors
 from k8snet.lab.api.pathnames import name_problems
 from k8snet.lab.api.resources import Resource
+from k8snet.lab.api.selectors import match_labels
 from k8snet.lab.contracts import Obj
 
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
@@ -360,21 +361,13 @@ def _validate_service_update(errs: FieldErrors, new: Obj, old: Obj) -> None:
 # -- apps -------------------------------------------------------------------------------
 
 def _selector_matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        present = key in labels
-        if op == "In" and not (present and labels[key] in values):
-            return False
-        if op == "NotIn" and present and labels[key] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
+    """Whether the selector selects the template's labels; one with an unknown operator
+    (reported on its own) is not compared, as ValidateDeploymentSpec skips the match
+    when LabelSelectorAsSelector fails."""
+    try:
+        return match_labels(selector, labels)
+    except ApiError:
+        return True
 
 
 def _validate_label_selector(errs: FieldErrors, path: str, selector: dict[str, Any]) -> None:

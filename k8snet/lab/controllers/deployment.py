@@ -19,8 +19,8 @@ from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from . import rollout as ro
 from .base import Controller, Informers
-from .util import (controller_ref, is_controlled_by, is_deleting, owner_ref_to, owner_refs, rfc3339,
-                   selector_matches)
+from ..timefmt import rfc3339
+from .util import controller_ref, is_controlled_by, is_deleting, owner_ref_to, owner_refs, selector_matches
 
 DEPLOY = "apps/deployments"
 RS = "apps/replicasets"

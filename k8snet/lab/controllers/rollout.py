@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from ..contracts import Obj
-from .util import NAME_ALPHABET, now, parse_time, rfc3339, set_condition, spec_replicas
+from ..generatednames import NAME_ALPHABET
+from ..timefmt import now, parse_time, rfc3339
+from .util import set_condition, spec_replicas
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"

@@ -18,7 +18,8 @@ from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Controller, Informers
-from .util import controller_ref, is_deleting, rfc3339, set_condition
+from ..timefmt import rfc3339
+from .util import controller_ref, is_deleting, set_condition
 
 SCHEDULER_NAME = "default-scheduler"
 RETRY_UNSCHEDULABLE = 5.0

@@ -1,4 +1,4 @@
-"""Small helpers the controllers share: label selectors, pod state, owner references, time.
+"""Small helpers the controllers share: label selectors, pod state, owner references.
 
 Pure functions over JSON-shaped objects, so every controller's decisions stay testable
 without an API server.
@@ -6,59 +6,26 @@ without an API server.
 
 from __future__ import annotations
 
-import random
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from ..api.errors import ApiError
+from ..api.selectors import match_labels
 from ..contracts import Obj
-
-# apimachinery/pkg/util/rand: the alphabet of generated names and pod-template-hash.
-NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def random_suffix(n: int = 5) -> str:
-    return "".join(random.choice(NAME_ALPHABET) for _ in range(n))
-
-
-# -- time ------------------------------------------------------------------
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def rfc3339(t: datetime | None = None) -> str:
-    """Second precision, like metav1.Time on the wire."""
-    return (t or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
+from ..timefmt import now, parse_time
 
 # -- label selectors ---------------------------------------------------------
 
 def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str] | None) -> bool:
     """A metav1.LabelSelector (matchLabels + matchExpressions). An empty selector
-    matches everything, as in LabelSelectorAsSelector; None matches nothing."""
+    matches everything, as in LabelSelectorAsSelector; None matches nothing, and so
+    does a malformed one (cached objects are not validated again)."""
     if not isinstance(selector, dict):
         return False
-    labels = labels if isinstance(labels, dict) else {}
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    try:
+        return match_labels(selector, labels if isinstance(labels, dict) else {})
+    except ApiError:
+        return False
 
 
 def map_selector_matches(selector: dict[str, str] | None, labels: dict[str, str] | None) -> bool:

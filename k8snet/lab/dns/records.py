@@ -1,6 +1,6 @@
 """The cluster's DNS records, computed from Services and EndpointSlices (pure, no I/O).
 
-Follows the Kubernetes DNS spec (kubernetes/dns docs/specification.md, schema 1.1.0
+Follows the Kubernetes DNS spec (https://github.com/kubernetes/dns/blob/master/docs/specification.md, schema 1.1.0
 as CoreDNS reports it) and, where the spec leaves room, CoreDNS's ``kubernetes``
 plugin as kubeadm configures it (``pods insecure``, ``ttl 30``):
 
@@ -26,7 +26,7 @@ the "empty non-terminals" ``svc.<zone>``, ``<ns>.svc.<zone>``, ``pod.<zone>`` an
 ``<ns>.pod.<zone>``, which CoreDNS answers NODATA (any namespace is "exposed").
 
 Names outside the cluster domain and the reverse zones are **not forwarded**: the
-lab has no route out of the machine (DESIGN.md, "No traffic leaves the machine"),
+lab has no route out of the machine (docs/lab-architecture.md, "No traffic leaves the machine"),
 so they are answered ``outside_rcode``, REFUSED by default ("not my zone, ask
 someone else"), which a stub resolver reports at once instead of waiting for a
 timeout. Reverse lookups of addresses that are not the cluster's get NXDOMAIN, as

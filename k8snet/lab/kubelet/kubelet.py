@@ -5,7 +5,6 @@ serves ``pods/log`` and ``pods/exec`` to the API server (contracts.PodRuntime).
 from __future__ import annotations
 
 import asyncio
-import datetime
 import itertools
 import json
 import logging
@@ -22,12 +21,13 @@ from ..contracts import ApiClient, Obj
 from ..events import EventRecorder
 from ..informer import Informer
 from ..net.podnet import NodeNetwork
+from ..timefmt import rfc3339, rfc3339_micro
 from .attach import Attachment
 from .podworker import PodWorker
 from .portforward import PortForwardError, connect_in_pod
 from .runtime import ContainerStartError, exec_in, follow_log
 from .slots import PrioritySlots
-from .status import merge_patch, now, status_after_sandbox_loss
+from .status import merge_patch, status_after_sandbox_loss
 from .volumesync import VolumeWatch
 
 log = logging.getLogger(__name__)
@@ -120,12 +120,6 @@ LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SECONDS = 40  # the kubelet's nodeLeaseDurationSeconds; it renews every quarter of it
 
 
-def micro_time(when: datetime.datetime | None = None) -> str:
-    """A metav1.MicroTime (RFC 3339 with microseconds), what Lease times are."""
-    when = when or datetime.datetime.now(datetime.timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def node_lease(node: Obj, renew_time: str) -> Obj:
     """The node's heartbeat Lease in kube-node-lease, owned by its Node."""
     name = node["metadata"]["name"]
@@ -141,7 +135,7 @@ def node_lease(node: Obj, renew_time: str) -> Obj:
 def node_status(config: LabConfig, index: int, transition: str) -> Obj:
     resources = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_ki()}Ki", "pods": str(MAX_PODS),
                  "ephemeral-storage": f"{shutil.disk_usage('/').total // 1024}Ki", "hugepages-2Mi": "0"}
-    ts = now()
+    ts = rfc3339()
     return {
         "capacity": resources, "allocatable": dict(resources),
         "conditions": node_conditions(ts, transition),
@@ -171,7 +165,7 @@ class Kubelet:
         self.volume_watch = VolumeWatch(client)  # Secrets/ConfigMaps behind the pods' volumes
         self.events = EventRecorder(client, "kubelet", self.node_name)
         self._background: set[asyncio.Task] = set()
-        self._registered_at = now()
+        self._registered_at = rfc3339()
         self.start_slots = PrioritySlots(START_SLOTS)
         self.stopping = False  # lab going down: start no new pods
         self.arrivals = itertools.count()
@@ -252,13 +246,13 @@ class Kubelet:
         try:
             try:
                 await self.client.patch("coordination.k8s.io/leases", LEASE_NAMESPACE, self.node_name,
-                                        {"spec": {"renewTime": micro_time()}}, patch_type="merge")
+                                        {"spec": {"renewTime": rfc3339_micro()}}, patch_type="merge")
             except ApiError as err:
                 if err.code != 404:
                     raise
                 node = node or await self.client.get("nodes", None, self.node_name)
                 await self.client.create("coordination.k8s.io/leases", LEASE_NAMESPACE,
-                                         node_lease(node, micro_time()))
+                                         node_lease(node, rfc3339_micro()))
         except ApiError as err:
             log.warning("node %s: renewing its lease failed: %s", self.node_name, err.message)
 
@@ -266,7 +260,7 @@ class Kubelet:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
-                ts = now()
+                ts = rfc3339()
                 await self.client.patch("nodes", None, self.node_name,
                                         {"status": {"conditions": node_conditions(ts, self._registered_at)}},
                                         patch_type="merge", subresource="status")

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.errors import ApiError
 from ..images import catalog
+from ..timefmt import rfc3339
 from . import containers as cbuild
 from . import dnsfiles, probes
 from .envvars import EnvError, container_env, service_env
 from .runtime import Container, ContainerStartError, start_container
-from .status import ContainerRecord, merge_patch, now, pod_status, seed_records
+from .status import ContainerRecord, merge_patch, pod_status, seed_records
 from .volumes import VolumeBuilder, VolumeError, volume_refs
 from .volumesync import PodVolumeChanges
 
@@ -75,7 +76,7 @@ class PodWorker:
         seed_records(self.records, status.get("containerStatuses") or [])
         self.running: dict[str, Container] = {}
         self.net: PodNetwork | None = None
-        self.start_time = now()
+        self.start_time = rfc3339()
         self.sandbox_ready = False
         self.stopping = False
         self.gone = False  # the API object no longer exists
@@ -368,7 +369,7 @@ class PodWorker:
             return ct.exit_code
         code = await ct.wait()
         self.running.pop(rec.name, None)
-        rec.set_terminated(code, ct.started_at, ct.finished_at or now())
+        rec.set_terminated(code, ct.started_at, ct.finished_at or rfc3339())
         self.changed()
         return code
 
@@ -407,7 +408,7 @@ class PodWorker:
                 ct = await start_container(str(self.net.netns_path), config, self.dir / "containers" / rec.name,
                                            log_path)
             except ContainerStartError as err:
-                rec.set_terminated(err.exit_code, now(), now(), reason=err.reason, message=err.message)
+                rec.set_terminated(err.exit_code, rfc3339(), rfc3339(), reason=err.reason, message=err.message)
                 self.event("Warning", "Failed", f"Error: {err.message}", rec.name)
                 self.changed()
                 return _Exited(err.exit_code)  # type: ignore[return-value]
@@ -511,8 +512,8 @@ class _Exited:
 
     def __init__(self, code: int):
         self.exit_code = code
-        self.started_at = now()
-        self.finished_at = now()
+        self.started_at = rfc3339()
+        self.finished_at = rfc3339()
         self.config = None
 
     async def wait(self) -> int:

@@ -8,17 +8,14 @@ ContainersReady and Initialized conditions), pkg/kubelet/status/status_manager.g
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..timefmt import rfc3339
 
 Obj = dict[str, Any]
 
 RUNNING, WAITING, TERMINATED = "running", "waiting", "terminated"
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def seconds(timestamp: str | None) -> str | None:
@@ -178,7 +175,7 @@ def pod_status(old_status: Obj, *, restart_policy: str, sandbox_ready: bool, ini
                containers: list[ContainerRecord], pod_ip: str | None, host_ip: str,
                start_time: str | None, timestamp: str | None = None) -> Obj:
     """The full status the kubelet writes, keeping what it doesn't own (qosClass, ...)."""
-    ts = timestamp or now()
+    ts = timestamp or rfc3339()
     phase = pod_phase(restart_policy, init, containers)
     status = dict(old_status)
     status["phase"] = phase
@@ -251,7 +248,7 @@ def status_after_sandbox_loss(pod: Obj, timestamp: str | None = None) -> Obj | N
     old = pod.get("status") or {}
     if old.get("phase") in ("Succeeded", "Failed") or not old.get("containerStatuses"):
         return None
-    ts = timestamp or now()
+    ts = timestamp or rfc3339()
     init = [record_after_sandbox_loss(cs, ts) for cs in old.get("initContainerStatuses") or []]
     containers = [record_after_sandbox_loss(cs, ts) for cs in old["containerStatuses"]]
     kept = {k: v for k, v in old.items() if k not in ("podIP", "podIPs")}

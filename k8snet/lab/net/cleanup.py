@@ -20,6 +20,7 @@ from pathlib import Path
 from k8snet.lab.config import LabConfig
 from k8snet.lab.net import hostlink, nsutil
 from k8snet.lab.net.ipam import ipam_root
+from k8snet.lab.polling import wait_until
 
 NsId = tuple[int, int]  # (st_dev, st_ino) of an nsfs file
 
@@ -149,10 +150,11 @@ def kill_netns_processes(prefix: str, *, timeout: float = 5.0,
                     killed.append(pid)
             except ProcessLookupError:
                 pass
-        while not all(_dead(p) for p in victims):
-            if time.monotonic() > deadline:
-                return killed, [p for p in victims if not _dead(p)]
-            time.sleep(0.01)
+        try:
+            wait_until("the killed processes to die", lambda: all(_dead(p) for p in victims),
+                       max(deadline - time.monotonic(), 0.0), interval=0.01)
+        except TimeoutError:
+            return killed, [p for p in victims if not _dead(p)]
 
 
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
