@@ -13,6 +13,12 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*"; }
 
 # -- 1. host packages ----------------------------------------------------------------
+# The list is read with the system Python; a minimal Debian install may not have one yet.
+if [ ! -x /usr/bin/python3 ]; then
+  if [ "$(id -u)" -ne 0 ]; then say "need root to install python3: run with sudo" >&2; exit 1; fi
+  say "installing python3"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null
+fi
 read -r -a APT_PACKAGES <<<"$(/usr/bin/python3 k8snet/hosttools.py)"
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
