@@ -25,6 +25,7 @@ from k8snet.lab.api import spdy
 from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.portforward import TUNNEL_PROTOCOL, parse_ports, serve_port_forward
 from k8snet.lab.kubelet.portforward import PortForwardError, _go_dial_error
+from tests.unit._kubectl_discovery import add_discovery
 
 NS = "default"
 PAGE = b"<h1>Welcome to nginx!</h1>\n"
@@ -152,28 +153,11 @@ def build_app(runtime: LocalPorts) -> web.Application:
     async def forward(request: web.Request) -> web.StreamResponse:
         return await serve_port_forward(request, runtime, pod_of(request))
 
-    async def version(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"major": "1", "minor": "37", "gitVersion": "v1.37.1", "platform": "linux/amd64"})
-
-    async def api(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"kind": "APIVersions", "versions": ["v1"],
-                                  "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "x"}]})
-
-    async def apis(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
-
-    async def api_v1(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-            {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "shortNames": ["po"],
-             "verbs": ["get", "list"]},
-            {"name": "pods/portforward", "singularName": "", "namespaced": True, "kind": "PodPortForwardOptions",
-             "verbs": ["create", "get"]}]})
-
     app = web.Application()
+    add_discovery(app, [{"name": "pods/portforward", "singularName": "", "namespaced": True,
+                         "kind": "PodPortForwardOptions", "verbs": ["create", "get"]}])
     base = "/api/v1/namespaces/{ns}/pods/{name}"
-    for path, handler in (("/version", version), ("/api", api), ("/apis", apis), ("/api/v1", api_v1),
-                          (base, get_pod)):
-        app.router.add_get(path, handler)
+    app.router.add_get(base, get_pod)
     app.router.add_route("*", f"{base}/portforward", wrap(forward))
     return app
 

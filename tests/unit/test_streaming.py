@@ -25,6 +25,7 @@ from aiohttp import web
 
 from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.streaming import serve_exec, serve_log
+from tests.unit._kubectl_discovery import add_discovery
 
 NS = "default"
 
@@ -105,25 +106,6 @@ def build_app(runtime: LocalRuntime) -> web.Application:
     async def log_(request: web.Request) -> web.StreamResponse:
         return await serve_log(request, runtime, pod_of(request))
 
-    # The minimum kubectl needs to find pods: legacy discovery and /version.
-    async def version(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"major": "1", "minor": "37", "gitVersion": "v1.37.1", "platform": "linux/amd64"})
-
-    async def api(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"kind": "APIVersions", "versions": ["v1"],
-                                  "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "x"}]})
-
-    async def apis(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
-
-    async def api_v1(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-            {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "shortNames": ["po"],
-             "verbs": ["get", "list"]},
-            {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
-             "verbs": ["create", "get"]},
-            {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]}]})
-
     app = web.Application()
 
     def wrap(handler):
@@ -131,11 +113,10 @@ def build_app(runtime: LocalRuntime) -> web.Application:
             return await _api_error(handler, request)
         return wrapped
 
+    add_discovery(app, [
+        {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions", "verbs": ["create", "get"]},
+        {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]}])
     base = "/api/v1/namespaces/{ns}/pods/{name}"
-    app.router.add_get("/version", version)
-    app.router.add_get("/api", api)
-    app.router.add_get("/apis", apis)
-    app.router.add_get("/api/v1", api_v1)
     app.router.add_get(base, wrap(get_pod))
     for sub in ("exec", "attach"):
         app.router.add_route("GET", f"{base}/{sub}", wrap(exec_))
