@@ -81,6 +81,16 @@ def temporary_namespace(core) -> Iterator[str]:
         core.delete_namespace(name)
 
 
+@pytest.fixture(scope="session")
+def core(kubeconfig: str):
+    """CoreV1Api of the session's lab (the official client, as a learner uses it)."""
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=kubeconfig)
+    yield client.CoreV1Api(api_client)
+    api_client.close()
+
+
 @pytest.fixture()
 def namespace(kubeconfig: str) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards even when the test fails."""

@@ -15,18 +15,11 @@ import time
 from typing import Iterator
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from .conftest import temporary_namespace
 from .kube import exec_in, pod, ready_pods, wait_until
 from .svcprobe import AGNHOST, wait_endpoints
-
-
-@pytest.fixture(scope="module")
-def core(kubeconfig: str) -> Iterator[client.CoreV1Api]:
-    api_client = config.new_client_from_config(config_file=kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
 
 
 @pytest.fixture(scope="module")

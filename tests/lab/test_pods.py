@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-from kubernetes import client, config
 
 from .kube import exec_in, pod, ready_pods, wait_until
-
-
-@pytest.fixture()
-def core(kubeconfig):
-    api_client = config.new_client_from_config(config_file=kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
 
 
 def _running(core, namespace, name):

@@ -10,19 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
 from kubernetes.stream import portforward
 
 from .kube import ready_pods
 
 WELCOME = b"<title>Welcome to nginx!</title>"
-
-
-@pytest.fixture()
-def core(kubeconfig):
-    api_client = config.new_client_from_config(config_file=kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
 
 
 @pytest.fixture()

@@ -30,13 +30,6 @@ print(json.dumps(names))
 
 
 @pytest.fixture()
-def core(kubeconfig):
-    api_client = config.new_client_from_config(config_file=kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
-@pytest.fixture()
 def apps(kubeconfig):
     api_client = config.new_client_from_config(config_file=kubeconfig)
     yield client.AppsV1Api(api_client)

@@ -31,6 +31,7 @@ from ..contracts import Obj
 from ..kubelet.portforward import PortForwardError
 from . import spdy
 from .errors import ApiError, bad_request
+from .streaming import refuse_non_websocket
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +83,9 @@ def _offered(request: web.Request) -> list[str]:
     return [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
 
 
-def _refuse_non_websocket(request: web.Request) -> None:
-    upgrade = request.headers.get("Upgrade", "").lower()
-    if upgrade == "websocket":
-        return
-    if upgrade.startswith("spdy"):
-        raise bad_request("this lab's API server serves port-forward over WebSocket only "
-                          f"({TUNNEL_PROTOCOL} for kubectl 1.31 or later, {CHANNEL_PROTOCOLS[0]} for the "
-                          "kubernetes Python client); a raw SPDY upgrade is not supported")
-    raise bad_request("Upgrade request required")
+SPDY_PORTFORWARD_REFUSAL = ("this lab's API server serves port-forward over WebSocket only "
+                            f"({TUNNEL_PROTOCOL} for kubectl 1.31 or later, {CHANNEL_PROTOCOLS[0]} for the "
+                            "kubernetes Python client); a raw SPDY upgrade is not supported")
 
 
 async def serve_port_forward(request: web.Request, runtime: object, pod: Obj) -> web.StreamResponse:
@@ -100,7 +95,7 @@ async def serve_port_forward(request: web.Request, runtime: object, pod: Obj) ->
     ports, a non-WebSocket request or protocols neither side shares.
     """
     check_running(pod)
-    _refuse_non_websocket(request)
+    refuse_non_websocket(request, SPDY_PORTFORWARD_REFUSAL)
     forward = getattr(runtime, "port_forward", None)
     if forward is None:
         raise bad_request("port-forward is not supported by this node's container runtime")

@@ -178,15 +178,20 @@ def _exec_options(request: web.Request, attach: bool) -> tuple[list[str], bool, 
     return command, stdin, stdout, stderr and not tty, tty  # a tty merges stderr into stdout
 
 
-def _refuse_non_websocket(request: web.Request) -> None:
+def refuse_non_websocket(request: web.Request, spdy_refusal: str) -> None:
+    """Streams are served over WebSocket only: a raw SPDY upgrade gets ``spdy_refusal``
+    (what to use instead), anything else the kubelet's "Upgrade request required"."""
     upgrade = request.headers.get("Upgrade", "").lower()
     if upgrade == "websocket":
         return
     if upgrade.startswith("spdy"):
-        raise bad_request("this lab's API server supports only WebSocket streaming for exec and attach "
-                          f"({', '.join(PROTOCOLS[:2])}); SPDY is not supported. kubectl 1.29 or later and "
-                          "the kubernetes Python client use WebSocket.")
+        raise bad_request(spdy_refusal)
     raise bad_request("Upgrade request required")
+
+
+SPDY_EXEC_REFUSAL = ("this lab's API server supports only WebSocket streaming for exec and attach "
+                     f"({', '.join(PROTOCOLS[:2])}); SPDY is not supported. kubectl 1.29 or later and "
+                     "the kubernetes Python client use WebSocket.")
 
 
 async def _pump_output(stream: asyncio.StreamReader | None, channels: _Channels, channel: int, forward: bool) -> None:
@@ -251,7 +256,7 @@ async def serve_exec(request: web.Request, runtime: PodRuntime, pod: Obj) -> web
     attach = request.path.rstrip("/").endswith("/attach")
     command, stdin, stdout, stderr, tty = _exec_options(request, attach)
     container = resolve_container(pod, request.query.get("container"))
-    _refuse_non_websocket(request)
+    refuse_non_websocket(request, SPDY_EXEC_REFUSAL)
     protocol = choose_protocol(request.headers.get("Sec-WebSocket-Protocol", ""))
     if protocol is None:
         raise bad_request(f"requested protocol(s) are not supported: "
