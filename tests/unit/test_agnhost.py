@@ -64,8 +64,8 @@ def recording(base: type) -> type:
 
 
 @contextmanager
-def serving(handler: type) -> Iterator[CountingServer]:
-    server = CountingServer(handler)
+def served(server: socketserver.BaseServer) -> Iterator[socketserver.BaseServer]:
+    """Runs ``server`` in a thread for the block, then shuts it down and closes it."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -73,6 +73,12 @@ def serving(handler: type) -> Iterator[CountingServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serving(handler: type) -> Iterator[CountingServer]:
+    with served(CountingServer(handler)) as server:
+        yield server
 
 
 def get(conn: http.client.HTTPConnection, path: str) -> tuple[http.client.HTTPResponse, bytes]:
@@ -163,13 +169,8 @@ def pod_netns(ipv6: bool) -> Iterator[str]:
 def listening(ns: str, server_cls: type, handler: type) -> Iterator[socketserver.BaseServer]:
     server = run_in_netns_sync(ns, server_cls, 0, handler)  # the probe and the socket in the pod's namespace
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def http_from(ns: str, host: str, port: int, path: str) -> str:
