@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = timeout_flag(named(lab_sub.add_parser(
         "up", help="start a lab and wait until it is Ready (a stopped or crashed one comes back with its objects)")))
-    up.add_argument("--nodes", type=int, default=None, help="number of nodes (default: 2)")
+    up.add_argument("--nodes", type=int, default=None, help=f"number of nodes (default: {LabConfig.nodes})")
     up.add_argument("--proxy-mode", choices=PROXY_MODES, default=None, help=f"default: {DEFAULT_PROXY_MODE}")
     up.set_defaults(func=_lab_up)
     timeout_flag(named(lab_sub.add_parser(

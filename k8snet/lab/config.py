@@ -42,7 +42,9 @@ class LabConfig:
     """
 
     name: str = "k8snet"
-    nodes: int = 2
+    # kind's multi-node shape: a control plane and two workers, so that spreading
+    # (two replicas, three nodes) is a choice the scheduler makes, not a forced one
+    nodes: int = 3
     proxy_mode: ProxyMode = DEFAULT_PROXY_MODE
     node_cidr: str = "172.31.0.0/24"
     pod_cidr: str = "10.244.0.0/16"
