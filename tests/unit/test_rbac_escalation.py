@@ -211,7 +211,7 @@ def test_node_authorizer_reads_only_what_its_pods_use(lab: Lab) -> None:
 
 def test_node_restriction_keeps_a_kubelet_to_its_own(lab: Lab) -> None:
     n1 = node_user("n1")
-    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2", "labels": {}}}
+    node: dict[str, Any] = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2", "labels": {}}}
     assert lab.refused("nodes", node, n1).message == 'nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2"'
     node["metadata"] = {"name": "n1", "labels": {"node-role.kubernetes.io/control-plane": ""}}
     assert lab.refused("nodes", node, n1).message == (

@@ -26,7 +26,7 @@ from .clone import clone
 from .core import forbidden
 from .identity import MASTERS, UserInfo
 from .rbac import GROUP, Attributes
-from .rbaccovers import go_quoted
+from .rbaccovers import go_quote, go_quoted
 from .resources import Resource
 
 Getter = Callable[[str, str, str], "Obj | None"]  # (key, namespace, name) -> stored object
@@ -103,7 +103,7 @@ class EscalationCheck:
         """ConfirmNoEscalation: the user's rules where the object lives must cover ``rules``."""
         missing = rbaccovers.uncovered(self.authorizer.rules_for(user, namespace), rules)
         if missing:
-            raise forbidden(res, name, f"user {go_quoted([user.name])[1:-1]} (groups={go_quoted(list(user.groups))}) "
+            raise forbidden(res, name, f"user {go_quote(user.name)} (groups={go_quoted(list(user.groups))}) "
                                        "is attempting to grant RBAC permissions not currently held:\n"
                                        + rbaccovers.missing_description(missing))
 

@@ -91,9 +91,14 @@ def compact(rules: list[Obj]) -> list[Obj]:
     return others + list(merged.values())
 
 
+def go_quote(value: str) -> str:
+    """A string as Go's ``%q`` prints it (the same as JSON for printable text)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def go_quoted(values: list[str]) -> str:
     """A string slice as Go's ``%q`` prints it: ``["a" "b"]``."""
-    return "[" + " ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
+    return "[" + " ".join(go_quote(v) for v in values) + "]"
 
 
 def compact_string(rule: Obj) -> str:
