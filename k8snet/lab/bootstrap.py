@@ -204,6 +204,18 @@ async def ensure(client: ApiClient, key: str, obj: Obj) -> Any:
         return await client.get(key, meta.get("namespace"), meta["name"])
 
 
+CONTROL_PLANE_LABELS = {"node-role.kubernetes.io/control-plane": "",
+                        "node.kubernetes.io/exclude-from-external-load-balancers": ""}
+
+
+async def mark_control_plane(client: ApiClient, config: LabConfig) -> None:
+    """kubeadm's mark-control-plane phase: the first node's role labels, set with the
+    admin's rights after its kubelet registered it (a kubelet may not label itself
+    with a role: NodeRestriction)."""
+    await client.patch("nodes", None, config.node_name(0), {"metadata": {"labels": CONTROL_PLANE_LABELS}},
+                       patch_type="merge")
+
+
 async def bootstrap(client: ApiClient, config: LabConfig) -> None:
     for name in SYSTEM_NAMESPACES:
         await ensure(client, "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})

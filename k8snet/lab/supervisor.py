@@ -133,6 +133,7 @@ class Supervisor:
             self.spawn(KubeProxy(config, client(identity.KUBE_PROXY), i).run(), f"kube-proxy/{node}")
 
         await self._wait_ready(core)
+        await bootstrap.mark_control_plane(client(identity.APISERVER), config)
         timings["ready"] = time.monotonic() - t0
         log.info("lab %s ready in %.2f s (%s)", config.name, timings["ready"],
                  ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))

@@ -69,3 +69,80 @@ def test_service_account_rbac_and_bound_tokens(kubeconfig: str, namespace: str, 
     kubectl("delete", "serviceaccount", "short-lived")
     assert _list_secrets(core, namespace, "client", token).startswith("401 "), "a deleted ServiceAccount's token"
     api.close()
+
+
+def test_no_privilege_escalation_through_roles_and_bindings(namespace: str, kubectl) -> None:
+    """A ServiceAccount with edit in its namespace (and leave to write ClusterRoles)
+    can grant only what it holds: kubectl --as the account gets the real refusals."""
+    sa = f"system:serviceaccount:{namespace}:dev"
+    groups = f'["system:serviceaccounts" "system:serviceaccounts:{namespace}" "system:authenticated"]'
+    kubectl("create", "serviceaccount", "dev")
+    kubectl("create", "rolebinding", "dev-edit", "--clusterrole=edit", f"--serviceaccount={namespace}:dev")
+    writer = f"{namespace}-role-writer"
+    try:
+        kubectl("create", "clusterrole", writer, "--verb=create", "--resource=clusterroles,roles,rolebindings")
+        kubectl("create", "clusterrolebinding", writer, f"--clusterrole={writer}", f"--serviceaccount={namespace}:dev")
+        as_dev = f"--as={sa}"
+        # what edit holds in the namespace may be granted there ...
+        kubectl("create", "role", "secret-lister", "--verb=list", "--resource=secrets", as_dev)
+        # ... not cluster-wide (the role's own rights are not edit's either)
+        out = kubectl("create", "clusterrole", f"{namespace}-all-secrets", "--verb=list", "--resource=secrets",
+                      as_dev, check=False)
+        assert (f'Error from server (Forbidden): clusterroles.rbac.authorization.k8s.io "{namespace}-all-secrets" '
+                f'is forbidden: user "{sa}" (groups={groups}) is attempting to grant RBAC permissions not currently '
+                'held:\n{APIGroups:[""], Resources:["secrets"], Verbs:["list"]}') in out, out
+        # nor bind itself to admin in its namespace (admin may write Roles and RoleBindings)
+        out = kubectl("create", "rolebinding", "dev-admin", "--clusterrole=admin", f"--serviceaccount={namespace}:dev",
+                      as_dev, check=False)
+        assert 'rolebindings.rbac.authorization.k8s.io "dev-admin" is forbidden' in out, out
+        assert (f'is forbidden: user "{sa}" (groups={groups}) is attempting to grant RBAC permissions not '
+                'currently held:\n'
+                '{APIGroups:["authorization.k8s.io"], Resources:["localsubjectaccessreviews"], Verbs:["create"]}\n'
+                '{APIGroups:["rbac.authorization.k8s.io"], Resources:["rolebindings"], Verbs:["delete" '
+                '"deletecollection" "get" "list" "patch" "update" "watch"]}\n'
+                '{APIGroups:["rbac.authorization.k8s.io"], Resources:["roles"], Verbs:["delete" "deletecollection" '
+                '"get" "list" "patch" "update" "watch"]}') in out, out
+        assert "NotFound" in kubectl("get", "rolebinding", "dev-admin", check=False), "nothing was stored"
+    finally:
+        kubectl("delete", "clusterrolebinding", writer, "--ignore-not-found")
+        kubectl("delete", "clusterrole", writer, f"{namespace}-all-secrets", "--ignore-not-found")
+
+
+def test_node_authorizer_and_node_restriction(kubeconfig: str, namespace: str, kubectl) -> None:
+    """A kubelet's identity reads only what its pods use and writes only its own."""
+    core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    nodes = kubectl("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}", stderr=False).split()
+    assert len(nodes) >= 2, nodes
+    mine, other = nodes[0], nodes[1]
+    kubectl("create", "secret", "generic", "used", "--from-literal=k=v")
+    kubectl("create", "secret", "generic", "unused", "--from-literal=k=v")
+    spec = pod("reader", "busybox", ["sh", "-c", "cat /s/k; sleep 3600"], node=mine)
+    spec["spec"]["volumes"] = [{"name": "s", "secret": {"secretName": "used"}}]
+    spec["spec"]["containers"][0]["volumeMounts"] = [{"name": "s", "mountPath": "/s"}]
+    core.create_namespaced_pod(namespace, spec)
+    ready_pods(core, namespace, "app=reader", 1)  # its kubelet could read the secret it mounts
+
+    def as_node(node: str, *args: str) -> str:
+        return kubectl(*args, f"--as=system:node:{node}", "--as-group=system:nodes", check=False)
+
+    assert "used" in as_node(mine, "get", "secret", "used", "-o", "name")
+    user = f'User "system:node:{other}"'
+    assert (f'secrets "used" is forbidden: {user} cannot get resource "secrets" in API group "" in the namespace '
+            f'"{namespace}": no relationship found between node \'{other}\' and this object') in \
+        as_node(other, "get", "secret", "used")
+    assert "no relationship found" in as_node(mine, "get", "secret", "unused")
+    assert "can only list/watch pods with spec.nodeName field selector" in as_node(mine, "get", "pods")
+    assert "reader" in as_node(mine, "get", "pods", "-A", f"--field-selector=spec.nodeName={mine}")
+    assert f"node '{mine}' cannot read all nodes, only its own Node object" in as_node(mine, "get", "nodes")
+    # NodeRestriction: its own Node only, and no role labels
+    # (kubectl label and patch read the Node first, which the Node authorizer refuses; create does not)
+    out = kubectl("create", "-f", "-", f"--as=system:node:{mine}", "--as-group=system:nodes", check=False,
+                  input=f'{{"apiVersion": "v1", "kind": "Node", "metadata": {{"name": "{other}"}}}}')
+    assert f'nodes "{other}" is forbidden: node "{mine}" is not allowed to modify node "{other}"' in out, out
+    assert "is not allowed to modify labels: node-role.kubernetes.io/evil" in \
+        as_node(mine, "label", "node", mine, "node-role.kubernetes.io/evil=")
+    assert "labeled" in as_node(mine, "label", "node", mine, "k8snet.example/mine=1")
+    kubectl("label", "node", mine, "k8snet.example/mine-")
+    assert (f'pods "reader" is forbidden: node "{other}" can only delete pods with spec.nodeName set to itself') in \
+        as_node(other, "delete", "pod", "reader", "--wait=false")
+    core.api_client.close()

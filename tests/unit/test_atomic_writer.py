@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,24 +106,51 @@ def test_secret_and_configmap_mounts_are_read_only(tmp_path: Path) -> None:
         ("/etc/nginx/ssl", True), ("/cache", False), ("/etc/nginx/conf.d", True)]
 
 
-class _NoApi:
-    """VolumeWatch's informers are not run here; only the subscription routing is."""
+class _PerObjectApi:
+    """Serves each list/watch from a queue of its own: what the watches asked for
+    (namespace and field selector) and a way to send each one an event."""
+
+    def __init__(self) -> None:
+        self.queues: dict[tuple[str, str | None, str | None], asyncio.Queue[Any]] = {}
+
+    def _queue(self, key: str, namespace: str | None, field_selector: str | None) -> "asyncio.Queue[Any]":
+        return self.queues.setdefault((key, namespace, field_selector), asyncio.Queue())
+
+    async def list(self, key: str, namespace: str | None = None, *, label_selector: str | None = None,
+                   field_selector: str | None = None) -> Any:
+        self._queue(key, namespace, field_selector)
+        return {"items": [], "metadata": {"resourceVersion": "1"}}
+
+    async def watch(self, key: str, namespace: str | None = None, *, resource_version: str | None = None,
+                    label_selector: str | None = None, field_selector: str | None = None) -> Any:
+        queue = self._queue(key, namespace, field_selector)
+        while True:
+            yield await queue.get()
 
 
-def test_watch_routes_changes_to_subscribers() -> None:
+def test_watch_is_one_per_object_and_routes_changes_to_subscribers() -> None:
     async def scenario() -> None:
-        watch = VolumeWatch(_NoApi())  # type: ignore[arg-type]
+        api = _PerObjectApi()
+        watch = VolumeWatch(api)  # type: ignore[arg-type]
         sub = watch.subscribe("web", {("configmaps", "nginxconfigmap"), ("secrets", "nginxsecret")})
         other = watch.subscribe("other", {("configmaps", "nginxconfigmap")})
-        on_cm = watch._handler("configmaps")
-        on_cm("MODIFIED", {"metadata": {"namespace": "web", "name": "nginxconfigmap"}})
-        on_cm("MODIFIED", {"metadata": {"namespace": "web", "name": "unrelated"}})
-        watch._handler("secrets")("MODIFIED", {"metadata": {"namespace": "web", "name": "nginxsecret"}})
+        await asyncio.sleep(0.05)
+        # a node may read only the objects its pods use: one watch per object, by name
+        assert set(api.queues) == {("configmaps", "web", "metadata.name=nginxconfigmap"),
+                                   ("secrets", "web", "metadata.name=nginxsecret"),
+                                   ("configmaps", "other", "metadata.name=nginxconfigmap")}
+        cm = {"metadata": {"namespace": "web", "name": "nginxconfigmap", "resourceVersion": "2"}}
+        api.queues[("configmaps", "web", "metadata.name=nginxconfigmap")].put_nowait({"type": "MODIFIED", "object": cm})
+        secret = {"metadata": {"namespace": "web", "name": "nginxsecret", "resourceVersion": "3"}}
+        api.queues[("secrets", "web", "metadata.name=nginxsecret")].put_nowait({"type": "MODIFIED", "object": secret})
         assert await asyncio.wait_for(sub.next(), 1) == {("configmaps", "nginxconfigmap"), ("secrets", "nginxsecret")}
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(other.next(), 0.05)
+        tasks = list(watch._watches.values())
         sub.close()
         other.close()
-        assert not watch._subscribers
+        await asyncio.sleep(0)
+        assert not watch._subscribers and not watch._watches
+        assert all(t.cancelled() or t.done() for t in tasks), "the last unsubscription stops the object's watch"
 
     asyncio.run(scenario())

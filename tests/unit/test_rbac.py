@@ -56,7 +56,7 @@ def test_bootstrap_policy_and_bindings(tmp_path: Path) -> None:
     assert authz.authorize(sa, Attributes("get", False, path="/apis")).allowed, "system:discovery"
     assert authz.authorize(sa, res("create", "selfsubjectaccessreviews", group="authorization.k8s.io")).allowed
     assert authz.authorize(UserInfo("admin", ("system:masters",)), res("delete", "nodes", name="x")).allowed
-    assert authz.authorize(node_user("n1"), res("create", "serviceaccounts", "ns", sub="token", name="x")).allowed
+    assert authz.authorize(node_user("n1"), res("create", "events", "ns")).allowed, "the Node authorizer's rules"
     assert not authz.authorize(node_user("n1"), res("delete", "namespaces", "ns", name="ns")).allowed
     assert authz.authorize(KUBE_PROXY, res("watch", "endpointslices", group="discovery.k8s.io")).allowed
     assert not authz.authorize(KUBE_PROXY, res("list", "secrets")).allowed

@@ -1,5 +1,5 @@
-"""Authorization: the ``system:masters`` group, then RBAC (kube-apiserver's
-``--authorization-mode=Node,RBAC`` without the Node part; see identity.py).
+"""Authorization: the ``system:masters`` group, then the Node authorizer for kubelets
+(nodeauthorizer.py), then RBAC: kube-apiserver's ``--authorization-mode=Node,RBAC``.
 
 The RBAC authorizer keeps an index from subject (user or group) to the rules its
 bindings grant — cluster-wide from ClusterRoleBindings, per namespace from
@@ -10,12 +10,13 @@ looks at the bindings of its own user and groups only, never at every binding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from ..contracts import Obj
-from . import rbac
+from . import bootstrappolicy, rbac
 from .identity import MASTERS, UserInfo
+from .nodeauthorizer import NodeAuthorizer, NodeGraph
 from .rbac import Attributes
 
 ROLES = "rbac.authorization.k8s.io/roles"
@@ -71,6 +72,8 @@ class Authorizer:
         self._cluster: dict[SubjectKey, list[Grant]] = {}
         self._namespaced: dict[str, dict[SubjectKey, list[Grant]]] = {}
         self._cache: dict[tuple[UserInfo, Attributes], Decision] = {}
+        self.node = NodeAuthorizer(NodeGraph(lambda: source.objects("pods"), lambda: source.generation("pods")),
+                                   bootstrappolicy.node_rules())
 
     # -- the index ---------------------------------------------------------------------
     def _fresh(self) -> None:
@@ -121,13 +124,20 @@ class Authorizer:
     def authorize(self, user: UserInfo, attrs: Attributes) -> Decision:
         if MASTERS in user.groups:  # the privileged-group authorizer comes first
             return Decision(True)
+        # The Node authorizer's answers follow the pods, so they are never cached.
+        node_allows, node_reason = self.node.authorize(user, attrs)
+        if node_allows:
+            return Decision(True)
         self._fresh()
-        decision = self._cache.get((user, attrs))
+        key = (user, replace(attrs, field_selector="") if attrs.field_selector else attrs)  # RBAC ignores it
+        decision = self._cache.get(key)
         if decision is None:
             decision = self._decide(user, attrs)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[(user, attrs)] = decision
+            self._cache[key] = decision
+        if not decision.allowed and node_reason:  # the union authorizer's reasons
+            return Decision(False, node_reason)
         return decision
 
     def _decide(self, user: UserInfo, attrs: Attributes) -> Decision:

@@ -8,9 +8,10 @@ lab's roles for its components.
 - ``system:basic-user`` (access reviews) and ``system:discovery`` for every
   authenticated user, ``system:public-info-viewer`` for everyone: a namespace's
   ``default`` ServiceAccount gets nothing more;
-- kubelets: ``system:node`` for the ``system:nodes`` group (a real cluster's Node
-  authorizer grants the same per node; the lab has no Node authorizer, so every
-  node may act for every node);
+- kubelets: nothing through RBAC. The ``system:node`` ClusterRole's rules are the
+  Node authorizer's static rules (nodeauthorizer.py), which narrows reads of secrets,
+  configmaps, pods and nodes to what the node's pods use; its ClusterRoleBinding
+  has no subjects, as the real bootstrap policy's (kept for old clusters);
 - kube-proxy: ``system:node-proxier`` for ServiceAccount ``kube-system/kube-proxy``
   (kubeadm's ``kubeadm:node-proxier``);
 - cluster DNS: ``system:coredns`` for ServiceAccount ``kube-system/coredns`` (kubeadm's);
@@ -18,14 +19,16 @@ lab's roles for its components.
   ``system:kube-controller-manager`` and ``system:kube-scheduler`` roles, plus
   ``k8snet:controllers`` — what the per-controller service accounts of a real
   cluster hold (the garbage collector and the namespace controller act on every
-  kind), since the lab's controllers share one identity;
+  kind), since the lab's controllers share one identity; and the real
+  ``system:controller:clusterrole-aggregation-controller`` (``escalate`` on
+  ClusterRoles: aggregation writes rules its writer need not hold);
 - the LoadBalancer announcer: ``k8snet:lb-announcer`` (MetalLB's speaker's rights).
 """
 
 from __future__ import annotations
 
 from ..contracts import Obj
-from .identity import AUTHENTICATED, CONTROLLER_MANAGER, MASTERS, NODES, SERVICE_ACCOUNTS, UNAUTHENTICATED
+from .identity import AUTHENTICATED, CONTROLLER_MANAGER, MASTERS, SERVICE_ACCOUNTS, UNAUTHENTICATED
 
 API_VERSION = "rbac.authorization.k8s.io/v1"
 AGGREGATE_TO = "rbac.authorization.k8s.io/aggregate-to-"
@@ -33,6 +36,7 @@ READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 EVENTS_WRITE = ["create", "patch", "update"]
+AGGREGATION_CONTROLLER = "system:controller:clusterrole-aggregation-controller"
 
 
 def rule(verbs: list[str], groups: list[str], resources: list[str], names: list[str] | None = None) -> Obj:
@@ -178,6 +182,11 @@ _DISCOVERY_PATHS = ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", 
 _PUBLIC_PATHS = ["/healthz", "/livez", "/readyz", "/version", "/version/"]
 
 
+def node_rules() -> list[Obj]:
+    """NodeRules: what the Node authorizer grants every node beyond the subdivided kinds."""
+    return [dict(r) for r in _NODE]
+
+
 def cluster_roles() -> list[Obj]:
     return [
         cluster_role("cluster-admin", [rule(["*"], ["*"], ["*"]), urls(["*"], ["*"])]),
@@ -203,6 +212,8 @@ def cluster_roles() -> list[Obj]:
         cluster_role("system:kube-dns", [rule(["list", "watch"], [""], ["endpoints", "services"])]),
         cluster_role("system:coredns", _COREDNS),
         cluster_role("k8snet:controllers", _LAB_CONTROLLERS),
+        cluster_role(AGGREGATION_CONTROLLER, [rule(["escalate", "get", "list", "watch", "update", "patch"],
+                                                   ["rbac.authorization.k8s.io"], ["clusterroles"])]),
         cluster_role("k8snet:lb-announcer", _LB_ANNOUNCER),
     ]
 
@@ -219,7 +230,7 @@ def cluster_role_bindings() -> list[Obj]:
                              [group(AUTHENTICATED), group(UNAUTHENTICATED)]),
         cluster_role_binding("system:service-account-issuer-discovery", "system:service-account-issuer-discovery",
                              [group(SERVICE_ACCOUNTS)]),
-        cluster_role_binding("system:node", "system:node", [group(NODES)]),
+        cluster_role_binding("system:node", "system:node", []),
         cluster_role_binding("system:node-proxier", "system:node-proxier", [user("system:kube-proxy")]),
         cluster_role_binding("kubeadm:node-proxier", "system:node-proxier", [sa("kube-proxy")]),
         cluster_role_binding("system:kube-controller-manager", "system:kube-controller-manager", [user(cm)]),
@@ -228,6 +239,7 @@ def cluster_role_bindings() -> list[Obj]:
         cluster_role_binding("system:kube-dns", "system:kube-dns", [sa("kube-dns")]),
         cluster_role_binding("system:coredns", "system:coredns", [sa("coredns")]),
         cluster_role_binding("k8snet:controllers", "k8snet:controllers", [user(cm)]),
+        cluster_role_binding(AGGREGATION_CONTROLLER, AGGREGATION_CONTROLLER, [user(cm)]),
         cluster_role_binding("k8snet:lb-announcer", "k8snet:lb-announcer", [sa("lb-announcer")]),
     ]
 

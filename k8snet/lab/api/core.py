@@ -17,7 +17,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Protocol
 
 from .. import store as store_mod
 from ..config import LabConfig
@@ -29,6 +29,7 @@ from ..timefmt import from_unix, now, rfc3339
 from . import errors, gotypes, listoptions, patch as patch_mod, schema
 from .clone import clone
 from .errors import ApiError
+from .identity import UserInfo
 from .resources import Resource, by_key
 from .selectors import parse_field_selector, parse_label_selector, selector_string
 from .tokens import BOUND_KINDS, BoundObject, TokenIssuer, api_audience
@@ -89,6 +90,16 @@ def _rv(obj: Obj) -> str:
     return str(obj.get("metadata", {}).get("resourceVersion", ""))
 
 
+class WriteGuard(Protocol):
+    """A check of a write against who makes it, after admission and before storage
+    (what needs the request's user: RBAC's escalation checks, NodeRestriction).
+    ``operation`` is admission's: CREATE, UPDATE or DELETE; ``new`` is None on a
+    delete, ``old`` on a create. It raises an ApiError to refuse."""
+
+    def __call__(self, user: UserInfo, operation: str, res: Resource, namespace: str, name: str,
+                 new: Obj | None, old: Obj | None, subresource: str | None) -> None: ...
+
+
 class ApiCore:
     def __init__(self, config: LabConfig, store: Store, admission: "Admission", pki: Pki):
         self.config = config
@@ -96,6 +107,15 @@ class ApiCore:
         self.admission = admission
         self.pki = pki
         self.tokens = TokenIssuer(pki, api_audience(config.cluster_domain))
+        # Checks of writes by who makes them; a write without a user (the core called
+        # directly, as tests do) skips them, as the real server's do without one.
+        self.guards: builtins.list[WriteGuard] = []
+
+    def _guard(self, user: UserInfo | None, operation: str, res: Resource, namespace: str, name: str,
+               new: Obj | None, old: Obj | None, subresource: str | None = None) -> None:
+        if user is not None:
+            for guard in self.guards:
+                guard(user, operation, res, namespace, name, new, old, subresource)
 
     # -- lookups -------------------------------------------------------------
     @staticmethod
@@ -236,7 +256,7 @@ class ApiCore:
     # -- create ------------------------------------------------------------------
     async def create(self, key: str, namespace: str | None, body: Obj, *, subresource: str | None = None,
                      name: str | None = None, dry_run: bool = False, field_validation: str | None = None,
-                     warnings: builtins.list[str] | None = None) -> Obj:
+                     warnings: builtins.list[str] | None = None, user: UserInfo | None = None) -> Obj:
         res = self.resource(key)
         ns = self._namespace(res, namespace)
         if subresource is not None:
@@ -246,6 +266,7 @@ class ApiCore:
             if subresource == "binding":
                 return self._bind(res, ns, name, body, dry_run)
             if subresource == "token":
+                self._guard(user, "CREATE", res, ns, name, body if isinstance(body, dict) else None, None, subresource)
                 return self._token(ns, name, body)
             raise errors.bad_request(f"{res.plural}/{subresource} is served by its own handler")
         obj = _prepare(res, body, ns)
@@ -266,6 +287,7 @@ class ApiCore:
             obj["spec"] = {**(obj.get("spec") or {}), "finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
         obj = self.admission.admit_create(res, obj)
+        self._guard(user, "CREATE", res, ns, meta["name"], obj, None)
         _check_size(res, obj)
         if dry_run:
             if self.store.get(res.key, ns, meta["name"]) is not None:
@@ -297,12 +319,12 @@ class ApiCore:
     # -- update ------------------------------------------------------------------
     async def update(self, key: str, namespace: str | None, name: str, body: Obj, *,
                      subresource: str | None = None, dry_run: bool = False, field_validation: str | None = None,
-                     warnings: builtins.list[str] | None = None) -> Obj:
+                     warnings: builtins.list[str] | None = None, user: UserInfo | None = None) -> Obj:
         res = self.resource(key)
         ns = self._namespace(res, namespace)
         self._check_subresource(res, subresource, "update")
         if subresource == "scale":
-            return self._update_scale(res, ns, name, body, dry_run)
+            return self._update_scale(res, ns, name, body, dry_run, user)
         if subresource not in (None, "status", "finalize"):
             raise errors.bad_request(f"{res.plural}/{subresource} cannot be updated")
         obj = _prepare(res, body, ns)
@@ -314,12 +336,13 @@ class ApiCore:
         if current is None:
             if res.key in CREATE_ON_UPDATE_KEYS and subresource is None:
                 return await self.create(key, namespace, obj, dry_run=dry_run, field_validation=field_validation,
-                                         warnings=warnings)
+                                         warnings=warnings, user=user)
             raise errors.not_found(res.group, res.plural, name)
         _check_fields(res, obj, current, field_validation, warnings)
-        return self._replace(res, current, obj, subresource, dry_run)
+        return self._replace(res, current, obj, subresource, dry_run, user)
 
-    def _replace(self, res: Resource, current: Obj, new: Obj, subresource: str | None, dry_run: bool) -> Obj:
+    def _replace(self, res: Resource, current: Obj, new: Obj, subresource: str | None, dry_run: bool,
+                 user: UserInfo | None) -> Obj:
         """Writes ``new`` over ``current``: resourceVersion precondition, system metadata
         kept, admission, generation, and removal when the last finalizer goes."""
         name, ns = current["metadata"]["name"], current["metadata"].get("namespace", "")
@@ -348,6 +371,7 @@ class ApiCore:
             new.setdefault("spec", {})["finalizers"] = finalizers
         else:
             new = self.admission.admit_update(res, current, new, subresource)
+        self._guard(user, "UPDATE", res, ns, name, new, current, subresource)
         if res.key in GENERATION_KEYS and new.get("spec") != current.get("spec"):
             _meta(new)["generation"] = int(current["metadata"].get("generation") or 0) + 1
         if _should_remove(res, current, new):
@@ -363,17 +387,19 @@ class ApiCore:
     async def patch(self, key: str, namespace: str | None, name: str, patch: Any, *,
                     patch_type: PatchType = "merge", subresource: str | None = None,
                     field_manager: str | None = None, force: bool = False, dry_run: bool = False,
-                    field_validation: str | None = None, warnings: builtins.list[str] | None = None) -> Obj:
+                    field_validation: str | None = None, warnings: builtins.list[str] | None = None,
+                    user: UserInfo | None = None) -> Obj:
         obj, _ = await self.patch_created(key, namespace, name, patch, patch_type=patch_type,
                                           subresource=subresource, field_manager=field_manager, force=force,
-                                          dry_run=dry_run, field_validation=field_validation, warnings=warnings)
+                                          dry_run=dry_run, field_validation=field_validation, warnings=warnings,
+                                          user=user)
         return obj
 
     async def patch_created(self, key: str, namespace: str | None, name: str, patch: Any, *,
                             patch_type: PatchType = "merge", subresource: str | None = None,
                             field_manager: str | None = None, force: bool = False, dry_run: bool = False,
-                            field_validation: str | None = None,
-                            warnings: builtins.list[str] | None = None) -> tuple[Obj, bool]:
+                            field_validation: str | None = None, warnings: builtins.list[str] | None = None,
+                            user: UserInfo | None = None) -> tuple[Obj, bool]:
         """Like :meth:`patch`, also telling whether an apply patch created the object (201)."""
         res = self.resource(key)
         ns = self._namespace(res, namespace)
@@ -395,13 +421,13 @@ class ApiCore:
                 applied["metadata"].setdefault("name", name)
                 created = patch_mod.server_side_apply(None, applied, res, field_manager or "", force)
                 obj = await self.create(key, namespace, created, name=name, dry_run=dry_run,
-                                        field_validation=field_validation, warnings=warnings)
+                                        field_validation=field_validation, warnings=warnings, user=user)
                 return obj, True
             raise errors.not_found(res.group, res.plural, name)
         if subresource == "scale":
             scale = self._scale(current)
             return self._update_scale(res, ns, name, self._patched(res, scale, patch, patch_type, field_manager, force),
-                                      dry_run), False
+                                      dry_run, user), False
         new = self._patched(res, current, patch, patch_type, field_manager, force)
         if not isinstance(new, dict) or not isinstance(new.get("metadata", {}), dict):
             raise errors.bad_request("the patch produced an object that is not a Kubernetes object")
@@ -409,7 +435,7 @@ class ApiCore:
             raise errors.bad_request(f"the name of the object ({new['metadata']['name']}) does not match "
                                      f"the name on the URL ({name})")
         _check_fields(res, new, current, field_validation, warnings)
-        return self._replace(res, current, new, subresource, dry_run), False
+        return self._replace(res, current, new, subresource, dry_run, user), False
 
     @staticmethod
     def _patched(res: Resource, current: Obj, patch: Any, patch_type: str, field_manager: str | None,
@@ -422,11 +448,12 @@ class ApiCore:
     # -- delete ------------------------------------------------------------------
     async def delete(self, key: str, namespace: str | None, name: str, *,
                      grace_period_seconds: int | None = None, propagation_policy: str | None = None,
-                     preconditions: Obj | None = None, dry_run: bool = False) -> Obj:
+                     preconditions: Obj | None = None, dry_run: bool = False, user: UserInfo | None = None) -> Obj:
         res = self.resource(key)
         ns = self._namespace(res, namespace)
         current = self._load(res, ns, name)
         _check_preconditions(res, current, preconditions)
+        self._guard(user, "DELETE", res, ns, name, None, current)
         if propagation_policy not in (None, "Background", "Foreground", "Orphan"):
             raise errors.invalid("meta.k8s.io", "DeleteOptions", "", [
                 ("FieldValueNotSupported", "propagationPolicy", f'Unsupported value: "{propagation_policy}": '
@@ -499,7 +526,7 @@ class ApiCore:
     async def delete_collection(self, key: str, namespace: str | None = None, *,
                                 label_selector: str | None = None, field_selector: str | None = None,
                                 grace_period_seconds: int | None = None, propagation_policy: str | None = None,
-                                dry_run: bool = False) -> Obj:
+                                dry_run: bool = False, user: UserInfo | None = None) -> Obj:
         """Deletes every matching object; the list of what was deleted (or is now deleting)."""
         listed = await self.list(key, namespace, label_selector=label_selector, field_selector=field_selector)
         done = []
@@ -508,7 +535,7 @@ class ApiCore:
             try:
                 done.append(await self.delete(key, m.get("namespace"), m["name"], dry_run=dry_run,
                                               grace_period_seconds=grace_period_seconds,
-                                              propagation_policy=propagation_policy))
+                                              propagation_policy=propagation_policy, user=user))
             except ApiError as err:
                 if err.code != 404:  # gone meanwhile is fine
                     raise
@@ -527,7 +554,8 @@ class ApiCore:
                 "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
                            "selector": selector_string((obj.get("spec") or {}).get("selector"))}}
 
-    def _update_scale(self, res: Resource, ns: str, name: str, body: Any, dry_run: bool) -> Obj:
+    def _update_scale(self, res: Resource, ns: str, name: str, body: Any, dry_run: bool,
+                      user: UserInfo | None) -> Obj:
         scale = _prepare_typed(body, "autoscaling/v1", "Scale")
         replicas = (scale.get("spec") or {}).get("replicas", 0)
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
@@ -537,7 +565,7 @@ class ApiCore:
         new = clone(current)
         new.setdefault("spec", {})["replicas"] = replicas
         new["metadata"]["resourceVersion"] = scale["metadata"].get("resourceVersion") or _rv(current)
-        return self._scale(self._replace(res, current, new, None, dry_run))
+        return self._scale(self._replace(res, current, new, None, dry_run, user))
 
     def _bind(self, res: Resource, ns: str, name: str, body: Any, dry_run: bool) -> Obj:
         """pods/binding: the scheduler's write of spec.nodeName (plus PodScheduled)."""

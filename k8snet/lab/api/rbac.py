@@ -27,6 +27,8 @@ class Attributes:
     subresource: str = ""
     name: str = ""
     path: str = ""
+    # a list or watch's fieldSelector, as sent (the Node authorizer reads spec.nodeName)
+    field_selector: str = ""
 
     @property
     def combined_resource(self) -> str:

@@ -39,15 +39,18 @@ def request_attributes(method: str, parts: list[str], query: Mapping[str, str]) 
         verb = "watch" if (query.get("watch") or "").lower() in ("true", "1") else "list"
     if not name and verb == "delete":
         verb = "deletecollection"
+    field_selector = ""
     if verb in ("list", "watch"):  # a list of one object by name is authorized as that name
-        name = _name_from_field_selector(query.get("fieldSelector") or "")
-    return Attributes(verb, True, namespace, group, resource, subresource, name, path)
+        field_selector = query.get("fieldSelector") or ""
+        name = selected_value(field_selector, "metadata.name")
+    return Attributes(verb, True, namespace, group, resource, subresource, name, path, field_selector)
 
 
-def _name_from_field_selector(selector: str) -> str:
+def selected_value(selector: str, field: str) -> str:
+    """The value a field selector requires ``field`` to equal (``=`` or ``==``), else ""."""
     for term in selector.split(","):
         key, sep, value = term.partition("=")
-        if sep and key.strip() == "metadata.name":
+        if sep and not key.endswith("!") and key.strip() == field:
             return value.lstrip("=").strip()
     return ""
 

@@ -25,7 +25,9 @@ from . import (auth, decoding, discovery, errors, httperrors, impersonation, lis
 from .authorizer import Authorizer, RbacSource
 from .core import ApiCore, not_served
 from .errors import ApiError
+from .escalation import EscalationCheck
 from .identity import UserInfo
+from .noderestriction import NodeRestriction
 from .resources import GROUP_VERSIONS, REVIEW_KEYS, Resource, find
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,9 @@ class ApiServer:
         self.core = core
         self.pki = pki
         self.authorizer = authorizer or Authorizer(RbacSource(core.store.objects, core.store.generation))
+        # The checks of writes that need the request's user and the authorizer:
+        # RBAC's escalation prevention and the NodeRestriction admission plugin.
+        core.guards[:] = [EscalationCheck(self.authorizer, core.store.get), NodeRestriction(core.store.get)]
         self.authenticator = auth.Authenticator(core.tokens, core.tokens.issuer, core.store.get)
         self.runtimes = runtimes
         self.body_timeout = body_timeout
@@ -376,16 +381,16 @@ class ApiServer:
         opts = self._options(request)
         if t.subresource is not None:
             obj = await self.core.create(t.res.key, t.namespace, body, subresource=t.subresource, name=t.name,
-                                         dry_run=opts["dry_run"])
+                                         dry_run=opts["dry_run"], user=request[USER])
         else:
-            obj = await self.core.create(t.res.key, t.namespace, body, warnings=warnings, **opts)
+            obj = await self.core.create(t.res.key, t.namespace, body, warnings=warnings, user=request[USER], **opts)
         return _response(obj, status=201, warnings=warnings)
 
     async def _update(self, request: web.Request, t: Target) -> web.Response:
         body = await self._body(request)
         warnings: list[str] = []
         obj = await self.core.update(t.res.key, t.namespace, t.name or "", body, subresource=t.subresource,
-                                     warnings=warnings, **self._options(request))
+                                     warnings=warnings, user=request[USER], **self._options(request))
         return _response(obj, warnings=warnings)
 
     async def _patch(self, request: web.Request, t: Target) -> web.Response:
@@ -401,7 +406,7 @@ class ApiServer:
         obj, created = await self.core.patch_created(
             t.res.key, t.namespace, t.name or "", patch, patch_type=patch_type, subresource=t.subresource,  # type: ignore[arg-type]
             field_manager=q.get("fieldManager"), force=_flag(q.get("force")), warnings=warnings,
-            **self._options(request))
+            user=request[USER], **self._options(request))
         return _response(obj, status=201 if created else 200, warnings=warnings)
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
@@ -427,7 +432,7 @@ class ApiServer:
 
     async def _delete(self, request: web.Request, t: Target) -> web.Response:
         opts = await self._delete_options(request)
-        return _response(await self.core.delete(t.res.key, t.namespace, t.name or "", **opts))
+        return _response(await self.core.delete(t.res.key, t.namespace, t.name or "", user=request[USER], **opts))
 
     async def _delete_collection(self, request: web.Request, t: Target) -> web.Response:
         opts = await self._delete_options(request)
@@ -435,7 +440,7 @@ class ApiServer:
         q = request.query
         return _response(await self.core.delete_collection(
             t.res.key, t.namespace, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
-            **opts))
+            user=request[USER], **opts))
 
     async def _pod_stream(self, request: web.Request, t: Target) -> web.StreamResponse:
         """pods/log, pods/exec, pods/attach, pods/portforward: find the pod's node and hand over to its kubelet."""

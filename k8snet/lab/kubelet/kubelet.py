@@ -103,9 +103,8 @@ def node_object(config: LabConfig, index: int) -> Obj:
         "beta.kubernetes.io/arch": info["architecture"], "beta.kubernetes.io/os": "linux",
         "kubernetes.io/arch": info["architecture"], "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
     }
-    if index == 0:
-        labels["node-role.kubernetes.io/control-plane"] = ""
-        labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
+    # The control plane's role label is kubeadm's to set once the node registered
+    # (bootstrap.mark_control_plane): NodeRestriction forbids a kubelet to set it.
     cidr = config.node_pod_cidr(index)
     return {
         "apiVersion": "v1", "kind": "Node",

@@ -2,10 +2,10 @@
 
 The real kubelet's ``Watch`` change-detection strategy (its default): it watches the
 objects its pods' volumes reference and re-runs the volume's SetUp, whose atomic
-writer swaps the files in place. Here one informer per kind serves the node; each
-pod worker subscribes to the (kind, namespace, name) keys of its volumes and takes
-the changed ones as they come (:meth:`PodVolumeChanges.next`), so an update reaches
-the mounted files within one watch event, with no polling.
+writer swaps the files in place. Here one informer per referenced object serves
+the node; each pod worker subscribes to the (kind, namespace, name) keys of its
+volumes and takes the changed ones as they come (:meth:`PodVolumeChanges.next`), so
+an update reaches the mounted files within one watch event, with no polling.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from collections import defaultdict
 from ..contracts import ApiClient, Obj
 from ..informer import Informer
 
-KINDS = ("secrets", "configmaps")
 #: (kind, name) of an object, e.g. ("configmaps", "nginxconfigmap").
 Ref = tuple[str, str]
+#: (kind, namespace, name): one watched object.
+Key = tuple[str, str, str]
 
 
 class PodVolumeChanges:
@@ -46,21 +47,33 @@ class PodVolumeChanges:
 
 
 class VolumeWatch:
-    """Secrets and ConfigMaps watched for one node's pods."""
+    """Secrets and ConfigMaps watched for one node's pods: one watch per object, as
+    the kubelet's watch-based manager does (list and watch in the object's namespace
+    with ``metadata.name=<name>``). A node may read only the objects its own pods
+    reference (the Node authorizer), never every Secret of the cluster."""
 
     def __init__(self, client: ApiClient):
-        self.informers = {kind: Informer(client, kind) for kind in KINDS}
-        self._subscribers: dict[tuple[str, str, str], set[PodVolumeChanges]] = defaultdict(set)
+        self.client = client
+        self._subscribers: dict[Key, set[PodVolumeChanges]] = defaultdict(set)
+        self._watches: dict[Key, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
-        await asyncio.gather(*(informer.run(self._handler(kind)) for kind, informer in self.informers.items()))
+        """Lives as long as the kubelet; the watches stop with it."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for task in self._watches.values():
+                task.cancel()
+            self._watches.clear()
 
-    def _handler(self, kind: str):
+    def _watch(self, key: Key) -> asyncio.Task[None]:
+        kind, namespace, name = key
+        informer = Informer(self.client, kind, namespace, field_selector=f"metadata.name={name}")
+
         def on_event(etype: str, obj: Obj) -> None:
-            meta = obj.get("metadata", {})
-            for sub in list(self._subscribers.get((kind, meta.get("namespace", ""), meta.get("name", "")), ())):
-                sub.notify((kind, meta.get("name", "")))
-        return on_event
+            for sub in list(self._subscribers.get(key, ())):
+                sub.notify((kind, name))
+        return asyncio.create_task(informer.run(on_event))
 
     def subscribe(self, namespace: str, refs: set[Ref]) -> PodVolumeChanges:
         """Subscribe *before* reading the objects: a change between the read and the
@@ -68,6 +81,8 @@ class VolumeWatch:
         sub = PodVolumeChanges(self, namespace, refs)
         for key in sub.keys:
             self._subscribers[key].add(sub)
+            if key not in self._watches:
+                self._watches[key] = self._watch(key)
         return sub
 
     def unsubscribe(self, sub: PodVolumeChanges) -> None:
@@ -77,3 +92,6 @@ class VolumeWatch:
                 subs.discard(sub)
                 if not subs:
                     del self._subscribers[key]
+                    task = self._watches.pop(key, None)
+                    if task is not None:
+                        task.cancel()
