@@ -4,8 +4,9 @@ The API server, controllers, kubelets and kube-proxies share one asyncio loop (a
 one GIL). Decoding is the one step of a request whose cost a client chooses: PyYAML
 is pure Python (~0.25 ms per KiB), and a JSON body of many deeply nested lists costs
 as much to depth-check. Measured on the 2-core dev machine
-(``benchmarks/bench_isolation.py``), six clients writing ~1.4 MiB bodies took /healthz
-to 6 s (p99) and the scheduler's reaction to 13 s while decoding ran in the loop.
+(``benchmarks/bench_isolation.py``), two clients writing ~1.4 MiB YAML ConfigMaps held
+/healthz for 1.5 s (p99) while decoding ran in the loop, 82 ms with the workers
+(figures in docs/lab-architecture.md).
 
 Why worker processes and not the whole API server in its own process: the
 controllers, kubelets and proxies talk to the core in-process (``AuthorizedClient``)
