@@ -14,16 +14,13 @@ import time
 import yaml
 
 from tests.lab.test_bad_input import Raw, _assert_status, raw  # noqa: F401  (fixture)
+from tests.unit.test_bad_input_corpus import ALIAS_BOMB
 
-ALIAS_BOMB = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\ndata:\n"
-              '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-              + "".join(f"  {n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
-                        for p, n in zip("abcdefgh", "bcdefghi")))
 PAD = "#" + "x" * 20_000 + "\n"  # a YAML comment: the body is over every inline-decoding limit
 
 
-def _healthz(raw: Raw) -> int:
-    conn = http.client.HTTPSConnection(raw.host, int(raw.port), context=raw.ctx, timeout=30)
+def _healthz(client: Raw) -> int:
+    conn = http.client.HTTPSConnection(client.host, int(client.port), context=client.ctx, timeout=30)
     try:
         conn.request("GET", "/healthz")
         resp = conn.getresponse()
