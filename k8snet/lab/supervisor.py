@@ -34,6 +34,7 @@ from .api import identity
 from .api.admission import Admission
 from .api.authorizedclient import AuthorizedClient
 from .api.authorizer import Authorizer, RbacSource
+from .api.bodyworkers import DEFAULT_WORKERS, BodyDecoder
 from .api.core import ApiCore
 from .api.identity import UserInfo
 from .api.server import ApiServer
@@ -108,7 +109,8 @@ class Supervisor:
         admission = Admission(config, lambda key: store.list(key)[0])
         core = ApiCore(config, store, admission, self.pki)
         authorizer = Authorizer(RbacSource(store.objects, store.generation))
-        self.server = ApiServer(core, self.pki, lambda node: self.kubelets.get(node), authorizer=authorizer)
+        self.server = ApiServer(core, self.pki, lambda node: self.kubelets.get(node), authorizer=authorizer,
+                                decoder=BodyDecoder(body_workers()))
 
         def client(user: UserInfo) -> AuthorizedClient:
             """The in-process components call the core directly, as their own identity."""
@@ -141,6 +143,8 @@ class Supervisor:
                     nodes=config.node_names, proxy_mode=config.proxy_mode,
                     started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     timings=timings)
+        # After Ready: the workers' start-up (imports) would otherwise slow `lab up`.
+        self.spawn(self.server.decoder.start(), "body-workers")
         return server_url
 
     def spawn(self, coro: Any, name: str) -> None:
@@ -205,6 +209,17 @@ class Supervisor:
         if self.store is not None:
             self.store.close()  # checkpoints the WAL: the store is one file while stopped
             self.store = None
+
+
+def body_workers() -> int:
+    """Processes that decode large request bodies (``K8SNET_API_BODY_WORKERS``; 0
+    decodes every body in the event loop, as the lab did before: for measurements)."""
+    value = os.environ.get("K8SNET_API_BODY_WORKERS", "")
+    try:
+        return max(0, int(value)) if value else DEFAULT_WORKERS
+    except ValueError:
+        log.warning("K8SNET_API_BODY_WORKERS=%r is not a number: %d workers", value, DEFAULT_WORKERS)
+        return DEFAULT_WORKERS
 
 
 def pki_complete(pki: Pki) -> bool:

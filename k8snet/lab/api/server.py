@@ -20,7 +20,7 @@ from aiohttp import web
 
 from ..contracts import Obj, PodRuntime
 from ..pki import Pki
-from . import (auth, decoding, discovery, errors, httperrors, impersonation, listoptions, openapi, openapiv2,
+from . import (auth, bodyworkers, decoding, discovery, errors, httperrors, impersonation, listoptions, openapi, openapiv2,
                pathnames, portforward, protobuf, requestinfo, reviews, streaming, tables)
 from .authorizer import Authorizer, RbacSource
 from .core import ApiCore, not_served
@@ -123,7 +123,8 @@ def parse_rest_path(group: str, version: str, rest: list[str]) -> Target:
 
 class ApiServer:
     def __init__(self, core: ApiCore, pki: Pki, runtimes: Callable[[str], PodRuntime | None],
-                 body_timeout: float = BODY_TIMEOUT, authorizer: Authorizer | None = None):
+                 body_timeout: float = BODY_TIMEOUT, authorizer: Authorizer | None = None,
+                 decoder: bodyworkers.BodyDecoder | None = None):
         self.core = core
         self.pki = pki
         self.authorizer = authorizer or Authorizer(RbacSource(core.store.objects, core.store.generation))
@@ -133,6 +134,9 @@ class ApiServer:
         self.authenticator = auth.Authenticator(core.tokens, core.tokens.issuer, core.store.get)
         self.runtimes = runtimes
         self.body_timeout = body_timeout
+        # Large bodies are decoded in worker processes, so no request stalls the loop
+        # the controllers, kubelets and proxies share (see bodyworkers).
+        self.decoder = decoder or bodyworkers.BodyDecoder()
         self.app = web.Application(middlewares=[self._guard], client_max_size=decoding.MAX_BODY_BYTES)
         self.app.router.add_route("*", "/{path:.*}", self._route)
         self.app.on_response_prepare.append(_deprecation_warning)
@@ -153,6 +157,7 @@ class ApiServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await asyncio.to_thread(self.decoder.close)
 
     # -- middleware: authentication, authorization and errors ------------------------------
     @web.middleware
@@ -304,9 +309,9 @@ class ApiServer:
         if ctype == _PROTOBUF:
             return protobuf.decode(raw)
         if ctype in _YAML_TYPES:
-            return decoding.parse_yaml(raw)
+            return await self.decoder.parse("yaml", raw)
         if ctype in _JSON_TYPES:
-            return decoding.parse_json(raw)
+            return await self.decoder.parse("json", raw)
         raise errors.unsupported_media_type(ctype)
 
     @staticmethod
@@ -400,7 +405,7 @@ class ApiServer:
             raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                            f"accepted media types include: {', '.join(_PATCH_TYPES)}")
         raw = await self._read(request)
-        patch = decoding.parse_yaml(raw, "error decoding YAML") if patch_type == "apply" else decoding.parse_json(raw)
+        patch = await self.decoder.parse("apply-yaml" if patch_type == "apply" else "json", raw)
         q = request.query
         warnings: list[str] = []
         obj, created = await self.core.patch_created(
@@ -412,7 +417,7 @@ class ApiServer:
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         """DeleteOptions from the body (kubectl, Python) and the query (curl)."""
         raw = await self._read(request)
-        body = decoding.parse_json(raw) if raw.strip() else {}
+        body = await self.decoder.parse("json", raw) if raw.strip() else {}
         if not isinstance(body, dict):
             raise errors.bad_request("the body of a DELETE must be a DeleteOptions object")
         q = request.query
