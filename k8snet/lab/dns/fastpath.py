@@ -12,12 +12,21 @@ per packet).
 The key is the whole query after its 2-byte ID: flags, counts, the question exactly
 as sent and the EDNS record, which is everything the reply depends on besides the
 records themselves, so a stored reply is byte for byte what :func:`answer_wire`
-would build now. The name is not lowercased: the reply echoes the question in the
+would build now (up to the order of records, see below). The name is not lowercased: the reply echoes the question in the
 client's letter case (resolvers using 0x20 randomisation check it), so each casing
-is an entry of its own. The store is bounded (names of pod records are unbounded) and
-is dropped as a whole whenever :attr:`ClusterRecords.generation` moves, i.e. on every
-watch event that changes the records; a reply built while the generation moved goes
-into the dropped store, never into the new one.
+is an entry of its own.
+
+Record order: dnspython shuffles the records of an RRset each time it renders a
+reply, as CoreDNS's ``loadbalance`` plugin in kubeadm's Corefile does, so clients
+that take the first address of a headless Service spread over its endpoints. A
+stored reply would freeze that order; so a reply with more than one answer record
+is stored as :data:`VARIANTS` renderings (the first that many queries build one
+each, as before) and repeats take them in turn.
+
+The store is dropped as a whole whenever :attr:`ClusterRecords.generation` moves,
+i.e. on every watch event that changes the records (a reply built while it moved
+goes into the dropped store, never into the new one), and when it holds more than
+:data:`MAX_BYTES` (names of pod records are unbounded).
 """
 
 from __future__ import annotations
@@ -28,39 +37,58 @@ import threading
 
 import dns.rcode
 
-from .records import ClusterRecords
 from .answer import answer_wire
+from .records import ClusterRecords
 
 log = logging.getLogger(__name__)
 
-MAX_ENTRIES = 10000
+MAX_BYTES = 8 << 20
+VARIANTS = 64  # orders kept per multi-record reply: enough that each endpoint comes first about equally often
 RECV_SIZE = 65535  # a UDP query may carry anything up to this; larger is not a datagram
 
 
 class ReplyCache:
     """Replies to UDP queries, keyed by the query without its ID, for one generation."""
 
-    def __init__(self, records: ClusterRecords, max_entries: int = MAX_ENTRIES):
+    def __init__(self, records: ClusterRecords, max_bytes: int = MAX_BYTES):
         self.records = records
-        self.max_entries = max_entries
-        self._table: tuple[int, dict[bytes, bytes]] = (records.generation, {})
+        self.max_bytes = max_bytes
+        self._table: tuple[int, dict[bytes, bytes | list[bytes]]] = (records.generation, {})
+        self._bytes = 0
+        self._turn = 0
 
     def answer(self, wire: bytes) -> bytes | None:
         """The reply to a UDP query (None: drop it), from the store when it is there."""
         generation, entries = self._table
         if generation != self.records.generation:
-            generation, entries = self._table = (self.records.generation, {})
-        stored = entries.get(wire[2:])
-        if stored is not None:
-            return wire[:2] + stored
+            generation, entries = self._new_table()
+        key = wire[2:]
+        stored = entries.get(key)
+        if stored.__class__ is bytes:
+            return wire[:2] + stored  # type: ignore[operator]
+        if stored is not None and len(stored) == VARIANTS:
+            self._turn = turn = (self._turn + 1) % VARIANTS
+            return wire[:2] + stored[turn]
         reply = answer_wire(self.records, wire, udp=True)
-        if reply is not None and len(reply) >= 4 and reply[3] & 0xF != dns.rcode.SERVFAIL:
-            # SERVFAIL means "try again later": never make it the answer until the next change.
-            if len(entries) >= self.max_entries:
-                entries = {}
-                self._table = (generation, entries)
-            entries[wire[2:]] = reply[2:]
+        # SERVFAIL means "try again later": never make it the answer until the next change.
+        if reply is None or len(reply) < 12 or reply[3] & 0xF == dns.rcode.SERVFAIL:
+            return reply
+        if self._bytes > self.max_bytes:
+            generation, entries = self._new_table()
+            stored = None
+        self._bytes += len(reply) + (len(key) if stored is None else 0)
+        if stored is not None:
+            stored.append(reply[2:])  # type: ignore[union-attr]
+        elif reply[6:8] in (b"\0\0", b"\0\1"):  # ANCOUNT 0 or 1: one order only
+            entries[key] = reply[2:]
+        else:
+            entries[key] = [reply[2:]]
         return reply
+
+    def _new_table(self) -> tuple[int, dict[bytes, bytes | list[bytes]]]:
+        self._table = (self.records.generation, {})
+        self._bytes = 0
+        return self._table
 
 
 class UdpLoop:
