@@ -38,7 +38,8 @@ plugin's own default is 5 s. Both are constructor arguments.
 
 Thread safety: :meth:`update`/:meth:`replace` may be called from a watch thread
 while the server resolves on its event loop; one lock guards the indexes, which
-are rebuilt lazily (once per batch of changes, not per query).
+are rebuilt lazily (once per batch of changes, not per query). :attr:`generation`
+counts the changes, so a reply built from the records can be kept until it moves.
 """
 
 from __future__ import annotations
