@@ -64,8 +64,8 @@ class ReplyCache:
             generation, entries = self._new_table()
         key = wire[2:]
         stored = entries.get(key)
-        if stored.__class__ is bytes:
-            return wire[:2] + stored  # type: ignore[operator]
+        if isinstance(stored, bytes):
+            return wire[:2] + stored
         if stored is not None and len(stored) == VARIANTS:
             self._turn = turn = (self._turn + 1) % VARIANTS
             return wire[:2] + stored[turn]
@@ -78,7 +78,7 @@ class ReplyCache:
             stored = None
         self._bytes += len(reply) + (len(key) if stored is None else 0)
         if stored is not None:
-            stored.append(reply[2:])  # type: ignore[union-attr]
+            stored.append(reply[2:])
         elif reply[6:8] in (b"\0\0", b"\0\1"):  # ANCOUNT 0 or 1: one order only
             entries[key] = reply[2:]
         else:

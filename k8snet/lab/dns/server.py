@@ -14,7 +14,7 @@ import logging
 import socket
 import struct
 
-from .answer import TCP_MAX, answer_wire
+from .answer import answer_wire
 from .fastpath import ReplyCache, UdpLoop
 from .records import ClusterRecords
 
