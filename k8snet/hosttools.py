@@ -44,6 +44,9 @@ TOOLS: tuple[HostTool, ...] = (
     HostTool("sysctl", "procps", "a throw-away namespace's settings (proxy tests and benchmark)"),
     HostTool("setpriv", "util-linux", "running a check as a normal user"),
     HostTool("git", "git", "provenance: the commit a result was measured at"),
+    HostTool("dnsperf", "dnsperf", "DNS load from a pod (benchmarks/bench_dns.py)"),
+    # dnsmasq-base: the program alone; the dnsmasq package would also start a host service.
+    HostTool("dnsmasq", "dnsmasq-base", "the real DNS server the lab's DNS is measured against (bench_dns.py)"),
 )
 
 #: Packages that ship no program on PATH but are needed all the same.

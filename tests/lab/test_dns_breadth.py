@@ -1,7 +1,8 @@
 """The Kubernetes DNS spec, asked from inside a pod of the lab (through the kube-dns
 Service, like any workload): hostname/subdomain records of a headless Service, SRV
 for every named port and protocol, PTR for Service and pod IPs, pod A records,
-ExternalName CNAMEs, NODATA vs NXDOMAIN, and truncation with TCP fallback.
+ExternalName CNAMEs, NODATA vs NXDOMAIN, truncation with TCP fallback, and a repeated
+question answered anew as soon as the records change.
 
 The client pod runs the python image, whose container sees the host's ``dig`` and
 dnspython, so the queries are real resolver traffic from a pod's network namespace.
@@ -89,6 +90,14 @@ udp = dns.query.udp(q, "10.96.0.10", timeout=5)  # returns the truncated answer 
 tcp = dns.query.tcp(q, "10.96.0.10", timeout=5)
 print(json.dumps({"tc": bool(udp.flags & dns.flags.TC), "udp": sum(len(r) for r in udp.answer),
                   "tcp": sum(len(r) for r in tcp.answer), "tcp_tc": bool(tcp.flags & dns.flags.TC)}))
+"""
+
+# The same question bytes every time (dnspython adds no EDNS or cookie unless asked), as a
+# stub resolver repeats a lookup: the DNS pod answers repeats from replies it stored.
+ASK_A = """
+import sys, dns.message, dns.query, dns.rcode
+r = dns.query.udp(dns.message.make_query(sys.argv[1], "A"), "10.96.0.10", timeout=5)
+print(dns.rcode.to_text(r.rcode()), *sorted(rd.address for rr in r.answer for rd in rr))
 """
 
 
@@ -189,6 +198,20 @@ def test_nodata_is_not_nxdomain(kubectl, namespace, cluster):
     # TTLs: 30 s, the `ttl 30` of kubeadm's and kind's Corefile
     answer = dig("A", f"api.{namespace}.svc.cluster.local")
     assert re.search(rf"^api\.{namespace}\.svc\.cluster\.local\.\s+30\s+IN\s+A\s", answer, re.M), answer
+
+
+def test_a_question_asked_before_gets_the_changed_answer_at_once(kubectl, namespace, cluster):
+    name = f"later.{namespace}.svc.cluster.local"
+
+    def ask() -> str:
+        return kubectl("exec", "client", "--", "python3", "-c", ASK_A, name).strip().splitlines()[-1]
+
+    assert ask() == "NXDOMAIN"  # asked, and the reply stored, before the Service exists
+    kubectl("create", "service", "clusterip", "later", "--tcp=80")
+    ip = kubectl("get", "service", "later", "-o", "jsonpath={.spec.clusterIP}")
+    wait_until("the new Service in DNS", lambda: ask() == f"NOERROR {ip}", 15)
+    kubectl("delete", "service", "later")
+    wait_until("the deleted Service gone from DNS", lambda: ask() == "NXDOMAIN", 15)
 
 
 def test_large_answers_are_truncated_over_udp_and_complete_over_tcp(kubectl, namespace, cluster):

@@ -38,7 +38,8 @@ plugin's own default is 5 s. Both are constructor arguments.
 
 Thread safety: :meth:`update`/:meth:`replace` may be called from a watch thread
 while the server resolves on its event loop; one lock guards the indexes, which
-are rebuilt lazily (once per batch of changes, not per query).
+are rebuilt lazily (once per batch of changes, not per query). :attr:`generation`
+counts the changes, so a reply built from the records can be kept until it moves.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class ClusterRecords:
         self._lock = threading.RLock()
         self._dirty = True
         self._serial = 1
+        self._generation = 0
         self._names: dict[dns.name.Name, _Node] = {}
         self._ptr: dict[dns.name.Name, list[str]] = {}
         self._by_service: dict[tuple[str, str], list[Obj]] = {}
@@ -182,7 +184,15 @@ class ClusterRecords:
         """Called once every kind has been listed; until then unknown names are
         SERVFAIL, not NXDOMAIN (CoreDNS does the same before its informers sync),
         so a resolver does not cache a negative answer for a name that exists."""
-        self._synced.set()
+        with self._lock:
+            self._synced.set()
+            self._generation += 1  # SERVFAIL answers become NXDOMAIN: replies built before are stale
+
+    @property
+    def generation(self) -> int:
+        """Goes up on every change of what :meth:`resolve` answers, so a reply built from
+        these records can be kept until the number moves (the UDP fast path does)."""
+        return self._generation
 
     @property
     def synced(self) -> bool:
@@ -197,6 +207,7 @@ class ClusterRecords:
 
     def _changed(self) -> None:
         self._dirty = True
+        self._generation += 1
         # CoreDNS's serial is the time of the last change; never let it go backwards.
         self._serial = max(self._serial + 1, int(time.time()))
 
