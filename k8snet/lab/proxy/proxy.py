@@ -4,10 +4,11 @@ Level-triggered like kube-proxy: every change marks the state dirty; after a
 short debounce (so a Deployment rollout's burst of slice updates costs one
 restore, like kube-proxy's minSyncPeriod) the ruleset is rendered from the
 informer caches (only changed services are re-rendered) and loaded in one atomic
-transaction inside the node's namespace. iptables mode always restores the whole
-filter and nat tables (unchanged text is not reloaded); nftables mode, like the
-real proxier, sends only the changed chains and map elements after the first
-sync, with a full reload every FULL_SYNC_SECONDS and after any failure.
+transaction inside the node's namespace. Like the real proxiers, both modes load
+the whole ruleset on the first sync, then send only what changed: iptables mode
+the chains of changed Services (``iptables-restore --noflush``), nftables mode the
+changed chains and map elements; a full reload follows any failure and comes
+every ``backend.full_sync_seconds`` (a timer syncs even when nothing changed).
 """
 
 from __future__ import annotations
