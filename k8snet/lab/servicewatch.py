@@ -26,10 +26,12 @@ class ServiceWatch:
         self.dirty.set()
 
     async def run(self, sync: Callable[[], Awaitable[object]], *, debounce: float,
-                  retry_on: tuple[type[BaseException], ...]) -> None:
+                  retry_on: tuple[type[BaseException], ...], resync: float | None = None) -> None:
         """Calls ``sync`` once both caches are full, then after every burst of changes
-        (``debounce`` seconds after the first of them); a sync failing with one of
-        ``retry_on`` is retried after a second. Runs until cancelled."""
+        (``debounce`` seconds after the first of them) and, with ``resync``, at least
+        that often even without changes (so a periodic repair is not left waiting for
+        one); a sync failing with one of ``retry_on`` is retried after a second. Runs
+        until cancelled."""
         tasks = [asyncio.create_task(self.services.run(self.changed), name=f"{self.name}/services"),
                  asyncio.create_task(self.slices.run(self.changed), name=f"{self.name}/slices")]
         try:
@@ -38,7 +40,10 @@ class ServiceWatch:
             await asyncio.gather(self.services.synced.wait(), self.slices.synced.wait())
             self.dirty.set()
             while True:
-                await self.dirty.wait()
+                try:
+                    await asyncio.wait_for(self.dirty.wait(), timeout=resync)
+                except asyncio.TimeoutError:
+                    pass  # the periodic sync
                 await asyncio.sleep(debounce)
                 self.dirty.clear()
                 try:

@@ -81,3 +81,27 @@ def test_stale_udp_flows_for_removed_endpoint_and_revived_service() -> None:
     none = build_model(services, slices, NODE.name)
     assert stale_udp_filters(none, empty) == [["-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--orig-port-dst", "53"]]
     assert stale_udp_filters(empty, empty) == []
+
+
+def test_model_builder_rebuilds_only_changed_services() -> None:
+    import copy
+
+    from k8snet.lab.proxy.model import ModelBuilder
+    services, slices = [], []
+    for case in ("kube_dns", "loadbalancer", "multiple_slices"):
+        s, sl = CASES[case]()
+        services += s
+        slices += sl
+    builder = ModelBuilder(NODE.name)
+    first = builder.build(services, slices)
+    assert first == build_model(services, slices, NODE.name)
+    again = builder.build(services, slices)
+    assert all(a is b for a, b in zip(first, again))  # reused, not rebuilt
+    # One slice changes (new resourceVersion): only its Service's entries are new.
+    slices = copy.deepcopy(slices)
+    changed = next(sl for sl in slices if sl["metadata"]["labels"]["kubernetes.io/service-name"] == "lb")
+    changed["endpoints"] = changed["endpoints"][:1]
+    changed["metadata"]["resourceVersion"] = "2"
+    third = builder.build(services, slices)
+    assert third == build_model(services, slices, NODE.name) and third != again
+    assert {sp.name for a, sp in zip(again, third) if a is not sp} == {"lb"}

@@ -242,27 +242,83 @@ def _slice_endpoints(slices: Iterable[Obj], node_name: str, publish_not_ready: b
     return {k: list(v.values()) for k, v in found.items()}
 
 
-def build_model(services: Iterable[Obj], endpoint_slices: Iterable[Obj], node_name: str
-                ) -> list[ServicePort]:
-    """Every proxied service port with its endpoints, sorted by (namespace, name, port, protocol)."""
+def _slices_by_service(endpoint_slices: Iterable[Obj]) -> dict[tuple[str, str], list[Obj]]:
     by_service: dict[tuple[str, str], list[Obj]] = {}
     for sl in endpoint_slices:
         meta = sl.get("metadata", {})
         owner = (meta.get("labels") or {}).get("kubernetes.io/service-name")
         if owner:
             by_service.setdefault((meta.get("namespace", "default"), owner), []).append(sl)
-    model = []
-    for svc in services:
-        ports = _service_ports(svc)
-        if not ports:
-            continue
-        key = (ports[0].namespace, ports[0].name)
-        pnr = bool(svc.get("spec", {}).get("publishNotReadyAddresses"))
-        eps = _slice_endpoints(by_service.get(key, []), node_name, pnr)
-        for sp in ports:
-            model.append(_with_endpoints(sp, eps.get((sp.port_name, sp.protocol), [])))
-    model.sort(key=lambda s: (s.namespace, s.name, s.port_name, s.protocol))
+    return by_service
+
+
+def _service_model(svc: Obj, slices: list[Obj], node_name: str) -> list[ServicePort]:
+    """One Service's proxied ports with their endpoints from its slices."""
+    ports = _service_ports(svc)
+    if not ports:
+        return []
+    pnr = bool(svc.get("spec", {}).get("publishNotReadyAddresses"))
+    eps = _slice_endpoints(slices, node_name, pnr)
+    return [_with_endpoints(sp, eps.get((sp.port_name, sp.protocol), [])) for sp in ports]
+
+
+def _model_order(sp: ServicePort) -> tuple[str, str, str, str]:
+    return (sp.namespace, sp.name, sp.port_name, sp.protocol)
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata", {})
+    return (meta.get("namespace", "default"), meta.get("name", ""))
+
+
+def build_model(services: Iterable[Obj], endpoint_slices: Iterable[Obj], node_name: str
+                ) -> list[ServicePort]:
+    """Every proxied service port with its endpoints, sorted by (namespace, name, port, protocol)."""
+    by_service = _slices_by_service(endpoint_slices)
+    model = [sp for svc in services for sp in _service_model(svc, by_service.get(_key(svc), []), node_name)]
+    model.sort(key=_model_order)
     return model
+
+
+class ModelBuilder:
+    """:func:`build_model` with memory, for a proxy that rebuilds its model on every sync.
+
+    A Service's entries are rebuilt only when its resourceVersion or one of its
+    slices' changed (kube-proxy's ServiceChangeTracker / EndpointsChangeTracker do
+    the same job from the watch events). Unchanged entries are the very same
+    objects as last time, so the renderers' per-service caches hit at once.
+    Objects without a resourceVersion are always rebuilt.
+    """
+
+    def __init__(self, node_name: str) -> None:
+        self.node_name = node_name
+        self._built: dict[tuple[str, str], tuple[tuple, list[ServicePort]]] = {}
+
+    def build(self, services: Iterable[Obj], endpoint_slices: Iterable[Obj]) -> list[ServicePort]:
+        by_service = _slices_by_service(endpoint_slices)
+        previous, self._built = self._built, {}
+        model: list[ServicePort] = []
+        for svc in services:
+            key = _key(svc)
+            slices = by_service.get(key, [])
+            version = _versions(svc, slices)
+            hit = previous.get(key)
+            ports = hit[1] if hit is not None and version is not None and hit[0] == version \
+                else _service_model(svc, slices, self.node_name)
+            if version is not None:
+                self._built[key] = (version, ports)
+            model += ports
+        model.sort(key=_model_order)
+        return model
+
+
+def _versions(svc: Obj, slices: list[Obj]) -> tuple | None:
+    """What identifies this state of a Service and its slices; None if it cannot be told."""
+    versions = [svc.get("metadata", {}).get("resourceVersion")]
+    versions += sorted((sl["metadata"].get("name"), sl["metadata"].get("resourceVersion")) for sl in slices)
+    if versions[0] is None or any(v is None for _, v in versions[1:]):
+        return None
+    return tuple(versions)
 
 
 def _with_endpoints(sp: ServicePort, eps: list[Endpoint]) -> ServicePort:

@@ -22,7 +22,7 @@ from ..contracts import ApiClient
 from ..servicewatch import ServiceWatch
 from .backend import FULL_SYNC_SECONDS, ApplyError, apply_ruleset, backend_for
 from .conntrack import delete_flows, stale_udp_filters
-from .model import NodeInfo, ServicePort, build_model
+from .model import ModelBuilder, NodeInfo, ServicePort
 
 __all__ = ["ApplyError", "FULL_SYNC_SECONDS", "KubeProxy", "SyncStats", "apply_ruleset"]
 
@@ -58,13 +58,15 @@ class KubeProxy:
         self._lock = asyncio.Lock()
         self._applied_model: list[ServicePort] = []
         self.backend = backend_for(self.mode, self.node)
+        self._model = ModelBuilder(self.node.name)
 
     async def run(self) -> None:
         """Runs until cancelled."""
-        await self.watch.run(self.sync_now, debounce=self.debounce, retry_on=(ApplyError, OSError))
+        await self.watch.run(self.sync_now, debounce=self.debounce, retry_on=(ApplyError, OSError),
+                             resync=self.backend.full_sync_seconds)
 
     def model(self) -> list[ServicePort]:
-        return build_model(self.services.items(), self.slices.items(), self.node.name)
+        return self._model.build(self.services.items(), self.slices.items())
 
     def render(self, model: list[ServicePort]) -> str:
         """The full ruleset text for ``model`` in this proxy's mode."""
