@@ -10,6 +10,7 @@ into code; the proxy, ``k8snet.datapath`` and the doctor all go through it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import subprocess
@@ -52,6 +53,7 @@ class Applied:
     changed: bool  # False: the kernel already held these rules, nothing was sent
     full: bool  # False: only the difference was sent (an nftables partial sync)
     rules: int  # rules (+ map elements in nftables) of the whole ruleset
+    render_s: float = 0.0  # rendering and diffing, before the loader ran
 
 
 class ProxyBackend(ABC, Generic[R]):
@@ -108,10 +110,12 @@ class ProxyBackend(ABC, Generic[R]):
     async def apply(self, netns: str, model: list[ServicePort]) -> Applied:
         """Makes ``netns`` hold ``model``'s rules, sending only what changed since the
         last successful apply unless a full sync is due."""
+        start = time.monotonic()
         rules = self.ruleset(model)
         tx = None
-        if self._applied is not None and time.monotonic() - self._last_full_sync < self.full_sync_seconds:
+        if self._applied is not None and start - self._last_full_sync < self.full_sync_seconds:
             tx = self.transaction(self._applied, rules)
+        render_s = time.monotonic() - start
         if tx:
             try:
                 await apply_ruleset(netns, self.mode, tx, partial=True)
@@ -122,10 +126,17 @@ class ProxyBackend(ABC, Generic[R]):
         if tx is None:
             # Forget what was applied first: if the reload fails too, the retry is a full one.
             self._applied = None
-            await apply_ruleset(netns, self.mode, self.ruleset_text(rules))
+            text = self.ruleset_text(rules)
+            render_s = time.monotonic() - start
+            await apply_ruleset(netns, self.mode, text)
             self._last_full_sync = time.monotonic()
+            # The cached per-service rules are long-lived and free of reference cycles;
+            # left to the cyclic collector, every full collection walks all of them
+            # (~0.1 s of a partial sync with 10,000 Services). Freezing what lives now
+            # exempts it; refcounting still frees whatever later becomes garbage.
+            gc.freeze()
         self._applied = rules
-        return Applied(tx != "", tx is None, self.ruleset_count(rules))
+        return Applied(tx != "", tx is None, self.ruleset_count(rules), render_s)
 
     @staticmethod
     @abstractmethod

@@ -313,12 +313,13 @@ class ModelBuilder:
 
 
 def _versions(svc: Obj, slices: list[Obj]) -> tuple | None:
-    """What identifies this state of a Service and its slices; None if it cannot be told."""
-    versions = [svc.get("metadata", {}).get("resourceVersion")]
-    versions += sorted((sl["metadata"].get("name"), sl["metadata"].get("resourceVersion")) for sl in slices)
+    """What identifies this state of a Service and its slices; None if it cannot be told.
+    (Slices come in informer order, stable between syncs; another order only costs a rebuild.)"""
+    versions = (svc.get("metadata", {}).get("resourceVersion"),
+                *((sl["metadata"].get("name"), sl["metadata"].get("resourceVersion")) for sl in slices))
     if versions[0] is None or any(v is None for _, v in versions[1:]):
         return None
-    return tuple(versions)
+    return versions
 
 
 def _with_endpoints(sp: ServicePort, eps: list[Endpoint]) -> ServicePort:
