@@ -16,7 +16,7 @@ CategorizeEndpoints) for IPv4 single-stack:
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Iterable
 
 Obj = dict[str, Any]
@@ -59,6 +59,16 @@ class ServicePort:
     load_balancer_source_ranges: tuple[str, ...] = ()
     health_check_node_port: int = 0
     endpoints: tuple[Endpoint, ...] = ()
+
+    def __hash__(self) -> int:
+        # The renderers' caches look every entry up on every sync; the generated hash
+        # would re-hash all fields (endpoints included) each time.
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            h = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", h)
+            return h
 
     # -- naming --------------------------------------------------------
     @property
