@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Generic, Iterable, TypeVar
 
 from ..config import ProxyMode, proxy_mode
-from .iptables import IptablesRenderer, IptablesRuleset, rule_count
+from .iptables import TABLE_ORDER, IptablesRenderer, IptablesRuleset, rule_count
 from .iptables_trace import parse_iptables
 from .iptsync import iptables_transaction
 from .model import NodeInfo, ServicePort
@@ -94,6 +94,10 @@ class ProxyBackend(ABC, Generic[R]):
     def transaction(old: R, new: R) -> str | None:
         """Partial-sync input from ``old`` to ``new``: "" if equal, None if only a full load will do."""
 
+    def index(self, rules: R) -> None:
+        """Prepares a fully loaded ruleset for the next partial sync's comparison, so
+        that one-time cost lands in the (slow anyway) full sync. Nothing by default."""
+
     def render(self, model: list[ServicePort]) -> str:
         """The whole ruleset for ``model`` as the loader's input text."""
         return self.ruleset_text(self.ruleset(model))
@@ -130,6 +134,7 @@ class ProxyBackend(ABC, Generic[R]):
             render_s = time.monotonic() - start
             await apply_ruleset(netns, self.mode, text)
             self._last_full_sync = time.monotonic()
+            self.index(rules)
             # The cached per-service rules are long-lived and free of reference cycles;
             # left to the cyclic collector, every full collection walks all of them
             # (~0.1 s of a partial sync with 10,000 Services). Freezing what lives now
@@ -187,6 +192,12 @@ class IptablesBackend(ProxyBackend[IptablesRuleset]):
     @staticmethod
     def transaction(old: IptablesRuleset, new: IptablesRuleset) -> str | None:
         return iptables_transaction(old, new)
+
+    def index(self, rules: IptablesRuleset) -> None:
+        # Groups every service's rules by chain (cached on each part, reused while
+        # the service is unchanged): 50,000 rules split once, not in the next sync.
+        for table in TABLE_ORDER:
+            rules.shared(table)
 
     @staticmethod
     def rule_count(text: str) -> int:
