@@ -162,33 +162,37 @@ def program(topo: Topology, mode: str, objects: tuple[list[dict], list[dict]]) -
     asyncio.run(apply_ruleset(topo.node, other, clear))
     builder, backend = ModelBuilder(NODE.name), backend_for(mode, NODE)
 
-    def sync(services: list[dict], slices: list[dict], partial: bool = True) -> tuple[float, float]:
-        """(whole sync, model + render + diff) seconds."""
+    def sync(events: list[tuple[str, str, dict]], partial: bool = True) -> tuple[float, float]:
+        """Feeds the watch events to the model as the lab's kube-proxy does, then syncs;
+        (whole sync, model + render + diff) seconds."""
         start = time.perf_counter()
-        model = builder.build(services, slices)
+        for kind, etype, obj in events:
+            (builder.service_event if kind == "service" else builder.slice_event)(etype, obj)
+        model = builder.model()
         model_s = time.perf_counter() - start
         done = asyncio.run(backend.apply(topo.node, model))
         assert done.changed and done.full != partial, done
         return time.perf_counter() - start, model_s + done.render_s
 
     services, slices = objects
-    initial_s, render_s = sync(services, slices, partial=False)
+    initial_s, render_s = sync([("service", "ADDED", o) for o in services] +
+                               [("slice", "ADDED", o) for o in slices], partial=False)
     n = len(services)
     more_services, more_slices = synthetic(n + 1)
     services1, slices1 = services + more_services[-1:], slices + more_slices[-1:]
-    add_one_s, add_one_render_s = sync(services1, slices1)
-    # One Service in the middle gains a second endpoint (a new resourceVersion of its slice).
-    slices2 = list(slices1)
-    grown = slices2[n // 2]
-    slices2[n // 2] = {**grown, "metadata": {**grown["metadata"], "resourceVersion": "2"},
-                       "endpoints": grown["endpoints"] + [{"addresses": ["10.244.0.99"], "nodeName": NODE.name,
-                                                          "conditions": {"ready": True}}]}
-    endpoint_change_s, _ = sync(services1, slices2)
+    add_one_s, add_one_render_s = sync([("service", "ADDED", services1[-1]), ("slice", "ADDED", slices1[-1])])
+    # One Service in the middle gains a second endpoint (a new version of its slice).
+    grown = slices1[n // 2]
+    grown = {**grown, "metadata": {**grown["metadata"], "resourceVersion": "2"},
+             "endpoints": grown["endpoints"] + [{"addresses": ["10.244.0.99"], "nodeName": NODE.name,
+                                                 "conditions": {"ready": True}}]}
+    endpoint_change_s, _ = sync([("slice", "MODIFIED", grown)])
     # The add-one change again, loaded whole: what iptables mode did on every sync
     # before partial syncs, and what any full resync costs now.
-    asyncio.run(apply_ruleset(topo.node, mode, backend.render(builder.build(services, slices))))
+    asyncio.run(apply_ruleset(topo.node, mode, backend.render(build_model(services, slices, NODE.name))))
+    model1 = build_model(services1, slices1, NODE.name)
     start = time.perf_counter()
-    asyncio.run(apply_ruleset(topo.node, mode, backend.render(builder.build(services1, slices1))))
+    asyncio.run(apply_ruleset(topo.node, mode, backend.render(model1)))
     add_one_full_s = time.perf_counter() - start
     return Programming(render_s, initial_s - render_s, add_one_s, add_one_render_s, endpoint_change_s,
                        add_one_full_s)

@@ -291,45 +291,77 @@ def build_model(services: Iterable[Obj], endpoint_slices: Iterable[Obj], node_na
 
 
 class ModelBuilder:
-    """:func:`build_model` with memory, for a proxy that rebuilds its model on every sync.
+    """The model kept current from watch events, for a proxy that syncs after every change.
 
-    A Service's entries are rebuilt only when its resourceVersion or one of its
-    slices' changed (kube-proxy's ServiceChangeTracker / EndpointsChangeTracker do
-    the same job from the watch events). Unchanged entries are the very same
-    objects as last time, so the renderers' per-service caches hit at once.
-    Objects without a resourceVersion are always rebuilt.
+    Like kube-proxy's ServiceChangeTracker / EndpointsChangeTracker: each Service or
+    EndpointSlice event marks its Service changed, and :meth:`model` rebuilds the
+    entries of changed Services only. Unchanged entries are the very same objects as
+    last time, so the renderers' per-service caches hit at once, and a sync does not
+    scan every Service and slice. Same answer as :func:`build_model` on the same objects.
     """
 
     def __init__(self, node_name: str) -> None:
         self.node_name = node_name
-        self._built: dict[tuple[str, str], tuple[tuple, list[ServicePort]]] = {}
+        self._services: dict[tuple[str, str], Obj] = {}
+        self._slices: dict[tuple[str, str], dict[str, Obj]] = {}  # by owning Service
+        self._slice_owner: dict[tuple[str, str], tuple[str, str]] = {}  # slice key -> Service key
+        self._ports: dict[tuple[str, str], list[ServicePort]] = {}
+        self._changed: set[tuple[str, str]] = set()
+        self._model: list[ServicePort] = []
+
+    def service_event(self, etype: str, svc: Obj) -> None:
+        key = _key(svc)
+        if etype == "DELETED":
+            self._services.pop(key, None)
+        else:
+            self._services[key] = svc
+        self._changed.add(key)
+
+    def slice_event(self, etype: str, sl: Obj) -> None:
+        key = _key(sl)
+        previous = self._slice_owner.pop(key, None)
+        if previous is not None:  # also covers a slice relabelled to another Service
+            self._slices[previous].pop(key[1], None)
+            self._changed.add(previous)
+        owner = (sl.get("metadata", {}).get("labels") or {}).get("kubernetes.io/service-name")
+        if etype != "DELETED" and owner:
+            service = (key[0], owner)
+            self._slices.setdefault(service, {})[key[1]] = sl
+            self._slice_owner[key] = service
+            self._changed.add(service)
+
+    def model(self) -> list[ServicePort]:
+        """Every proxied service port, sorted like :func:`build_model`."""
+        if not self._changed:
+            return self._model
+        for key in self._changed:
+            svc = self._services.get(key)
+            ports = _service_model(svc, list(self._slices.get(key, {}).values()), self.node_name) if svc else []
+            if ports:
+                self._ports[key] = sorted(ports, key=_model_order)
+            else:
+                self._ports.pop(key, None)
+        self._changed.clear()
+        self._model = [sp for key in sorted(self._ports) for sp in self._ports[key]]
+        return self._model
 
     def build(self, services: Iterable[Obj], endpoint_slices: Iterable[Obj]) -> list[ServicePort]:
-        by_service = _slices_by_service(endpoint_slices)
-        previous, self._built = self._built, {}
-        model: list[ServicePort] = []
+        """The model for exactly these objects, for callers without a watch: each new or
+        replaced object becomes an event, each one no longer given a deletion."""
+        services, endpoint_slices = list(services), list(endpoint_slices)
+        given_services, given_slices = {_key(s) for s in services}, {_key(s) for s in endpoint_slices}
+        for key in [k for k in self._services if k not in given_services]:
+            self.service_event("DELETED", self._services[key])
+        for key in [k for k in self._slice_owner if k not in given_slices]:
+            self.slice_event("DELETED", self._slices[self._slice_owner[key]][key[1]])
         for svc in services:
-            key = _key(svc)
-            slices = by_service.get(key, [])
-            version = _versions(svc, slices)
-            hit = previous.get(key)
-            ports = hit[1] if hit is not None and version is not None and hit[0] == version \
-                else _service_model(svc, slices, self.node_name)
-            if version is not None:
-                self._built[key] = (version, ports)
-            model += ports
-        model.sort(key=_model_order)
-        return model
-
-
-def _versions(svc: Obj, slices: list[Obj]) -> tuple | None:
-    """What identifies this state of a Service and its slices; None if it cannot be told.
-    (Slices come in informer order, stable between syncs; another order only costs a rebuild.)"""
-    versions = (svc.get("metadata", {}).get("resourceVersion"),
-                *((sl["metadata"].get("name"), sl["metadata"].get("resourceVersion")) for sl in slices))
-    if versions[0] is None or any(v is None for _, v in versions[1:]):
-        return None
-    return versions
+            if self._services.get(_key(svc)) is not svc:
+                self.service_event("MODIFIED", svc)
+        for sl in endpoint_slices:
+            owner = self._slice_owner.get(_key(sl))
+            if owner is None or self._slices[owner].get(_key(sl)[1]) is not sl:
+                self.slice_event("MODIFIED", sl)
+        return self.model()
 
 
 def _with_endpoints(sp: ServicePort, eps: list[Endpoint]) -> ServicePort:

@@ -51,14 +51,15 @@ class KubeProxy:
         self.netns = config.node_netns(node_index)
         self.mode = config.proxy_mode
         self.debounce = debounce
-        self.watch = ServiceWatch(client, f"kube-proxy/{self.node.name}")
+        self._model = ModelBuilder(self.node.name)
+        self.watch = ServiceWatch(client, f"kube-proxy/{self.node.name}",
+                                  on_service=self._model.service_event, on_slice=self._model.slice_event)
         self.services, self.slices = self.watch.services, self.watch.slices
         self.last_sync: SyncStats | None = None
         self.syncs = 0
         self._lock = asyncio.Lock()
         self._applied_model: list[ServicePort] = []
         self.backend = backend_for(self.mode, self.node)
-        self._model = ModelBuilder(self.node.name)
 
     async def run(self) -> None:
         """Runs until cancelled."""
@@ -66,7 +67,7 @@ class KubeProxy:
                              resync=self.backend.full_sync_seconds)
 
     def model(self) -> list[ServicePort]:
-        return self._model.build(self.services.items(), self.slices.items())
+        return self._model.model()
 
     def render(self, model: list[ServicePort]) -> str:
         """The full ruleset text for ``model`` in this proxy's mode."""
