@@ -15,30 +15,52 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
 
 
+Handler = Callable[[str, dict], None]
+
+
 class ServiceWatch:
-    def __init__(self, client: ApiClient, name: str):
+    def __init__(self, client: ApiClient, name: str, *, on_service: Handler | None = None,
+                 on_slice: Handler | None = None):
+        """``on_service`` / ``on_slice`` see every event (the initial list included)
+        before the sync is scheduled, for callers that track changes themselves."""
         self.name = name
         self.services = Informer(client, "services")
         self.slices = Informer(client, "discovery.k8s.io/endpointslices")
         self.dirty = asyncio.Event()
+        self._on_service, self._on_slice = on_service, on_slice
 
     def changed(self, _etype: str = "", _obj: object = None) -> None:
         self.dirty.set()
 
+    def _service_changed(self, etype: str, obj: dict) -> None:
+        if self._on_service:
+            self._on_service(etype, obj)
+        self.dirty.set()
+
+    def _slice_changed(self, etype: str, obj: dict) -> None:
+        if self._on_slice:
+            self._on_slice(etype, obj)
+        self.dirty.set()
+
     async def run(self, sync: Callable[[], Awaitable[object]], *, debounce: float,
-                  retry_on: tuple[type[BaseException], ...]) -> None:
+                  retry_on: tuple[type[BaseException], ...], resync: float | None = None) -> None:
         """Calls ``sync`` once both caches are full, then after every burst of changes
-        (``debounce`` seconds after the first of them); a sync failing with one of
-        ``retry_on`` is retried after a second. Runs until cancelled."""
-        tasks = [asyncio.create_task(self.services.run(self.changed), name=f"{self.name}/services"),
-                 asyncio.create_task(self.slices.run(self.changed), name=f"{self.name}/slices")]
+        (``debounce`` seconds after the first of them) and, with ``resync``, at least
+        that often even without changes (so a periodic repair is not left waiting for
+        one); a sync failing with one of ``retry_on`` is retried after a second. Runs
+        until cancelled."""
+        tasks = [asyncio.create_task(self.services.run(self._service_changed), name=f"{self.name}/services"),
+                 asyncio.create_task(self.slices.run(self._slice_changed), name=f"{self.name}/slices")]
         try:
             # Don't act on a partial view: a Service whose slices are not in yet would
             # look like one without endpoints.
             await asyncio.gather(self.services.synced.wait(), self.slices.synced.wait())
             self.dirty.set()
             while True:
-                await self.dirty.wait()
+                try:
+                    await asyncio.wait_for(self.dirty.wait(), timeout=resync)
+                except asyncio.TimeoutError:
+                    pass  # the periodic sync
                 await asyncio.sleep(debounce)
                 self.dirty.clear()
                 try:

@@ -81,3 +81,47 @@ def test_stale_udp_flows_for_removed_endpoint_and_revived_service() -> None:
     none = build_model(services, slices, NODE.name)
     assert stale_udp_filters(none, empty) == [["-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--orig-port-dst", "53"]]
     assert stale_udp_filters(empty, empty) == []
+
+
+def test_model_builder_rebuilds_only_changed_services() -> None:
+    import copy
+
+    from k8snet.lab.proxy.model import ModelBuilder
+    services, slices = [], []
+    for case in ("kube_dns", "loadbalancer", "multiple_slices"):
+        s, sl = CASES[case]()
+        services += s
+        slices += sl
+    builder = ModelBuilder(NODE.name)
+    first = builder.build(services, slices)
+    assert first == build_model(services, slices, NODE.name)
+    again = builder.build(services, slices)
+    assert all(a is b for a, b in zip(first, again))  # reused, not rebuilt
+    # One slice is replaced (as the informer does on MODIFIED): only its Service's entries are new.
+    slices = copy.deepcopy(slices)
+    changed = next(sl for sl in slices if sl["metadata"]["labels"]["kubernetes.io/service-name"] == "lb")
+    changed["endpoints"] = changed["endpoints"][:1]
+    builder.slice_event("MODIFIED", changed)
+    third = builder.model()
+    assert third == build_model(services, slices, NODE.name) and third != again
+    assert {sp.name for a, sp in zip(again, third) if a is not sp} == {"lb"}
+
+
+def test_model_builder_follows_events() -> None:
+    from k8snet.lab.proxy.model import ModelBuilder
+    services, slices = CASES["loadbalancer"]()
+    builder = ModelBuilder(NODE.name)
+    for sl in slices:  # slices before their Service, as two informers may deliver them
+        builder.slice_event("ADDED", sl)
+    assert builder.model() == []
+    for svc in services:
+        builder.service_event("ADDED", svc)
+    assert builder.model() == build_model(services, slices, NODE.name)
+    # A slice relabelled to the other Service moves its endpoints there.
+    moved = {**slices[0], "metadata": {**slices[0]["metadata"],
+                                        "labels": {"kubernetes.io/service-name": "lb-local"}}}
+    builder.slice_event("MODIFIED", moved)
+    assert builder.model() == build_model(services, [moved, slices[1]], NODE.name)
+    builder.slice_event("DELETED", moved)
+    builder.service_event("DELETED", services[0])
+    assert builder.model() == build_model(services[1:], slices[1:], NODE.name)

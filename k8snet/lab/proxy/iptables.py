@@ -15,10 +15,11 @@ reads like a real node's:
   see "connection refused" at once rather than a timeout.
 
 One difference: kube-proxy shares the node's tables with other software, so it
-restores with ``--noflush`` and installs its jump rules one by one. A lab node's
-namespace holds nothing but kube-proxy's rules, so we render the *whole* filter
-and nat tables, jump rules included, and a plain restore replaces them atomically
-(stale chains disappear with it).
+installs its jump rules from the built-in chains one by one. A lab node's
+namespace holds nothing but kube-proxy's rules, so the full ruleset covers the
+*whole* filter and nat tables, jump rules included, and a plain restore replaces
+them atomically (stale chains disappear with it). Later syncs send only what
+changed (:mod:`.iptsync`, ``--noflush``).
 """
 
 from __future__ import annotations
@@ -99,13 +100,16 @@ def _q(text: str) -> str:
     return f'"{text}"'
 
 
-class _Table:
-    """Chain declarations and rules of one table, in the order they are written."""
+class TablePart:
+    """Chain declarations and rules of one table (or of one service's share of it), in
+    the order they are written."""
 
     def __init__(self, name: str, chains: Iterable[str]):
         self.name = name
-        self.chains: list[str] = list(chains)
+        self.chains: list[str] = list(chains)  # declared here: this part owns them
         self.rules: list[str] = []
+        self._owned: dict[str, list[str]] | None = None
+        self._shared: dict[str, list[str]] | None = None
 
     def chain(self, name: str) -> None:
         self.chains.append(name)
@@ -113,21 +117,31 @@ class _Table:
     def add(self, *parts: str) -> None:
         self.rules.append(" ".join(p for p in parts if p))
 
-    def extend(self, other: "_Table") -> None:
-        """Append another table's chains and rules (one service's share of it)."""
-        self.chains += other.chains
-        self.rules += other.rules
+    def owned(self) -> dict[str, list[str]]:
+        """Rules of the chains this part declares, by chain (an empty chain maps to [])."""
+        if self._owned is None:
+            self._group()
+        assert self._owned is not None
+        return self._owned
 
-    def text(self) -> str:
-        lines = [f"*{self.name}"]
-        lines += [f":{c} ACCEPT [0:0]" for c in BUILTIN_CHAINS[self.name]]
-        lines += [f":{c} - [0:0]" for c in self.chains]
-        lines += self.rules
-        lines.append("COMMIT")
-        return "\n".join(lines) + "\n"
+    def shared(self) -> dict[str, list[str]]:
+        """Rules this part adds to chains declared elsewhere (KUBE-SERVICES, ...), by chain."""
+        if self._shared is None:
+            self._group()
+        assert self._shared is not None
+        return self._shared
+
+    def _group(self) -> None:
+        # Once per part: a service's part is cached and compared on every later sync.
+        owned: dict[str, list[str]] = {c: [] for c in self.chains}
+        shared: dict[str, list[str]] = {}
+        for rule in self.rules:
+            chain = rule.split(" ", 2)[1]  # "-A CHAIN ..."
+            (owned[chain] if chain in owned else shared.setdefault(chain, [])).append(rule)
+        self._owned, self._shared = owned, shared
 
 
-def _jump_rules(table: _Table) -> None:
+def _jump_rules(table: TablePart) -> None:
     for builtin in BUILTIN_CHAINS[table.name]:
         jumps = [j for j in JUMP_CHAINS if j[0] == table.name and j[1] == builtin]
         for _, src, dst, comment, extra in reversed(jumps):
@@ -135,8 +149,57 @@ def _jump_rules(table: _Table) -> None:
 
 
 def render_iptables(model: list[ServicePort], node: NodeInfo) -> str:
-    """Full ``iptables-restore`` input (filter, then nat) for ``node``."""
+    """Full ``iptables-restore`` input (nat, then filter) for ``node``."""
     return IptablesRenderer(node).render(model)
+
+
+# The two tables in the order a restore commits them. nat first: a connection that
+# arrives between the two commits is then already redirected (or still rejected by
+# the old filter rules), never left un-NATed and pinned that way by conntrack.
+TABLE_ORDER = ("nat", "filter")
+
+
+class IptablesRuleset:
+    """Both tables as parts: the node's fixed head rules, one part per service port
+    (in model order), then the fixed tail rules. :meth:`text` is the full restore input;
+    :mod:`.iptsync` compares two rulesets part by part for a partial sync."""
+
+    def __init__(self, node: NodeInfo, head: dict[str, TablePart], tail: dict[str, TablePart],
+                 services: dict[ServicePort, dict[str, TablePart]]) -> None:
+        self.node = node
+        self.head, self.tail, self.services = head, tail, services
+        self._shared: dict[str, dict[str, list[str]]] = {}
+
+    def parts(self, table: str) -> list[TablePart]:
+        return [self.head[table], *(p[table] for p in self.services.values()), self.tail[table]]
+
+    def shared(self, table: str) -> dict[str, list[str]]:
+        """Each shared chain's rules in order (every chain the head declares, built-ins included)."""
+        if table not in self._shared:
+            chains: dict[str, list[str]] = {c: [] for c in (*BUILTIN_CHAINS[table], *self.head[table].chains)}
+            for part in self.parts(table):
+                for chain, rules in part.shared().items():
+                    chains[chain].extend(rules)
+                if part is self.head[table]:
+                    for chain, rules in part.owned().items():
+                        chains[chain].extend(rules)
+            self._shared[table] = chains
+        return self._shared[table]
+
+    def rule_count(self) -> int:
+        return sum(len(part.rules) for table in TABLE_ORDER for part in self.parts(table))
+
+    def text(self) -> str:
+        out: list[str] = []
+        for table in TABLE_ORDER:
+            parts = self.parts(table)
+            out.append(f"*{table}")
+            out += [f":{c} ACCEPT [0:0]" for c in BUILTIN_CHAINS[table]]
+            out += [f":{c} - [0:0]" for part in parts for c in part.chains]
+            for part in parts:
+                out += part.rules
+            out.append("COMMIT")
+        return "\n".join(out) + "\n"
 
 
 class IptablesRenderer:
@@ -148,29 +211,29 @@ class IptablesRenderer:
 
     def __init__(self, node: NodeInfo) -> None:
         self.node = node
-        self._fragments: dict[ServicePort, tuple[_Table, _Table]] = {}
+        self._head = {t: TablePart(t, chains) for t, chains in (
+            ("filter", [SERVICES, EXTERNAL_SERVICES, FORWARD, NODEPORTS, PROXY_FIREWALL]),
+            ("nat", [SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ]))}
+        _head_rules(self._head["filter"], self._head["nat"], node)
+        self._tail = {t: TablePart(t, ()) for t in TABLE_ORDER}
+        _tail_rules(self._tail["filter"], self._tail["nat"], node)
+        self._fragments: dict[ServicePort, dict[str, TablePart]] = {}
 
-    def render(self, model: list[ServicePort]) -> str:
-        filt = _Table("filter", [SERVICES, EXTERNAL_SERVICES, FORWARD, NODEPORTS, PROXY_FIREWALL])
-        nat = _Table("nat", [SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ])
-        _head_rules(filt, nat, self.node)
+    def ruleset(self, model: list[ServicePort]) -> IptablesRuleset:
         previous, self._fragments = self._fragments, {}
         for sp in model:
             fragment = previous.get(sp)
             if fragment is None:
-                fragment = (_Table("filter", ()), _Table("nat", ()))
-                _render_service(sp, self.node, *fragment)
+                fragment = {t: TablePart(t, ()) for t in TABLE_ORDER}
+                _render_service(sp, self.node, fragment["filter"], fragment["nat"])
             self._fragments[sp] = fragment  # only the current services stay cached
-            filt.extend(fragment[0])
-            nat.extend(fragment[1])
-        _tail_rules(filt, nat, self.node)
-        # iptables-restore commits table by table. nat first: a connection that arrives
-        # between the two commits is then already redirected (or still rejected by the
-        # old filter rules), never left un-NATed and pinned that way by conntrack.
-        return nat.text() + filt.text()
+        return IptablesRuleset(self.node, self._head, self._tail, dict(self._fragments))
+
+    def render(self, model: list[ServicePort]) -> str:
+        return self.ruleset(model).text()
 
 
-def _head_rules(filt: _Table, nat: _Table, node: NodeInfo) -> None:
+def _head_rules(filt: TablePart, nat: TablePart, node: NodeInfo) -> None:
     """Jumps from the built-in chains and the masquerading machinery: before any service."""
     _jump_rules(filt)
     _jump_rules(nat)
@@ -183,7 +246,7 @@ def _head_rules(filt: _Table, nat: _Table, node: NodeInfo) -> None:
     nat.add("-A", MARK_MASQ, "-j MARK --or-mark", mark)
 
 
-def _tail_rules(filt: _Table, nat: _Table, node: NodeInfo) -> None:
+def _tail_rules(filt: TablePart, nat: TablePart, node: NodeInfo) -> None:
     """Rules that must come after every service's."""
     mark = node.masquerade_mark
     # Must stay the last rule of KUBE-SERVICES: every other match is more specific.
@@ -200,7 +263,7 @@ def _tail_rules(filt: _Table, nat: _Table, node: NodeInfo) -> None:
              "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
 
 
-def _render_service(sp: ServicePort, node: NodeInfo, filt: _Table, nat: _Table) -> None:
+def _render_service(sp: ServicePort, node: NodeInfo, filt: TablePart, nat: TablePart) -> None:
     cat = sp.categorize()
     name = sp.name_string
     match = f"-m {sp.proto} -p {sp.proto}"
@@ -324,7 +387,7 @@ def _render_service(sp: ServicePort, node: NodeInfo, filt: _Table, nat: _Table) 
         nat.add("-A", sep, "-m comment --comment", name, affinity, match, f"-j DNAT --to-destination {ep}")
 
 
-def _endpoint_jumps(nat: _Table, sp: ServicePort, chain: str, endpoints: tuple) -> None:
+def _endpoint_jumps(nat: TablePart, sp: ServicePort, chain: str, endpoints: tuple) -> None:
     """Affinity checks first (a client seen recently returns to its endpoint), then the random spread."""
     if sp.affinity_seconds:
         for ep in endpoints:

@@ -16,7 +16,7 @@ CategorizeEndpoints) for IPv4 single-stack:
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Iterable
 
 Obj = dict[str, Any]
@@ -59,6 +59,16 @@ class ServicePort:
     load_balancer_source_ranges: tuple[str, ...] = ()
     health_check_node_port: int = 0
     endpoints: tuple[Endpoint, ...] = ()
+
+    def __hash__(self) -> int:
+        # The renderers' caches look every entry up on every sync; the generated hash
+        # would re-hash all fields (endpoints included) each time.
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            h = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", h)
+            return h
 
     # -- naming --------------------------------------------------------
     @property
@@ -242,27 +252,116 @@ def _slice_endpoints(slices: Iterable[Obj], node_name: str, publish_not_ready: b
     return {k: list(v.values()) for k, v in found.items()}
 
 
-def build_model(services: Iterable[Obj], endpoint_slices: Iterable[Obj], node_name: str
-                ) -> list[ServicePort]:
-    """Every proxied service port with its endpoints, sorted by (namespace, name, port, protocol)."""
+def _slices_by_service(endpoint_slices: Iterable[Obj]) -> dict[tuple[str, str], list[Obj]]:
     by_service: dict[tuple[str, str], list[Obj]] = {}
     for sl in endpoint_slices:
         meta = sl.get("metadata", {})
         owner = (meta.get("labels") or {}).get("kubernetes.io/service-name")
         if owner:
             by_service.setdefault((meta.get("namespace", "default"), owner), []).append(sl)
-    model = []
-    for svc in services:
-        ports = _service_ports(svc)
-        if not ports:
-            continue
-        key = (ports[0].namespace, ports[0].name)
-        pnr = bool(svc.get("spec", {}).get("publishNotReadyAddresses"))
-        eps = _slice_endpoints(by_service.get(key, []), node_name, pnr)
-        for sp in ports:
-            model.append(_with_endpoints(sp, eps.get((sp.port_name, sp.protocol), [])))
-    model.sort(key=lambda s: (s.namespace, s.name, s.port_name, s.protocol))
+    return by_service
+
+
+def _service_model(svc: Obj, slices: list[Obj], node_name: str) -> list[ServicePort]:
+    """One Service's proxied ports with their endpoints from its slices."""
+    ports = _service_ports(svc)
+    if not ports:
+        return []
+    pnr = bool(svc.get("spec", {}).get("publishNotReadyAddresses"))
+    eps = _slice_endpoints(slices, node_name, pnr)
+    return [_with_endpoints(sp, eps.get((sp.port_name, sp.protocol), [])) for sp in ports]
+
+
+def _model_order(sp: ServicePort) -> tuple[str, str, str, str]:
+    return (sp.namespace, sp.name, sp.port_name, sp.protocol)
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata", {})
+    return (meta.get("namespace", "default"), meta.get("name", ""))
+
+
+def build_model(services: Iterable[Obj], endpoint_slices: Iterable[Obj], node_name: str
+                ) -> list[ServicePort]:
+    """Every proxied service port with its endpoints, sorted by (namespace, name, port, protocol)."""
+    by_service = _slices_by_service(endpoint_slices)
+    model = [sp for svc in services for sp in _service_model(svc, by_service.get(_key(svc), []), node_name)]
+    model.sort(key=_model_order)
     return model
+
+
+class ModelBuilder:
+    """The model kept current from watch events, for a proxy that syncs after every change.
+
+    Like kube-proxy's ServiceChangeTracker / EndpointsChangeTracker: each Service or
+    EndpointSlice event marks its Service changed, and :meth:`model` rebuilds the
+    entries of changed Services only. Unchanged entries are the very same objects as
+    last time, so the renderers' per-service caches hit at once, and a sync does not
+    scan every Service and slice. Same answer as :func:`build_model` on the same objects.
+    """
+
+    def __init__(self, node_name: str) -> None:
+        self.node_name = node_name
+        self._services: dict[tuple[str, str], Obj] = {}
+        self._slices: dict[tuple[str, str], dict[str, Obj]] = {}  # by owning Service
+        self._slice_owner: dict[tuple[str, str], tuple[str, str]] = {}  # slice key -> Service key
+        self._ports: dict[tuple[str, str], list[ServicePort]] = {}
+        self._changed: set[tuple[str, str]] = set()
+        self._model: list[ServicePort] = []
+
+    def service_event(self, etype: str, svc: Obj) -> None:
+        key = _key(svc)
+        if etype == "DELETED":
+            self._services.pop(key, None)
+        else:
+            self._services[key] = svc
+        self._changed.add(key)
+
+    def slice_event(self, etype: str, sl: Obj) -> None:
+        key = _key(sl)
+        previous = self._slice_owner.pop(key, None)
+        if previous is not None:  # also covers a slice relabelled to another Service
+            self._slices[previous].pop(key[1], None)
+            self._changed.add(previous)
+        owner = (sl.get("metadata", {}).get("labels") or {}).get("kubernetes.io/service-name")
+        if etype != "DELETED" and owner:
+            service = (key[0], owner)
+            self._slices.setdefault(service, {})[key[1]] = sl
+            self._slice_owner[key] = service
+            self._changed.add(service)
+
+    def model(self) -> list[ServicePort]:
+        """Every proxied service port, sorted like :func:`build_model`."""
+        if not self._changed:
+            return self._model
+        for key in self._changed:
+            svc = self._services.get(key)
+            ports = _service_model(svc, list(self._slices.get(key, {}).values()), self.node_name) if svc else []
+            if ports:
+                self._ports[key] = sorted(ports, key=_model_order)
+            else:
+                self._ports.pop(key, None)
+        self._changed.clear()
+        self._model = [sp for key in sorted(self._ports) for sp in self._ports[key]]
+        return self._model
+
+    def build(self, services: Iterable[Obj], endpoint_slices: Iterable[Obj]) -> list[ServicePort]:
+        """The model for exactly these objects, for callers without a watch: each new or
+        replaced object becomes an event, each one no longer given a deletion."""
+        services, endpoint_slices = list(services), list(endpoint_slices)
+        given_services, given_slices = {_key(s) for s in services}, {_key(s) for s in endpoint_slices}
+        for key in [k for k in self._services if k not in given_services]:
+            self.service_event("DELETED", self._services[key])
+        for key in [k for k in self._slice_owner if k not in given_slices]:
+            self.slice_event("DELETED", self._slices[self._slice_owner[key]][key[1]])
+        for svc in services:
+            if self._services.get(_key(svc)) is not svc:
+                self.service_event("MODIFIED", svc)
+        for sl in endpoint_slices:
+            owner = self._slice_owner.get(_key(sl))
+            if owner is None or self._slices[owner].get(_key(sl)[1]) is not sl:
+                self.slice_event("MODIFIED", sl)
+        return self.model()
 
 
 def _with_endpoints(sp: ServicePort, eps: list[Endpoint]) -> ServicePort:

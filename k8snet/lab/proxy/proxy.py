@@ -4,10 +4,11 @@ Level-triggered like kube-proxy: every change marks the state dirty; after a
 short debounce (so a Deployment rollout's burst of slice updates costs one
 restore, like kube-proxy's minSyncPeriod) the ruleset is rendered from the
 informer caches (only changed services are re-rendered) and loaded in one atomic
-transaction inside the node's namespace. iptables mode always restores the whole
-filter and nat tables (unchanged text is not reloaded); nftables mode, like the
-real proxier, sends only the changed chains and map elements after the first
-sync, with a full reload every FULL_SYNC_SECONDS and after any failure.
+transaction inside the node's namespace. Like the real proxiers, both modes load
+the whole ruleset on the first sync, then send only what changed: iptables mode
+the chains of changed Services (``iptables-restore --noflush``), nftables mode the
+changed chains and map elements; a full reload follows any failure and comes
+every ``backend.full_sync_seconds`` (a timer syncs even when nothing changed).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..contracts import ApiClient
 from ..servicewatch import ServiceWatch
 from .backend import FULL_SYNC_SECONDS, ApplyError, apply_ruleset, backend_for
 from .conntrack import delete_flows, stale_udp_filters
-from .model import NodeInfo, ServicePort, build_model
+from .model import ModelBuilder, NodeInfo, ServicePort
 
 __all__ = ["ApplyError", "FULL_SYNC_SECONDS", "KubeProxy", "SyncStats", "apply_ruleset"]
 
@@ -50,7 +51,9 @@ class KubeProxy:
         self.netns = config.node_netns(node_index)
         self.mode = config.proxy_mode
         self.debounce = debounce
-        self.watch = ServiceWatch(client, f"kube-proxy/{self.node.name}")
+        self._model = ModelBuilder(self.node.name)
+        self.watch = ServiceWatch(client, f"kube-proxy/{self.node.name}",
+                                  on_service=self._model.service_event, on_slice=self._model.slice_event)
         self.services, self.slices = self.watch.services, self.watch.slices
         self.last_sync: SyncStats | None = None
         self.syncs = 0
@@ -60,10 +63,11 @@ class KubeProxy:
 
     async def run(self) -> None:
         """Runs until cancelled."""
-        await self.watch.run(self.sync_now, debounce=self.debounce, retry_on=(ApplyError, OSError))
+        await self.watch.run(self.sync_now, debounce=self.debounce, retry_on=(ApplyError, OSError),
+                             resync=self.backend.full_sync_seconds)
 
     def model(self) -> list[ServicePort]:
-        return build_model(self.services.items(), self.slices.items(), self.node.name)
+        return self._model.model()
 
     def render(self, model: list[ServicePort]) -> str:
         """The full ruleset text for ``model`` in this proxy's mode."""
