@@ -220,3 +220,31 @@ def test_serve_hostname_answers_on_ipv4_when_the_pod_has_no_ipv6_loopback():
             assert http_from(ns, "127.0.0.1", port, "/") == agnhost.HOSTNAME
             with pytest.raises(OSError):
                 http_from(ns, "::1", port, "/")  # no ::1 in this namespace at all
+
+
+def test_listener_threads_are_reused_and_never_make_a_connection_wait():
+    """One thread serves connections that come one after another; idle kept-alive
+    connections each hold a thread and a new connection still gets its own at once;
+    closing the server ends its threads."""
+    server = agnhost.HttpListener(0, agnhost.HostnameHandler)
+    port = server.server_address[1]
+    before = threading.active_count()
+    with served(server):
+        for _ in range(20):
+            conn = http.client.HTTPConnection("localhost", port, timeout=5)
+            assert get(conn, "/")[1] == agnhost.HOSTNAME.encode()
+            conn.close()
+        # a connection may come before the last one's thread is back to idle: a few, not 20
+        assert server._workers <= 3
+        held = [http.client.HTTPConnection("localhost", port, timeout=5) for _ in range(3)]
+        for conn in held:
+            get(conn, "/")  # kept alive: each connection's thread now waits for its next request
+        fresh = http.client.HTTPConnection("localhost", port, timeout=2)
+        assert get(fresh, "/")[1] == agnhost.HOSTNAME.encode()
+        assert server._workers >= 4  # four connections open at once, a thread each
+        for conn in [*held, fresh]:
+            conn.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before
