@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import shutil
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -81,7 +83,8 @@ def checkout(ref: str) -> Path:
     """The k8snet package of git revision ``ref``, unpacked into a temporary folder."""
     folder = Path(tempfile.mkdtemp(prefix="k8snet-baseline-"))
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "k8snet"], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder)  # our own repository's files
     return folder
 
 
