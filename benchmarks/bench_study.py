@@ -1,11 +1,14 @@
 """Benchmark: the study's measurements and notebooks (issue: helper and notebooks).
 
-    sudo python3 benchmarks/bench_study.py [--runs 3] [--connections 10000]
+    sudo python3 benchmarks/bench_study.py [--runs 3] [--connections 10000] [--baseline REF] [--no-notebooks]
 
 On a fresh lab, measures side by side in one run:
 - ``lb10k_s``: one ``k8snet.lb_distribution`` run of ``--connections`` new
   connections to a 3-replica agnhost Service, end to end (probe ConfigMap and pod
   created, run, log read, pod deleted) — the goal is ≤ 10 s for 10,000;
+- ``lb_baseline_s`` (with ``--baseline REF``): the same run by the k8snet of git
+  revision REF (e.g. ``HEAD~3``), taking turns with this checkout's on the same lab and
+  backends, so old and new measurement paths are compared under the same load;
 - ``notebooks_s``: the whole notebook suite under ``pytest --nbval-lax`` (read-only:
   the committed notebooks are not rewritten) — the goal is ≤ 5 minutes.
 Writes data/results/study-bench.csv and study-bench.json (machine, load, medians).
@@ -16,12 +19,15 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import io
 import json
 import os
 import platform
 import statistics
 import subprocess
+import shutil
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +69,37 @@ def lb_run(cluster: k8snet.Cluster, ns: str, connections: int) -> float:
     return elapsed
 
 
+BASELINE_RUN = """
+import json, sys, time
+import k8snet
+cluster = k8snet.connect(lab=sys.argv[1])
+t0 = time.monotonic()
+_, summary = k8snet.lb_distribution(cluster, "backends", sys.argv[2], connections=int(sys.argv[3]), path="/")
+print(json.dumps({"seconds": time.monotonic() - t0, "answered": sum(summary["counts"].values())}))
+"""
+
+
+def checkout(ref: str) -> Path:
+    """The k8snet package of git revision ``ref``, unpacked into a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="k8snet-baseline-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "k8snet"], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder)  # our own repository's files
+    return folder
+
+
+def lb_baseline_run(baseline: Path, lab: str, ns: str, connections: int) -> float:
+    """``lb_run`` by the baseline's k8snet in its own interpreter (timed there, so its
+    imports do not count)."""
+    env = {**os.environ, "PYTHONPATH": str(baseline)}
+    out = subprocess.run([sys.executable, "-c", BASELINE_RUN, lab, ns, str(connections)], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    if result["answered"] != connections:
+        raise RuntimeError(f"baseline lost connections: {result}")
+    return float(result["seconds"])
+
+
 def notebooks_run(lab: str) -> float:
     env = {**os.environ, "K8SNET_LAB": lab, "PYTHONPATH": str(ROOT),
            "K8SNET_RESULTS_DIR": tempfile.mkdtemp(prefix="k8snet-bench-results-")}
@@ -79,9 +116,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=10000)
+    parser.add_argument("--baseline", metavar="REF", help="also time lb_distribution as git revision REF has it")
+    parser.add_argument("--no-notebooks", action="store_true", help="only the lb_distribution rows")
+    parser.add_argument("--lab", default="benchstudy", help="name of the fresh lab brought up for the run")
+    parser.add_argument("--out", type=Path, default=ROOT / "data" / "results", help="folder for the CSV and JSON")
     args = parser.parse_args()
+    baseline = checkout(args.baseline) if args.baseline else None
     os.environ.setdefault("K8SNET_STATE_ROOT", "/tmp/k8snet-bench")
-    lab = "benchstudy"
+    lab = args.lab
     load_start = os.getloadavg()[0]
     lifecycle.up(LabConfig(name=lab, nodes=2))
     rows = []
@@ -92,21 +134,35 @@ def main() -> int:
             cluster.wait("Deployment", "backends", namespace=ns, timeout=120, progress=False)
             cluster.wait("Service", "backends", namespace=ns, timeout=60, progress=False)
             for run in range(args.runs):
-                rows.append({"run": run, "lb_connections": args.connections, "lb_s": lb_run(cluster, ns, args.connections)})
+                row: dict[str, float] = {"run": run, "lb_connections": args.connections}
+                # old and new take turns, and which goes first alternates, so drift in the
+                # machine's load falls on both alike
+                order = ["new", "baseline"] if run % 2 == 0 else ["baseline", "new"]
+                for which in order if baseline else ["new"]:
+                    if which == "new":
+                        row["lb_s"] = lb_run(cluster, ns, args.connections)
+                    elif baseline is not None:
+                        row["lb_baseline_s"] = lb_baseline_run(baseline, lab, ns, args.connections)
+                rows.append(row)
         for row in rows:
-            row["notebooks_s"] = notebooks_run(lab)
+            if not args.no_notebooks:
+                row["notebooks_s"] = notebooks_run(lab)
     finally:
         lifecycle.down(lab)
-    out = ROOT / "data" / "results"
+        if baseline:
+            shutil.rmtree(baseline)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     with open(out / "study-bench.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    summary = {k: statistics.median(r[k] for r in rows) for k in ("lb_s", "notebooks_s")}
+    summary = {k: statistics.median(r[k] for r in rows) for k in ("lb_s", "lb_baseline_s", "notebooks_s") if k in rows[0]}
     (out / "study-bench.json").write_text(json.dumps({
         "benchmark": "benchmarks/bench_study.py",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "runs": args.runs, "connections": args.connections, "cluster": "k8snet lab, 2 nodes, iptables",
+        "runs": args.runs, "connections": args.connections, "baseline": args.baseline,
+        "cluster": "k8snet lab, 2 nodes, iptables",
         "machine": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_1m": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)}},
         "median_of_runs": summary,

@@ -14,7 +14,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -220,3 +220,35 @@ def test_serve_hostname_answers_on_ipv4_when_the_pod_has_no_ipv6_loopback():
             assert http_from(ns, "127.0.0.1", port, "/") == agnhost.HOSTNAME
             with pytest.raises(OSError):
                 http_from(ns, "::1", port, "/")  # no ::1 in this namespace at all
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_listener_threads_are_reused_and_never_make_a_connection_wait():
+    """One thread serves connections that come one after another; idle kept-alive
+    connections each hold a thread and a new connection still gets its own at once;
+    closing the server ends its threads."""
+    server = agnhost.HttpListener(0, agnhost.HostnameHandler)
+    port = server.server_address[1]
+    before = threading.active_count()
+    with served(server):
+        for _ in range(20):
+            conn = http.client.HTTPConnection("localhost", port, timeout=5)
+            assert get(conn, "/")[1] == agnhost.HOSTNAME.encode()
+            conn.close()
+            wait_until(lambda: server._idle == server._workers)  # the thread sees the close, then is idle
+        assert server._workers == 1
+        held = [http.client.HTTPConnection("localhost", port, timeout=5) for _ in range(3)]
+        for conn in held:
+            get(conn, "/")  # kept alive: each connection's thread now waits for its next request
+        fresh = http.client.HTTPConnection("localhost", port, timeout=2)
+        assert get(fresh, "/")[1] == agnhost.HOSTNAME.encode()
+        assert server._workers >= 4  # four connections open at once, a thread each
+        for conn in [*held, fresh]:
+            conn.close()
+    wait_until(lambda: threading.active_count() <= before)
