@@ -19,6 +19,7 @@ Published anchor (Kubernetes blog, "NFTables mode for kube-proxy", 2025): iptabl
 p50 grows ~47 -> 272 µs from 5,000 to 30,000 Services; nftables stays ~14 µs.
 Goals: nftables flat within 1.2x from 100 to 10,000 Services; 10,000 Services
 programmed in <= 2 s. Writes data/results/proxy-bench.csv and .json.
+``benchmarks/run.py`` calls :func:`measure` as its ``proxy`` row.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import dataclasses
 import ipaddress
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -37,7 +37,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, percentile  # noqa: E402
+
 from k8snet import results  # noqa: E402
 from k8snet.lab.proxy.iptables import IptablesRenderer  # noqa: E402
 from k8snet.lab.proxy.model import NodeInfo, ServicePort, build_model  # noqa: E402
@@ -170,16 +172,28 @@ def dial(topo: Topology, targets: list[str], n: int) -> list[float]:
     return json.loads(out)
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(pd.Series(values).quantile(q / 100))
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
-            "iptables": sh("iptables", "--version").strip(), "nft": sh("nft", "--version").strip(),
-            "python": sys.version.split()[0]}
+def measure(sizes: list[int], connections: int = 1000, modes: tuple[str, ...] = ("iptables", "nftables"),
+            *, echo: bool = False) -> list[dict]:
+    """One row per (size, mode), both modes side by side in one throwaway topology."""
+    rows = []
+    with Topology() as topo:
+        for n in sizes:
+            model = build_model(*synthetic(n), NODE.name)
+            targets = [model[min(n - 1, round(k * (n - 1) / (TARGETS - 1)))].cluster_ip for k in range(TARGETS)]
+            for mode in modes:
+                render_s, apply_s, add_one_s = program(topo, mode, model)
+                lat = dial(topo, targets, connections)
+                direct = dial(topo, [SERVER_IP], connections // 2)
+                row = {"mode": mode, "services": n, "connections": len(lat),
+                       "p50_us": round(percentile(lat, 50), 1), "p99_us": round(percentile(lat, 99), 1),
+                       "direct_p50_us": round(percentile(direct, 50), 1),
+                       "render_s": round(render_s, 3), "apply_s": round(apply_s, 3),
+                       "program_s": round(render_s + apply_s, 3), "add_one_s": round(add_one_s, 3),
+                       "load_avg_1m": round(os.getloadavg()[0], 2)}
+                rows.append(row)
+                if echo:
+                    print(json.dumps(row), flush=True)
+    return rows
 
 
 def main() -> None:
@@ -189,24 +203,7 @@ def main() -> None:
     ap.add_argument("--modes", default="iptables,nftables")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows = []
-    with Topology() as topo:
-        for n in sizes:
-            model = build_model(*synthetic(n), NODE.name)
-            targets = [model[min(n - 1, round(k * (n - 1) / (TARGETS - 1)))].cluster_ip for k in range(TARGETS)]
-            for mode in args.modes.split(","):
-                render_s, apply_s, add_one_s = program(topo, mode, model)
-                lat = dial(topo, targets, args.connections)
-                direct = dial(topo, [SERVER_IP], args.connections // 2)
-                row = {"mode": mode, "services": n, "connections": len(lat),
-                       "p50_us": round(percentile(lat, 50), 1), "p99_us": round(percentile(lat, 99), 1),
-                       "direct_p50_us": round(percentile(direct, 50), 1),
-                       "render_s": round(render_s, 3), "apply_s": round(apply_s, 3),
-                       "program_s": round(render_s + apply_s, 3), "add_one_s": round(add_one_s, 3),
-                       "load_avg_1m": round(os.getloadavg()[0], 2)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(measure(sizes, args.connections, tuple(args.modes.split(",")), echo=True))
     info = {"kind": "k8snet proxy renderers in throwaway namespaces", "proxy_mode": args.modes, "nodes": [NODE.name]}
     params = {"sizes": sizes, "connections": args.connections, "endpoints_per_service": 1,
               "targets": TARGETS, "machine": machine()}
