@@ -19,8 +19,10 @@ Per run, on a fresh lab of ``--nodes`` nodes: one Deployment of ``--pods`` busyb
   caches the kernel drops under pressure) is recorded but not counted. The lab uses
   no cgroups, so /proc/meminfo is the only ledger: it is machine-wide, and other
   work on the machine during the run shows up in it — run this on a quiet machine.
-  ``pss_per_pod_kib`` divides shared pages (busybox, libc) among the processes that
-  map them, where RSS counts them in every process;
+  ``memory_pss_per_pod_kib`` counts the processes' PSS instead, which divides shared
+  pages (busybox, libc, the supervisor's Python) among the processes that map them,
+  where RSS counts them once in every process: RSS + kernel is an upper bound, PSS +
+  kernel what another pod really costs;
 - ``down_s``: ``lab down`` with every pod still running.
 
 The lab's nodes do not enforce kubelet's max-pods (110): 1,000 pods on 4 nodes is a
@@ -146,6 +148,7 @@ def one_run(name: str = "bench", pods: int = 1000, nodes: int = 4) -> dict[str, 
             "ready_p50_s": percentile(startups, 50), "ready_p99_s": percentile(startups, 99),
             "all_ready_s": all_ready,
             "memory_per_pod_kib": (delta["rss"] + delta["kernel"]) / pods,
+            "memory_pss_per_pod_kib": (delta["pss"] + delta["kernel"]) / pods,
             "rss_per_pod_kib": delta["rss"] / pods, "pss_per_pod_kib": delta["pss"] / pods,
             "kernel_per_pod_kib": delta["kernel"] / pods,
             **{f"{k.lower()}_per_pod_kib": delta[k] / pods for k in KERNEL_FIELDS},

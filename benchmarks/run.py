@@ -191,7 +191,7 @@ ROWS: tuple[Row, ...] = (
          Metric("all_ready_s", "Deployment created → every pod Ready", "s"),
          Metric("memory_per_pod_kib", "memory per pod: Δ(RSS of the lab's processes + kernel) ÷ pods", "KiB",
                 note="kernel: SUnreclaim + PageTables + KernelStack + Shmem"),
-         Metric("pss_per_pod_kib", "PSS per pod (shared pages divided)", "KiB"),
+         Metric("memory_pss_per_pod_kib", "memory per pod, shared pages divided: Δ(PSS + kernel) ÷ pods", "KiB"),
          Metric("down_s", "`lab down` with every pod running", "s"))),
 )
 BY_NAME = {row.name: row for row in ROWS}
