@@ -76,7 +76,7 @@ class Sizes:
     scale_nodes: int = 4
 
 
-#: Small enough for the tests: seconds per row, every code path taken.
+#: Small enough for the tests: seconds per row (the notebooks row has no smaller size: nbval runs at CI sizes).
 SMOKE = Sizes(small=3, big=10, services=(10, 100), proxy_connections=50, lb_connections=100,
               latency_connections=50, scale_pods=10, scale_nodes=4)
 
@@ -97,7 +97,7 @@ class Metric:
 
     def goal_text(self) -> str:
         if self.goal is None:
-            return self.note or "recorded"
+            return f"recorded ({self.note})" if self.note else "recorded"
         text = f"{'≥' if self.higher_is_better else '≤'} {self.goal:g} {self.unit}".rstrip()
         return f"{text} ({self.note})" if self.note else text
 
@@ -187,7 +187,7 @@ ROWS: tuple[Row, ...] = (
     Row("scale", "how many pods a lab holds (bench_scale.py)", _scale,
         lambda s: f"fresh lab of {s.scale_nodes} nodes, one Deployment of {s.scale_pods} busybox `sleep` pods",
         (Metric("ready_p99_s", "pod start-up p99 (watch: first seen → Ready)", "s",
-                note="recorded; Kubernetes SLO ≤ 5 s"),
+                note="Kubernetes SLO ≤ 5 s"),
          Metric("all_ready_s", "Deployment created → every pod Ready", "s"),
          Metric("memory_per_pod_kib", "memory per pod: Δ(RSS of the lab's processes + kernel) ÷ pods", "KiB",
                 note="kernel: SUnreclaim + PageTables + KernelStack + Shmem"),
@@ -298,8 +298,10 @@ def _number(value: float) -> str:
 def readme_table(meta: dict[str, Any]) -> str:
     """The README's performance section from ``bench.json``."""
     machine, load = meta["machine"], meta["load_average"]
-    lines = [f"Measured {meta['date'][:10]} by `benchmarks/run.py` ({meta['params']['repetitions']} repetitions; "
-             f"k8snet {str(meta['software']['k8snet'].get('commit') or '?')[:10]}) on {machine['cores']} cores "
+    reps, k8snet = meta["params"]["repetitions"], meta["software"]["k8snet"]
+    commit = str(k8snet.get("commit") or "?")[:10] + (" with local changes" if k8snet.get("dirty") else "")
+    lines = [f"Measured {meta['date'][:10]} by `benchmarks/run.py` ({reps} repetition{'s' * (reps != 1)}; "
+             f"k8snet {commit}) on {machine['cores']} cores "
              f"({machine['cpu']}), {machine['memory_gib']} GiB, {machine.get('os') or 'Linux'}, kernel "
              f"{machine['kernel']}; 1-minute load average {load['min_1m']}–{load['max_1m']} during the run.",
              "", "| what | measured: median (min–max) | goal | |", "|---|---|---|---|"]

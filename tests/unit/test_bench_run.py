@@ -29,6 +29,7 @@ def test_a_goal_is_met_on_its_own_side() -> None:
     assert higher.met(0.5) and not higher.met(0.49)
     assert bench.Metric("y_s", "y", "s").met(3.0) is None
     assert higher.goal_text() == "≥ 0.5 ×"
+    assert bench.Metric("y_s", "y", "s", note="SLO ≤ 5 s").goal_text() == "recorded (SLO ≤ 5 s)"
 
 
 def test_the_summary_is_min_median_max_per_metric_with_the_verdict() -> None:
@@ -51,7 +52,7 @@ def test_every_row_declares_distinct_metrics_and_conditions_for_both_sizes() -> 
 
 
 META = {"date": "2026-12-04T20:00:00+00:00", "params": {"repetitions": 3}, "command": "benchmarks/run.py",
-        "software": {"k8snet": {"commit": "0123456789abcdef"}},
+        "software": {"k8snet": {"commit": "0123456789abcdef", "dirty": True}},
         "machine": {"cores": 2, "cpu": "cpu", "memory_gib": 24, "os": "Debian", "kernel": "6.18"},
         "load_average": {"min_1m": 0.5, "max_1m": 1.5}, "conditions": {"r": "2 nodes"}, "errors": [],
         "summary": {"r.t_s": {"row": "r", "metric": "t_s", "min": 1.0, "median": 1.5, "max": 2.0, "what": "time",
@@ -66,7 +67,7 @@ def test_the_readme_table_is_written_between_the_markers_only(tmp_path: Path) ->
     text = readme.read_text()
     assert text.startswith(f"before\n{bench.BEGIN}\n") and text.endswith(f"{bench.END}\nafter\n")
     assert "| time | 1.5 (1–2) s | ≤ 2 s | met |" in text and "extra" not in text and "old" not in text
-    assert "0123456789" in text and "load average 0.5–1.5" in text and "`sudo .venv/bin/python benchmarks/run.py`" in text
+    assert "(3 repetitions; k8snet 0123456789 with local changes)" in text and "load average 0.5–1.5" in text and "`sudo .venv/bin/python benchmarks/run.py`" in text
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="markers"):
         bench.rewrite_readme(readme, META)
