@@ -23,7 +23,8 @@ Per run, on a fresh lab of ``--nodes`` nodes: one Deployment of ``--pods`` busyb
   pages (busybox, libc, the supervisor's Python) among the processes that map them,
   where RSS counts them once in every process: RSS + kernel is an upper bound, PSS +
   kernel what another pod really costs;
-- ``down_s``: ``lab down`` with every pod still running.
+- ``down_s``: ``lab down`` with every pod still running (``down_forced_removals``: what
+  its cleanup had to remove by force, when the supervisor did not finish in the grace time).
 
 The lab's nodes do not enforce kubelet's max-pods (110): 1,000 pods on 4 nodes is a
 load test of this machine, not a shape a real cluster would accept.
@@ -141,7 +142,7 @@ def one_run(name: str = "bench", pods: int = 1000, nodes: int = 4) -> dict[str, 
         lifecycle.down(name)
         raise
     t1 = time.monotonic()
-    lifecycle.down(name)
+    forced = lifecycle.down(name)  # what `k8snet lab down` calls, with its 15 s grace before SIGKILL
     down = time.monotonic() - t1
     delta = {k: after[k] - before[k] for k in before}
     return {"pods": pods, "nodes_used": len(placed), "pods_per_node_max": max(placed.values()),
@@ -153,7 +154,8 @@ def one_run(name: str = "bench", pods: int = 1000, nodes: int = 4) -> dict[str, 
             "kernel_per_pod_kib": delta["kernel"] / pods,
             **{f"{k.lower()}_per_pod_kib": delta[k] / pods for k in KERNEL_FIELDS},
             "slab_reclaimable_per_pod_kib": delta["slab_reclaimable"] / pods,
-            "processes_per_pod": delta["processes"] / pods, "down_s": down}
+            "processes_per_pod": delta["processes"] / pods, "down_s": down,
+            "down_forced_removals": len(forced)}  # > 0: the supervisor missed the grace and was killed
 
 
 def main() -> int:
