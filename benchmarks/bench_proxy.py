@@ -23,6 +23,7 @@ Published anchor (Kubernetes blog, "NFTables mode for kube-proxy", 2025): iptabl
 p50 grows ~47 -> 272 µs from 5,000 to 30,000 Services; nftables stays ~14 µs.
 Goals (issue 12): nftables p50 flat within 1.2x from 100 to 10,000 Services; 10,000
 Services programmed in < 1 s; one more in <= 0.2 s (iptables), <= 0.05 s (nftables). Writes data/results/proxy-bench.csv and .json.
+``benchmarks/run.py`` calls :func:`measure` as its ``proxy`` row.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import dataclasses
 import ipaddress
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -41,7 +41,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, percentile  # noqa: E402
+
 from k8snet import results  # noqa: E402
 from k8snet.lab.proxy.backend import apply_ruleset, backend_for  # noqa: E402
 from k8snet.lab.proxy.model import ModelBuilder, NodeInfo, build_model  # noqa: E402
@@ -203,35 +205,19 @@ def dial(topo: Topology, targets: list[str], n: int) -> list[float]:
     return json.loads(out)
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(pd.Series(values).quantile(q / 100))
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
-            "iptables": sh("iptables", "--version").strip(), "nft": sh("nft", "--version").strip(),
-            "python": sys.version.split()[0]}
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="100,1000,5000,10000")
-    ap.add_argument("--connections", type=int, default=1000)
-    ap.add_argument("--modes", default="iptables,nftables")
-    args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+def measure(sizes: list[int], connections: int = 1000, modes: tuple[str, ...] = ("iptables", "nftables"),
+            *, echo: bool = False) -> list[dict]:
+    """One row per (size, mode), both modes side by side in one throwaway topology."""
     rows = []
     with Topology() as topo:
         for n in sizes:
             objects = synthetic(n)
             model = build_model(*objects, NODE.name)
             targets = [model[min(n - 1, round(k * (n - 1) / (TARGETS - 1)))].cluster_ip for k in range(TARGETS)]
-            for mode in args.modes.split(","):
+            for mode in modes:
                 p = program(topo, mode, objects)
-                lat = dial(topo, targets, args.connections)
-                direct = dial(topo, [SERVER_IP], args.connections // 2)
+                lat = dial(topo, targets, connections)
+                direct = dial(topo, [SERVER_IP], connections // 2)
                 row = {"mode": mode, "services": n, "connections": len(lat),
                        "p50_us": round(percentile(lat, 50), 1), "p99_us": round(percentile(lat, 99), 1),
                        "direct_p50_us": round(percentile(direct, 50), 1),
@@ -242,8 +228,19 @@ def main() -> None:
                        "add_one_full_s": round(p.add_one_full_s, 3),
                        "load_avg_1m": round(os.getloadavg()[0], 2)}
                 rows.append(row)
-                print(json.dumps(row), flush=True)
-    df = pd.DataFrame(rows)
+                if echo:
+                    print(json.dumps(row), flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="100,1000,5000,10000")
+    ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--modes", default="iptables,nftables")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    df = pd.DataFrame(measure(sizes, args.connections, tuple(args.modes.split(",")), echo=True))
     info = {"kind": "k8snet proxy renderers in throwaway namespaces", "proxy_mode": args.modes, "nodes": [NODE.name]}
     params = {"sizes": sizes, "connections": args.connections, "endpoints_per_service": 1,
               "targets": TARGETS, "machine": machine()}
