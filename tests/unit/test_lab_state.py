@@ -181,9 +181,10 @@ def test_a_lab_after_a_failed_start_from_its_state_keeps_it(root):
 def test_up_refuses_another_shape_for_a_kept_lab(root):
     _lab_with_state(root, "kept", {"phase": "Stopped"})
     lifecycle.check_shape("kept", None, None)
-    lifecycle.check_shape("kept", 2, "iptables")
-    with pytest.raises(lifecycle.LabError, match="exists with 2 nodes in iptables mode"):
-        lifecycle.check_shape("kept", 3, None)
+    kept = LabConfig.nodes  # the shape the kept lab was saved with
+    lifecycle.check_shape("kept", kept, "iptables")
+    with pytest.raises(lifecycle.LabError, match=f"exists with {kept} nodes in iptables mode"):
+        lifecycle.check_shape("kept", kept + 1, None)
     lifecycle.check_shape("fresh", 3, "nftables")  # nothing kept: any shape
 
 
