@@ -23,7 +23,7 @@ import yaml
 
 from .api import bootstrappolicy
 from .api.authorizer import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
-from .api.errors import ApiError
+from .errors import ApiError
 from .config import LabConfig
 from .contracts import ApiClient, Obj
 

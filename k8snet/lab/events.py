@@ -15,7 +15,7 @@ import logging
 import time
 from collections import OrderedDict
 
-from .api.errors import ApiError
+from .errors import ApiError
 from .contracts import ApiClient, Obj
 from .timefmt import rfc3339
 

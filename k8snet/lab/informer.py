@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from .api.errors import ApiError
+from .errors import ApiError
 from .contracts import ApiClient, Obj
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import errors
+from . import errors
 
 Obj = dict[str, Any]
 

@@ -10,7 +10,7 @@ import pytest
 
 from k8snet.lab.api import strvalidation as sv
 from k8snet.lab.api.admission import Admission
-from k8snet.lab.api.errors import ApiError
+from k8snet.lab.errors import ApiError
 from k8snet.lab.api.resources import by_key
 from k8snet.lab.config import LabConfig
 

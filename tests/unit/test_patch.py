@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8snet.lab.api.errors import ApiError
+from k8snet.lab.errors import ApiError
 from k8snet.lab.api.patch import apply_patch, server_side_apply
 from k8snet.lab.api.resources import by_key
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8snet.lab.api.errors import ApiError
+from k8snet.lab.errors import ApiError
 from k8snet.lab.api.protobuf import SCHEMA, decode
 
 # kubectl create secret generic s --from-literal=a=b --from-literal=empty=

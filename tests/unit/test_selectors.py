@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8snet.lab.api.errors import ApiError
+from k8snet.lab.errors import ApiError
 from k8snet.lab.api.selectors import (match_labels, parse_field_selector, parse_label_selector,
                                       selector_string)
 

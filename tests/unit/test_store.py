@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from k8snet.lab import store as store_mod
-from k8snet.lab.api.errors import ApiError
+from k8snet.lab.errors import ApiError
 from k8snet.lab.store import Store
 
 

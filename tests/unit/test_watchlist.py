@@ -14,7 +14,7 @@ import pytest
 
 from k8snet.lab.api import core as core_mod
 from k8snet.lab.api.core import ApiCore
-from k8snet.lab.api.errors import ApiError
+from k8snet.lab.errors import ApiError
 from k8snet.lab.api.listoptions import INITIAL_EVENTS_END, check_list_options, watch_options
 from test_api_core import POD, make_core, run
 

@@ -4,7 +4,7 @@
 store: metadata bookkeeping, namespaces' lifecycle, admission on every write,
 optimistic concurrency, selectors, subresources (status, scale, binding, token,
 finalize) and the real deletion rules (finalizers, graceful pod deletion, namespace
-termination). Every failure is an :class:`~k8snet.lab.api.errors.ApiError`.
+termination). Every failure is an :class:`~k8snet.lab.errors.ApiError`.
 
 Writes have no ``await`` between reading the stored object and writing the new one,
 so each is atomic with respect to the other coroutines of the loop.
@@ -26,9 +26,10 @@ from ..generatednames import random_suffix
 from ..pki import Pki
 from ..store import Store
 from ..timefmt import from_unix, now, rfc3339
-from . import errors, gotypes, listoptions, patch as patch_mod, schema
+from .. import errors
+from . import gotypes, listoptions, patch as patch_mod, schema
 from .clone import clone
-from .errors import ApiError
+from ..errors import ApiError
 from .resources import Resource, by_key
 from .selectors import parse_field_selector, parse_label_selector, selector_string
 from .tokens import BOUND_KINDS, BoundObject, TokenIssuer, api_audience

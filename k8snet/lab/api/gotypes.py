@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from . import models
-from .errors import ApiError, bad_request
+from ..errors import ApiError, bad_request
 from .models import FieldType
 from .resources import Resource
 

@@ -30,7 +30,7 @@ from aiohttp import WSMsgType, web
 from ..contracts import Obj
 from ..kubelet.portforward import PortForwardError
 from . import spdy
-from .errors import ApiError, bad_request
+from ..errors import ApiError, bad_request
 from .streaming import refuse_non_websocket
 
 log = logging.getLogger(__name__)

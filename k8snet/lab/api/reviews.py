@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..contracts import Obj
-from . import errors
+from .. import errors
 from .authorizer import Authorizer
 from .clone import clone
 from .identity import UserInfo

@@ -24,7 +24,7 @@ from typing import AsyncIterator
 from aiohttp import WSMsgType, web
 
 from ..contracts import ExecProcess, Obj, PodRuntime
-from .errors import ApiError, bad_request, invalid
+from ..errors import ApiError, bad_request, invalid
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import ipaddress
 from typing import Any, Callable
 
 from k8snet.lab.api import containervalidation as cv, rbacvalidation, strvalidation as sv
-from k8snet.lab.api.errors import ApiError, bad_request
+from k8snet.lab.errors import ApiError, bad_request
 from k8snet.lab.api.fielderrors import FieldErrors
 from k8snet.lab.api.pathnames import name_problems
 from k8snet.lab.api.resources import Resource

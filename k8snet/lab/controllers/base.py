@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Hashable
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from ..events import EventRecorder

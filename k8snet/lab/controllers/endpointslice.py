@@ -15,7 +15,7 @@ import copy
 import time
 from typing import Any
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Informers

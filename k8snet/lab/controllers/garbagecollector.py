@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..api.resources import RESOURCES, Resource, by_kind
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..api.resources import RESOURCES
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj

@@ -17,7 +17,7 @@ import asyncio
 import time
 from typing import Any
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Controller, Informers

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from .base import Controller, Informers

@@ -9,7 +9,7 @@ the projected token volume mounts ``ca.crt`` from the ConfigMap.
 from __future__ import annotations
 
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from ..pki import Pki

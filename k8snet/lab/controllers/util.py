@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..api.selectors import match_labels
 from ..contracts import Obj
 from ..timefmt import now, parse_time

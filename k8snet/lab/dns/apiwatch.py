@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from .records import ENDPOINTSLICES, SERVICES
 
 log = logging.getLogger(__name__)

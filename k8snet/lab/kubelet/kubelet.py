@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from ..api.errors import ApiError, bad_request
+from ..errors import ApiError, bad_request
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from ..events import EventRecorder

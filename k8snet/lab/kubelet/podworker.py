@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..images import catalog
 from ..timefmt import rfc3339
 from . import containers as cbuild

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from ..contracts import ApiClient, Obj
 from .atomicwriter import PayloadError, write_atomic
 from .envvars import EnvError, field_ref_value

@@ -2,7 +2,9 @@
 
 Raise :class:`ApiError` anywhere below the HTTP layer; the server turns it into a
 ``Status`` object with the same code, reason and message kubectl expects
-(apimachinery/pkg/api/errors).
+(apimachinery/pkg/api/errors). It sits at the bottom of the lab's layers (no imports of
+the lab), like apimachinery below every client and server: the store, informers,
+controllers, the kubelet and the helper's ``Cluster`` raise and catch the same type.
 """
 
 from __future__ import annotations
