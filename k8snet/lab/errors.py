@@ -35,6 +35,11 @@ class ApiError(Exception):
         return body
 
 
+class PortForwardError(Exception):
+    """``pods/portforward``: nothing in the pod accepted the connection; the message is
+    the runtime's (the kubelet raises it, the API server sends it on the error stream)."""
+
+
 def _qualified(group: str, plural: str) -> str:
     return f"{plural}.{group}" if group else plural
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator, TypeGuard
 
 from . import kubeconfig, statelock
-from .config import LabConfig, state_root
+from .config import LabConfig, read_config, state_root
 from .kubeconfig import UserKubeconfig
 from .polling import wait_until
 
@@ -106,10 +106,7 @@ def load_config(name: str) -> LabConfig:
     path = state_root() / name / "config.json"
     if not path.exists():
         return LabConfig(name=name)
-    data = json.loads(path.read_text())
-    data["state_dir"] = Path(data["state_dir"])
-    data["node_port_range"] = tuple(data["node_port_range"])
-    return LabConfig(**data)
+    return read_config(path)
 
 
 def has_state(config: LabConfig) -> bool:

@@ -22,9 +22,9 @@ import pytest
 from aiohttp import web
 
 from k8snet.lab.api import spdy
-from k8snet.lab.errors import ApiError
 from k8snet.lab.api.portforward import TUNNEL_PROTOCOL, parse_ports, serve_port_forward
-from k8snet.lab.kubelet.portforward import PortForwardError, _go_dial_error
+from k8snet.lab.errors import ApiError, PortForwardError
+from k8snet.lab.kubelet.portforward import _go_dial_error
 from tests.unit._kubectl_discovery import add_discovery
 
 NS = "default"

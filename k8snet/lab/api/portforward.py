@@ -28,9 +28,8 @@ from typing import Any, Awaitable, Callable, Protocol
 from aiohttp import WSMsgType, web
 
 from ..contracts import Obj
-from ..kubelet.portforward import PortForwardError
 from . import spdy
-from ..errors import ApiError, bad_request
+from ..errors import ApiError, PortForwardError, bad_request
 from .streaming import refuse_non_websocket
 
 log = logging.getLogger(__name__)

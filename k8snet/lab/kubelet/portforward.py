@@ -12,13 +12,10 @@ import asyncio
 import errno
 import os
 
+from ..errors import PortForwardError
 from ..net import nsutil
 
 CONNECT_TIMEOUT = 10.0
-
-
-class PortForwardError(Exception):
-    """Nothing accepted the connection; the message is the runtime's."""
 
 
 async def connect_in_pod(netns: str, sandbox: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
