@@ -87,7 +87,7 @@ class Topology:
         self.namespaces: list[str] = []
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Topology":
+    def __enter__(self) -> Topology:
         try:
             self._build()
         except BaseException:

@@ -208,7 +208,7 @@ class Store:
         self._compacted = horizon
 
     # -- watch -------------------------------------------------------------
-    def watch(self, key: str, namespace: str | None, since: int) -> "StoreWatch":
+    def watch(self, key: str, namespace: str | None, since: int) -> StoreWatch:
         """Events of ``key`` with a revision above ``since``; 410 Expired if the log no
         longer reaches back that far."""
         return StoreWatch(self, key, namespace, since)
@@ -278,13 +278,13 @@ class StoreWatch:
                 return None
             try:
                 await asyncio.wait_for(self._wake.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
         event = self._buffer.pop(0)
         self.progress = event.rv
         return event
 
-    def __enter__(self) -> "StoreWatch":
+    def __enter__(self) -> StoreWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:

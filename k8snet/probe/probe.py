@@ -212,7 +212,7 @@ def udp_query(server: str, name: str, timeout: float, qtype: int = 1) -> tuple[R
         while True:
             try:
                 data = s.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 return None, now_us() - t0
             reply = decode_reply(data)
             if reply.qid == qid:  # a late reply to an earlier query is not ours
@@ -306,7 +306,7 @@ def rtt(host: str, port: int, count: int, size: int, timeout: float) -> None:
             s.send(payload)
             try:
                 ok = s.recv(65536) == payload
-            except socket.timeout:
+            except TimeoutError:
                 ok = False
             emit(proto="udp", i=i, rtt_us=round(now_us() - t0, 1), ok=ok)
     t0 = now_us()

@@ -88,7 +88,7 @@ def test_ports_query() -> None:
 def test_dial_errors_read_like_go() -> None:
     refused = ConnectionRefusedError(111, "Connection refused")
     assert _go_dial_error("tcp4", "127.0.0.1:81", refused) == "dial tcp4 127.0.0.1:81: connect: connection refused"
-    assert _go_dial_error("tcp6", "[::1]:81", asyncio.TimeoutError()) == "dial tcp6 [::1]:81: i/o timeout"
+    assert _go_dial_error("tcp6", "[::1]:81", TimeoutError()) == "dial tcp6 [::1]:81: i/o timeout"
 
 
 # -- the handler with real clients ------------------------------------------------------------

@@ -91,7 +91,7 @@ def _rv(obj: Obj) -> str:
 
 
 class ApiCore:
-    def __init__(self, config: LabConfig, store: Store, admission: "Admission", pki: Pki):
+    def __init__(self, config: LabConfig, store: Store, admission: Admission, pki: Pki):
         self.config = config
         self.store = store
         self.admission = admission

@@ -179,7 +179,7 @@ class _Schema:
     def __init__(self, model: str | None):
         self.model = model
 
-    def field(self, key: str) -> tuple[str, str, "_Schema"]:
+    def field(self, key: str) -> tuple[str, str, _Schema]:
         """(strategies, merge key, schema of the field's value or its list items)."""
         if self.model is None:
             return "", "", _Schema(None)

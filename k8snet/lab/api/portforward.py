@@ -189,7 +189,7 @@ class PodPipe:
         finally:
             try:
                 await asyncio.wait_for(self.client_done.wait(), _DRAIN_GRACE)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             writer.close()
         return None

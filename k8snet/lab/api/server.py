@@ -291,7 +291,7 @@ class ApiServer:
             return await asyncio.wait_for(request.read(), self.body_timeout)
         except web.HTTPRequestEntityTooLarge:
             raise decoding.too_large() from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise httperrors.body_timeout(self.body_timeout) from None
 
     async def _body(self, request: web.Request) -> Any:

@@ -285,7 +285,7 @@ async def serve_exec(request: web.Request, runtime: PodRuntime, pod: Obj) -> web
             _kill(proc)
             try:
                 await asyncio.wait_for(asyncio.shield(command_task), _KILL_GRACE)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 command_task.cancel()
         else:
             await command_task

@@ -74,7 +74,7 @@ class InClusterConfig:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None,
-                         sa_dir: Path = SA_DIR) -> "InClusterConfig":
+                         sa_dir: Path = SA_DIR) -> InClusterConfig:
         """Like client-go's ``rest.InClusterConfig``: fails with the same explanation
         when the pod has no Service environment or no mounted token."""
         env = os.environ if environ is None else environ

@@ -274,7 +274,7 @@ def connect(args: argparse.Namespace) -> None:
         sys.exit(f"DNS: {err}")
     except ConnectionRefusedError as err:
         sys.exit(f"REFUSED: {err}")
-    except (socket.timeout, TimeoutError) as err:
+    except TimeoutError as err:
         sys.exit(f"TIMEOUT: {err}")
     except OSError as err:
         sys.exit(f"OTHER: {err}")

@@ -133,12 +133,12 @@ class Container:
             self.signal(signal.SIGTERM)
             try:
                 return await asyncio.wait_for(asyncio.shield(self.wait()), grace_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self.signal(signal.SIGKILL)
         try:
             return await asyncio.wait_for(asyncio.shield(self.wait()), 10)
-        except asyncio.TimeoutError:  # unshare itself stuck: kill it too
+        except TimeoutError:  # unshare itself stuck: kill it too
             os.kill(self.proc.pid, signal.SIGKILL)
             return await self.wait()
 

@@ -231,7 +231,7 @@ class VolumeBuilder:
                     updated.append(volume["name"])
         return updated
 
-    async def _token(self, sat: Obj) -> "FetchedToken":
+    async def _token(self, sat: Obj) -> FetchedToken:
         """A bound service-account token from the TokenRequest API, as the kubelet asks for it."""
         meta = self.pod["metadata"]
         spec: Obj = {

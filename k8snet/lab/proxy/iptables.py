@@ -113,7 +113,7 @@ class _Table:
     def add(self, *parts: str) -> None:
         self.rules.append(" ".join(p for p in parts if p))
 
-    def extend(self, other: "_Table") -> None:
+    def extend(self, other: _Table) -> None:
         """Append another table's chains and rules (one service's share of it)."""
         self.chains += other.chains
         self.rules += other.rules
