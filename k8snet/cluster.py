@@ -39,10 +39,10 @@ from tqdm.auto import tqdm
 from .kubectlenv import kubectl_namespace
 from .lab import kubeconfig as lab_kubeconfig
 from .lab import lifecycle
+from .lab.config import LabConfig
 from .lab.errors import ApiError
 from .lab.labfacts import LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE
 from .lab.labfacts import LabFacts as LabFacts  # re-exported: the type of Cluster.lab
-from .lab.config import LabConfig
 from .probe.probe import is_service_env
 
 Manifest = str | Path | dict[str, Any] | Iterable[Any]

@@ -23,7 +23,6 @@ import pandas as pd
 
 from .version import __version__
 
-
 #: The distributions whose versions a result records: the client that talks to the
 #: cluster and the libraries that compute and draw the numbers.
 PACKAGES = ("kubernetes", "numpy", "pandas", "matplotlib")

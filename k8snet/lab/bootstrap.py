@@ -21,9 +21,9 @@ import yaml
 
 from .api import bootstrappolicy
 from .api.authorizer import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
-from .errors import ApiError
 from .config import LabConfig
 from .contracts import ApiClient, Obj
+from .errors import ApiError
 from .labfacts import LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE, LabFacts
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

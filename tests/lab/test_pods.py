@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from .kube import exec_in, pod, ready_pods, wait_until
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from k8snet.lab.api import strvalidation as sv
 from k8snet.lab.api.admission import Admission
-from k8snet.lab.errors import ApiError
 from k8snet.lab.api.resources import by_key
 from k8snet.lab.config import LabConfig
+from k8snet.lab.errors import ApiError
 
 PODS, SVCS, DEPLOY, RS = by_key("pods"), by_key("services"), by_key("apps/deployments"), by_key("apps/replicasets")
 SECRETS, NS, CM, SLICES = by_key("secrets"), by_key("namespaces"), by_key("configmaps"), by_key(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from k8snet.lab.errors import ApiError
 from k8snet.lab.api.patch import apply_patch, server_side_apply
 from k8snet.lab.api.resources import by_key
+from k8snet.lab.errors import ApiError
 
 PODS, SVCS, DEPLOY, NS = by_key("pods"), by_key("services"), by_key("apps/deployments"), by_key("namespaces")
 

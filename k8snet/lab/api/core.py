@@ -12,24 +12,25 @@ so each is atomic with respect to the other coroutines of the loop.
 
 from __future__ import annotations
 
-import builtins  # the classes below have a list() method, which shadows list in their annotations
 import asyncio
+import builtins  # the classes below have a list() method, which shadows list in their annotations
 import datetime as dt
 import json
 import uuid
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
+from .. import errors
 from .. import store as store_mod
 from ..config import LabConfig
 from ..contracts import Obj, PatchType
+from ..errors import ApiError
 from ..generatednames import random_suffix
 from ..pki import Pki
 from ..store import Store
 from ..timefmt import from_unix, now, rfc3339
-from .. import errors
-from . import gotypes, listoptions, patch as patch_mod, schema
+from . import gotypes, listoptions, schema
+from . import patch as patch_mod
 from .clone import clone
-from ..errors import ApiError
 from .resources import Resource, by_key
 from .selectors import parse_field_selector, parse_label_selector, selector_string
 from .tokens import BOUND_KINDS, BoundObject, TokenIssuer, api_audience

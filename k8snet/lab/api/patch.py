@@ -14,9 +14,9 @@ import json
 from typing import Any
 
 from k8snet.lab.api import models
-from k8snet.lab.errors import ApiError, bad_request
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.contracts import Obj
+from k8snet.lab.errors import ApiError, bad_request
 from k8snet.lab.timefmt import rfc3339
 
 DIRECTIVE = "$patch"

@@ -28,8 +28,8 @@ from typing import Any, Awaitable, Callable, Protocol
 from aiohttp import WSMsgType, web
 
 from ..contracts import Obj
-from . import spdy
 from ..errors import ApiError, PortForwardError, bad_request
+from . import spdy
 from .streaming import refuse_non_websocket
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from k8snet.lab.errors import ApiError, bad_request
 from k8snet.lab.contracts import Obj
+from k8snet.lab.errors import ApiError, bad_request
 from k8snet.lab.timefmt import from_unix, rfc3339
 
 MAGIC = b"k8s\x00"

@@ -18,14 +18,29 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..contracts import Obj, PodRuntime
-from ..pki import Pki
 from .. import errors
-from . import (auth, decoding, discovery, httperrors, impersonation, listoptions, openapi, openapiv2,
-               pathnames, portforward, protobuf, requestinfo, reviews, streaming, tables)
+from ..contracts import Obj, PodRuntime
+from ..errors import ApiError
+from ..pki import Pki
+from . import (
+    auth,
+    decoding,
+    discovery,
+    httperrors,
+    impersonation,
+    listoptions,
+    openapi,
+    openapiv2,
+    pathnames,
+    portforward,
+    protobuf,
+    requestinfo,
+    reviews,
+    streaming,
+    tables,
+)
 from .authorizer import Authorizer, RbacSource
 from .core import ApiCore, not_served
-from ..errors import ApiError
 from .identity import UserInfo
 from .resources import GROUP_VERSIONS, REVIEW_KEYS, Resource, find
 

@@ -14,13 +14,15 @@ import copy
 import ipaddress
 from typing import Any, Callable
 
-from k8snet.lab.api import containervalidation as cv, rbacvalidation, strvalidation as sv
-from k8snet.lab.errors import ApiError, bad_request
+from k8snet.lab.api import containervalidation as cv
+from k8snet.lab.api import rbacvalidation
+from k8snet.lab.api import strvalidation as sv
 from k8snet.lab.api.fielderrors import FieldErrors
 from k8snet.lab.api.pathnames import name_problems
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.api.selectors import match_labels
 from k8snet.lab.contracts import Obj
+from k8snet.lab.errors import ApiError, bad_request
 
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 PROTOCOLS = ("SCTP", "TCP", "UDP")

@@ -20,10 +20,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..errors import ApiError
 from ..api.resources import RESOURCES, Resource, by_kind
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from .base import Controller, Informers
 from .util import is_deleting, owner_refs
 

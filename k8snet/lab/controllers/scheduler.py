@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
-from .base import Controller, Informers
+from ..errors import ApiError
 from ..timefmt import rfc3339
+from .base import Controller, Informers
 from .util import controller_ref, is_deleting, set_condition
 
 SCHEDULER_NAME = "default-scheduler"

@@ -44,10 +44,10 @@ are rebuilt lazily (once per batch of changes, not per query).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
-import logging
 from typing import Any, Callable, Iterable
 
 import dns.exception
@@ -57,8 +57,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
-import dns.rrset
 import dns.reversename
+import dns.rrset
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)

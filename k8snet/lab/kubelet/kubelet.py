@@ -15,9 +15,9 @@ import signal
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from ..errors import ApiError, PortForwardError, bad_request
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError, PortForwardError, bad_request
 from ..events import EventRecorder
 from ..informer import Informer
 from ..net.podnet import NodeNetwork

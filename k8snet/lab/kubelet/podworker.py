@@ -13,8 +13,8 @@ import json
 import logging
 import shutil
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Iterator
 
 from ..config import LabConfig
@@ -27,9 +27,9 @@ from . import containers as cbuild
 from . import dnsfiles, probes
 from .envvars import EnvError, container_env, service_env
 from .runtime import Container, ContainerStartError, start_container
+from .slots import PrioritySlots
 from .status import ContainerRecord, merge_patch, pod_status, seed_records
 from .volumes import VolumeBuilder, VolumeError, volume_refs
-from .slots import PrioritySlots
 from .volumesync import PodVolumeChanges, VolumeWatch
 
 if TYPE_CHECKING:

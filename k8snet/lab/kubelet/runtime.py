@@ -21,8 +21,8 @@ import marshal
 import os
 import secrets
 import shlex
-import socket
 import signal
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApiError
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from .atomicwriter import PayloadError, write_atomic
 from .envvars import EnvError, field_ref_value
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 
-from .tracer import BaseChain, CONTINUE, Match, PacketState, ParsedRuleset, Rule, TracerError, Verdict
+from .tracer import CONTINUE, BaseChain, Match, PacketState, ParsedRuleset, Rule, TracerError, Verdict
 
 # Built-in chain -> (hook, priority of its table's hook): nat's dstnat -100, filter 0,
 # nat's srcnat (INPUT, POSTROUTING) 100.
