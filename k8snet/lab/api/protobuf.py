@@ -318,5 +318,5 @@ def decode(body: bytes) -> Obj:
                            f"protobuf decoding of {api_version}/{kind} is not supported; send JSON")
         obj = _message(kind, bytes(envelope.get(2, b"")))
     except (_Garbage, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise bad_request(f"unable to decode protobuf body: {e}")
+        raise bad_request(f"unable to decode protobuf body: {e}") from e
     return {"apiVersion": api_version, "kind": kind, **obj}

@@ -488,7 +488,7 @@ def decode_secret_data(secret: Obj) -> dict[str, bytes]:
         try:
             out[k] = base64.b64decode(v, validate=True)
         except (binascii.Error, ValueError) as e:
-            raise bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: illegal base64 data: {e}')
+            raise bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: illegal base64 data: {e}') from e
     return out
 
 

@@ -133,7 +133,7 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
 
 class NetexecHandler(KeepAliveHandler):
     def log_message(self, fmt: str, *args: object) -> None:  # one line per request on stderr, like Go's log
-        sys.stderr.write("%s %s\n" % (time.strftime("%Y/%m/%d %H:%M:%S"), fmt % args))
+        sys.stderr.write(f'{time.strftime("%Y/%m/%d %H:%M:%S")} {fmt % args}\n')
 
     def _send(self, code: int, body: str, content_type: str = "text/plain; charset=utf-8") -> None:
         self.respond(code, body.encode(), content_type)

@@ -42,7 +42,7 @@ class _Set:
 def parse_nft(text: str) -> ParsedRuleset:
     sets, chains, table = _structure(text)
     rs = ParsedRuleset(mode="nftables")
-    for name, (header, rules) in chains.items():
+    for name, (header, _rules) in chains.items():
         rs.chains[(table, name)] = []
         if header:
             rs.base_chains.append(_base_chain(table, name, header))
