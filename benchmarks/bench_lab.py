@@ -114,7 +114,8 @@ def one_run(run: int, big: int) -> dict:
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         core.create_namespaced_pod("default", {"metadata": {"name": "probe"}, "spec": {"containers": [
             {"name": "probe", "image": "busybox", "command": ["sleep", "3600"]}]}})
-        core.create_namespaced_service("default", {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+        core.create_namespaced_service("default", {"metadata": {"name": "web"},
+                                                   "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
         core.create_namespaced_pod("default", {"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {"containers": [
             {"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]}]}})
 
@@ -135,7 +136,8 @@ def one_run(run: int, big: int) -> dict:
     finally:
         lifecycle.down(name)
     return {"run": run, "up_to_ready_s": ready, "up_to_reachable_s": reach,
-            "deploy10_all_ready_s": t10, "deploy10_pod_startup_p50_s": percentile(s10, 50), "deploy10_pod_startup_p99_s": percentile(s10, 99),
+            "deploy10_all_ready_s": t10, "deploy10_pod_startup_p50_s": percentile(s10, 50),
+            "deploy10_pod_startup_p99_s": percentile(s10, 99),
             f"deploy{big}_all_ready_s": tbig, f"deploy{big}_pod_startup_p50_s": percentile(sbig, 50),
             f"deploy{big}_pod_startup_p99_s": percentile(sbig, 99)}
 

@@ -1,7 +1,8 @@
 """The objects a fresh cluster starts with, as kubeadm and kind create them:
 system namespaces, the ``kubernetes`` Service and its endpoints (the API server's
 own address on the node network), cluster DNS (``coredns`` Deployment, ``kube-dns``
-Service at 10.96.0.10), the default RBAC policy (:mod:`~k8snet.lab.api.bootstrappolicy`) — and what the lab tells about itself through the API:
+Service at 10.96.0.10), the default RBAC policy (:mod:`~k8snet.lab.api.bootstrappolicy`) — and
+what the lab tells about itself through the API:
 
 - ConfigMap ``kube-system/kube-proxy``, key ``config.conf``: a KubeProxyConfiguration
   (``mode``, ``clusterCIDR``, ...), where kubeadm clusters keep kube-proxy's settings;

@@ -97,7 +97,9 @@ def method_not_allowed(message: str) -> ApiError:
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type!r}")
+    return ApiError(415, "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    f"application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type!r}")
 
 
 def forbidden(group: str, plural: str, name: str, message: str) -> ApiError:

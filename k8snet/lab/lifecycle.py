@@ -210,7 +210,8 @@ def _up_locked(config: LabConfig, timeout: float, target: UserKubeconfig | None)
         _merge_user_kubeconfig(load_config(config.name), target)
         return current
     if current.phase in ("Starting", "Stopping"):
-        raise LabError(f"lab {config.name!r} is {current.phase.lower()} (pid {current.pid}); wait, or run 'k8snet lab down --name {config.name}'")
+        raise LabError(f"lab {config.name!r} is {current.phase.lower()} (pid {current.pid}); "
+                       f"wait, or run 'k8snet lab down --name {config.name}'")
     saved = load_config(config.name)
     restoring = has_state(saved)
     if restoring:
@@ -329,8 +330,9 @@ def check_shape(name: str, nodes: int | None, proxy_mode: str | None) -> None:
     if not has_state(saved):
         return
     if (nodes is not None and nodes != saved.nodes) or (proxy_mode is not None and proxy_mode != saved.proxy_mode):
-        raise LabError(f"lab {name!r} exists with {saved.nodes} node{'s' if saved.nodes != 1 else ''} in {saved.proxy_mode} mode and comes back "
-                       f"as it was; 'sudo k8snet lab down --name {name}' first for another shape")
+        raise LabError(f"lab {name!r} exists with {saved.nodes} node{'s' if saved.nodes != 1 else ''} "
+                       f"in {saved.proxy_mode} mode and comes back as it was; "
+                       f"'sudo k8snet lab down --name {name}' first for another shape")
 
 
 def stop(name: str = "k8snet", *, grace: float = 15.0) -> LabStatus:

@@ -382,7 +382,8 @@ def dial(host: str, port: int, via: str | None, via_port: int, tries: int, timeo
 
 # -- env ---------------------------------------------------------------------------------
 
-SERVICE_ENV_RE = re.compile(r"^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$")
+SERVICE_ENV_RE = re.compile(r"^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
+                            r"|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$")
 DOCKER_LINK_RE = re.compile(r"^[A-Z0-9_]+_PORT$")
 
 

@@ -200,7 +200,8 @@ def test_missing_containers_and_bad_ports(adm):
     p["spec"]["containers"][0]["ports"] = [{"containerPort": 70000}]
     with pytest.raises(ApiError) as e:
         adm.admit_create(PODS, p)
-    assert causes(e) == ["spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"]
+    assert causes(e) == [
+        "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"]
 
 
 def test_service_name_is_dns1035(adm):

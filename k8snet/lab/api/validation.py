@@ -438,7 +438,8 @@ def _validate_deployment(errs: FieldErrors, d: Obj) -> None:
             pct, n = _percent_or_int(ru.get(key))
             if n < 0:
                 errs.invalid(path, ru.get(key), "must be greater than or equal to 0" if isinstance(ru.get(key), int)
-                             else "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")
+                             else "a valid percent string must be a numeric string followed by an ending '%' "
+                                  "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")
             elif pct and key == "maxUnavailable" and n > 100:
                 errs.invalid(path, ru.get(key), "must not be greater than 100%")
             values[key] = n
