@@ -21,6 +21,7 @@ container's files the loop may wait milliseconds to get it back.
 from __future__ import annotations
 
 import asyncio
+import builtins  # Store has a list() method, which shadows list in its annotations
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ class Store:
         from its objects is current while this stays the same."""
         return self._generations.get(key, 0)
 
-    def objects(self, key: str) -> list[Obj]:
+    def objects(self, key: str) -> builtins.list[Obj]:
         """All objects of ``key``: the lister admission uses for allocation."""
         return self.list(key)[0]
 
@@ -217,7 +218,7 @@ class Store:
         if since < self._compacted:
             raise errors.gone(f"too old resource version: {since} ({self._compacted})")
 
-    def _events_after(self, key: str, namespace: str | None, since: int) -> list[Event]:
+    def _events_after(self, key: str, namespace: str | None, since: int) -> builtins.list[Event]:
         sql = "SELECT rv, type, namespace, name, body, prev FROM events WHERE key = ? AND rv > ?"
         args: list[Any] = [key, since]
         if namespace is not None:

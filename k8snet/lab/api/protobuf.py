@@ -19,7 +19,7 @@ import base64
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from k8snet.lab.contracts import Obj
 from k8snet.lab.errors import ApiError, bad_request
@@ -211,12 +211,13 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
             return result, i
 
 
-def _fields(buf: bytes):
+def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
     """Yields (field number, wire type, value) with value an int or bytes."""
     i = 0
     while i < len(buf):
         key, i = _varint(buf, i)
         num, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, i = _varint(buf, i)
         elif wire == 2:
@@ -235,13 +236,27 @@ def _fields(buf: bytes):
         yield num, wire, value
 
 
+def _int(v: int | bytes) -> int:
+    """A varint or fixed field's value; a length-delimited one here is garbage."""
+    if isinstance(v, bytes):
+        raise _Garbage("a length-delimited field where a number belongs")
+    return v
+
+
+def _bytes(v: int | bytes) -> bytes:
+    """A length-delimited field's value; a number here is garbage."""
+    if not isinstance(v, bytes):
+        raise _Garbage("a number where a length-delimited field belongs")
+    return v
+
+
 def _signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
 def _time(buf: bytes) -> str | None:
     parts = {n: v for n, _, v in _fields(buf)}
-    seconds = _signed(parts.get(1, 0))
+    seconds = _signed(_int(parts.get(1, 0)))
     if seconds == 0:
         return None  # Go's zero time: unset
     return rfc3339(from_unix(seconds))
@@ -251,7 +266,7 @@ def _int_or_string(buf: bytes) -> int | str:
     parts = {n: v for n, _, v in _fields(buf)}
     if parts.get(1, 0) == 1:
         return bytes(parts.get(3, b"")).decode()
-    return _int32(parts.get(2, 0))
+    return _int32(_int(parts.get(2, 0)))
 
 
 def _int32(v: int) -> int:
@@ -295,7 +310,7 @@ def _map_entry(buf: bytes, value_type: str) -> tuple[str, Any]:
         if n == 1:
             key = _scalar("string", wire, v)
         elif n == 2:
-            value = _scalar(value_type, wire, v) if value_type in _SCALARS else _message(value_type, v)
+            value = _scalar(value_type, wire, v) if value_type in _SCALARS else _message(value_type, _bytes(v))
     if value is None:  # proto3 omits an empty value
         value = {"bool": False, "int32": 0, "int64": 0}.get(value_type, "" if value_type in _SCALARS else {})
     return key, value
@@ -315,7 +330,7 @@ def _message(name: str, buf: bytes) -> dict[str, Any]:
         if f.type == "map":
             if wire != 2:
                 raise _Garbage(f"map {name}.{f.name} with wire type {wire}")
-            k, v = _map_entry(value, f.value_type)
+            k, v = _map_entry(_bytes(value), f.value_type)
             out.setdefault(f.name, {})[k] = v
             continue
         if f.type in _SCALARS:
@@ -323,7 +338,7 @@ def _message(name: str, buf: bytes) -> dict[str, Any]:
         elif wire != 2:
             raise _Garbage(f"message {name}.{f.name} with wire type {wire}")
         else:
-            decoded = _message(f.type, value)
+            decoded = _message(f.type, _bytes(value))
         if f.inline:
             out.update(decoded)
         elif f.repeated:
@@ -344,7 +359,7 @@ def decode(body: bytes) -> Obj:
         raise bad_request("the body of the request was not a Kubernetes protobuf message (missing k8s\\x00 magic)")
     try:
         envelope = {num: value for num, _, value in _fields(body[len(MAGIC):])}
-        type_meta = {n: bytes(v).decode() for n, _, v in _fields(envelope.get(1, b""))}
+        type_meta = {n: bytes(v).decode() for n, _, v in _fields(_bytes(envelope.get(1, b"")))}
         api_version, kind = type_meta.get(1, ""), type_meta.get(2, "")
         if envelope.get(3):
             raise bad_request(f"unsupported protobuf content encoding {bytes(envelope[3]).decode()!r}")

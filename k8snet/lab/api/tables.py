@@ -252,7 +252,7 @@ _POD_FAILED = [{"type": "Completed", "status": "True", "reason": "Failed", "mess
 
 
 def _is_restartable_init(container: Obj | None) -> bool:
-    return bool(container) and container.get("restartPolicy") == "Always"
+    return container is not None and container.get("restartPolicy") == "Always"
 
 
 def _condition_true(conditions: list[Obj], type_: str) -> bool:

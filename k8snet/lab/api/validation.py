@@ -343,10 +343,10 @@ def _validate_service(errs: FieldErrors, svc: Obj) -> None:
         errs.not_supported("spec.sessionAffinity", affinity, ("ClientIP", "None"))
     for i, ip in enumerate(spec.get("externalIPs") or []):
         errs.each_invalid(f"spec.externalIPs[{i}]", ip, sv.is_valid_ip(ip))
-    for key in ("internalTrafficPolicy", "externalTrafficPolicy"):
-        value = spec.get(key)
+    for policy in ("internalTrafficPolicy", "externalTrafficPolicy"):
+        value = spec.get(policy)
         if value and value not in ("Cluster", "Local"):
-            errs.not_supported(f"spec.{key}", value, ("Cluster", "Local"))
+            errs.not_supported(f"spec.{policy}", value, ("Cluster", "Local"))
     _validate_string_map(errs, "spec.selector", spec.get("selector"), sv.is_valid_label_value)
 
 

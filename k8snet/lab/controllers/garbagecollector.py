@@ -18,7 +18,7 @@ informers of different kinds are not in step, and a fresh owner may not be cache
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 from ..api.resources import RESOURCES, Resource, by_kind
 from ..config import LabConfig
@@ -57,7 +57,7 @@ class GarbageCollector(Controller):
         self._dependents: dict[str, set[Ref]] = {}    # owner uid -> dependents
 
     # -- the graph ------------------------------------------------------------
-    def _handler(self, key: str):  # type: ignore[no-untyped-def]
+    def _handler(self, key: str) -> Callable[[str, Obj], None]:
         def on_event(etype: str, obj: Obj) -> None:
             m = obj["metadata"]
             ref: Ref = (key, m.get("namespace", ""), m["name"])

@@ -69,7 +69,8 @@ def choose_node(pod: Obj, nodes: list[Obj], placed: list[tuple[str, str]]) -> tu
     """The node for ``pod`` and "", or None and the FailedScheduling message.
 
     ``placed`` is (node name, owner uid) for every pod already on a node."""
-    feasible, reasons = [], {}
+    feasible: list[str] = []
+    reasons: dict[str, int] = {}
     for node in nodes:
         why = filter_reason(pod, node)
         if why is None:

@@ -68,7 +68,7 @@ def answer_wire(records: ClusterRecords, wire: bytes, *, udp: bool) -> bytes | N
             log.exception("answering %s failed", q)
             response.set_rcode(dns.rcode.SERVFAIL)
         else:
-            response.set_rcode(result.rcode)
+            response.set_rcode(dns.rcode.Rcode(result.rcode))
             if result.authoritative:
                 response.flags |= dns.flags.AA
             response.answer = result.answer
@@ -125,7 +125,7 @@ class DnsServer:
                 if self.port:
                     raise
                 continue
-            self._udp, self.port = transport, port  # type: ignore[assignment]
+            self._udp, self.port = transport, port
             return
         raise OSError(f"no port free for both UDP and TCP on {self.host}")
 

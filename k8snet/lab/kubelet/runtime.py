@@ -234,6 +234,7 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
     elif config.tty:  # the init failed before it made a terminal: nothing to read
         io, pumps = ContainerIO(None, stdin_once=config.stdin_once, tty_fd=None), []
     else:
+        assert proc.stdout is not None and proc.stderr is not None  # _stdio pipes both without a tty
         io = ContainerIO(proc.stdin, stdin_once=config.stdin_once, tty_fd=None)
         pumps = [asyncio.create_task(_pump(proc.stdout, "stdout", log, io.publish)),
                  asyncio.create_task(_pump(proc.stderr, "stderr", log, io.publish))]
