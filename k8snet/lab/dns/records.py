@@ -151,7 +151,7 @@ class ClusterRecords:
         self._names: dict[dns.name.Name, _Node] = {}
         self._ptr: dict[dns.name.Name, list[str]] = {}
         self._by_service: dict[tuple[str, str], list[Obj]] = {}
-        self._parsed: dict[tuple[int, tuple[str, ...]], dns.rdataset.Rdataset] = {}
+        self._parsed: dict[tuple[dns.rdatatype.RdataType, tuple[str, ...]], dns.rdataset.Rdataset] = {}
         self._synced = threading.Event()
         if synced:
             self._synced.set()
@@ -337,7 +337,7 @@ class ClusterRecords:
             return Answer(rcode=dns.rcode.SERVFAIL, authoritative=False)
         return Answer(rcode=rcode, authority=[self._soa(zone)])
 
-    def _rrset(self, owner: dns.name.Name, rdtype: int, texts: Iterable[str]) -> dns.rrset.RRset:
+    def _rrset(self, owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, texts: Iterable[str]) -> dns.rrset.RRset:
         # Parsing rdata text is the costliest step of an answer; the same data is asked
         # for again and again, so parsed rdatasets are kept (bounded: pod names are
         # unbounded) and only the owner name, in the question's case, is new each time.
