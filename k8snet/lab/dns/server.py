@@ -68,7 +68,7 @@ def answer_wire(records: ClusterRecords, wire: bytes, *, udp: bool) -> bytes | N
             log.exception("answering %s failed", q)
             response.set_rcode(dns.rcode.SERVFAIL)
         else:
-            response.set_rcode(dns.rcode.Rcode(result.rcode))
+            response.set_rcode(result.rcode)
             if result.authoritative:
                 response.flags |= dns.flags.AA
             response.answer = result.answer
