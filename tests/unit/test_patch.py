@@ -147,7 +147,7 @@ def test_json_patch_ops():
     ([{"op": "test", "path": "/metadata/name", "value": "other"}], "testing value /metadata/name failed"),
     ([{"op": "frob", "path": "/"}], "Unexpected kind: frob"),
     ([{"path": "/metadata"}], "Unexpected kind: unknown"),
-    # without a path (or with null) an operation is refused, not applied to the whole object
+    # without a path (or with null): json-patch's own message, 422 like any failed operation
     ([{"op": "add", "value": {}}], "add operation failed to decode path: missing value"),
     ([{"op": "replace", "path": None, "value": {}}],
      "replace operation failed to decode path: operation missing path field: missing value"),

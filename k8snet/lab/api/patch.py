@@ -150,8 +150,8 @@ _MISSING = {"path": "operation missing path field: missing value",
 
 
 def _op_pointer(op: dict[str, Any], field: str, kind: str) -> str:
-    """An operation's ``path`` or ``from`` (Operation.Path and From): without one the
-    operation is refused, never applied to the whole document."""
+    """An operation's ``path`` or ``from`` (Operation.Path and From): without one, Apply
+    fails and the API server answers 422 with json-patch's message, like any failed patch."""
     value = op.get(field)
     if isinstance(value, str):
         return value
