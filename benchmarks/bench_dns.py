@@ -145,7 +145,7 @@ def measure(lab_name: str, args: argparse.Namespace, workdir: Path) -> tuple[lis
         targets = {"lab-svc": (lab_config.dns_service_ip, 53), "lab-pod": (dns_ip, 53),
                    "dnsmasq": (dns_ip, DNSMASQ_PORT)}
         for server, port in targets.values():
-            wait(lambda: answers(client_ns, server, port, names[-1][0]))
+            wait(lambda server=server, port=port: answers(client_ns, server, port, names[-1][0]))
 
         rows = []
         for run in range(args.runs):

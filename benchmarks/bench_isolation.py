@@ -174,7 +174,7 @@ class Probe:
                         threading.Thread(target=self._react, daemon=True),
                         threading.Thread(target=self._watch, daemon=True)]
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         for t in self.threads:
             t.start()
         return self
@@ -220,7 +220,7 @@ class Probe:
             code, body = api.request("POST", pods, json.dumps(pod).encode())
             assert code == 201, body[:300]
             with self._bound_changed:
-                self._bound_changed.wait_for(lambda: name in self.bound, timeout=60)
+                self._bound_changed.wait_for(lambda name=name: name in self.bound, timeout=60)
             if name in self.bound:
                 self.reactions.append(self.bound[name] - started)
             api.request("DELETE", f"{pods}/{name}", json.dumps({"gracePeriodSeconds": 0}).encode())

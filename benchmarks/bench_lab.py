@@ -63,7 +63,8 @@ def one_run(name: str = "bench", small: int = 10, big: int = 100) -> dict[str, f
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         core.create_namespaced_pod("default", {"metadata": {"name": "probe"}, "spec": {"containers": [
             {"name": "probe", "image": "busybox", "command": ["sleep", "3600"]}]}})
-        core.create_namespaced_service("default", {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+        core.create_namespaced_service("default", {"metadata": {"name": "web"},
+                                                   "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
         core.create_namespaced_pod("default", {"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {"containers": [
             {"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]}]}})
 

@@ -22,7 +22,8 @@ as a full resync still does), so before and after sit side by side in one run.
 Published anchor (Kubernetes blog, "NFTables mode for kube-proxy", 2025): iptables
 p50 grows ~47 -> 272 µs from 5,000 to 30,000 Services; nftables stays ~14 µs.
 Goals (issue 12): nftables p50 flat within 1.2x from 100 to 10,000 Services; 10,000
-Services programmed in < 1 s; one more in <= 0.2 s (iptables), <= 0.05 s (nftables). Writes data/results/proxy-bench.csv and .json.
+Services programmed in < 1 s; one more in <= 0.2 s (iptables), <= 0.05 s (nftables).
+Writes data/results/proxy-bench.csv and .json.
 ``benchmarks/run.py`` calls :func:`measure` as its ``proxy`` row.
 """
 
@@ -90,7 +91,7 @@ class Topology:
         self.namespaces: list[str] = []
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Topology":
+    def __enter__(self) -> Topology:
         try:
             self._build()
         except BaseException:

@@ -22,8 +22,8 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -48,7 +48,10 @@ spec:
     metadata: {labels: {app: backends}}
     spec:
       containers:
-      - {name: agnhost, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [serve-hostname], ports: [{containerPort: 9376}]}
+      - name: agnhost
+        image: registry.k8s.io/e2e-test-images/agnhost:2.53
+        args: [serve-hostname]
+        ports: [{containerPort: 9376}]
 ---
 apiVersion: v1
 kind: Service

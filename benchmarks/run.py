@@ -305,7 +305,7 @@ def readme_table(meta: dict[str, Any]) -> str:
              f"({machine['cpu']}), {machine['memory_gib']} GiB, {machine.get('os') or 'Linux'}, kernel "
              f"{machine['kernel']}; 1-minute load average {load['min_1m']}–{load['max_1m']} during the run.",
              "", "| what | measured: median (min–max) | goal | |", "|---|---|---|---|"]
-    for row_name, condition in meta["conditions"].items():
+    for row_name in meta["conditions"]:
         for s in meta["summary"].values():
             if s["row"] != row_name or "goal_text" not in s:
                 continue

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _EXPORTS = {
     "connect": "cluster", "Cluster": "cluster", "ClusterInfo": "cluster", "ExecResult": "cluster",
@@ -36,8 +36,8 @@ __all__ = ["__version__", *_EXPORTS, *_MODULES]
 if TYPE_CHECKING:
     from . import analysis, plots, results, tls  # noqa: F401
     from .cluster import Cluster, ClusterInfo, ExecResult, LabFacts, WaitTimeout, connect  # noqa: F401
-    from .params import large_samples  # noqa: F401
     from .measure import Measurement, ProbeError, dns_latency, env, lb_distribution, pod_to_pod, rtt_baseline  # noqa: F401
+    from .params import large_samples  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,7 @@ and the small :class:`Cluster` facade the notebooks use.
 
 Everything goes through the official ``kubernetes`` client and the public API, so a
 notebook that runs against the lab runs unchanged against kind, minikube or a cloud
-cluster. API failures surface as :class:`k8snet.lab.api.errors.ApiError` carrying the
+cluster. API failures surface as :class:`k8snet.lab.errors.ApiError` carrying the
 server's own ``Status`` reason and message.
 
 What the lab tells about itself also comes through the API (:class:`LabFacts`, from
@@ -39,10 +39,10 @@ from tqdm.auto import tqdm
 from .kubectlenv import kubectl_namespace
 from .lab import kubeconfig as lab_kubeconfig
 from .lab import lifecycle
-from .lab.api.errors import ApiError
-from .lab.bootstrap import LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE
-from .lab.bootstrap import LabFacts as LabFacts  # re-exported: the type of Cluster.lab
 from .lab.config import LabConfig
+from .lab.errors import ApiError
+from .lab.labfacts import LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE
+from .lab.labfacts import LabFacts as LabFacts  # re-exported: the type of Cluster.lab
 from .probe.probe import is_service_env
 
 Manifest = str | Path | dict[str, Any] | Iterable[Any]

@@ -485,7 +485,7 @@ def _traced(cfg: LabConfig, svc: ServiceInfo, nodes: range, action: Callable[[],
         action()
         time.sleep(0.3)  # let the last trace events arrive
     finally:
-        for i, proc in monitors.items():
+        for proc in monitors.values():
             proc.terminate()
         for i in nodes:
             subprocess.run(["ip", "netns", "exec", cfg.node_netns(i), "nft", "delete", "table", "ip", TRACE_TABLE],

@@ -21,8 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
-
+from .version import __version__
 
 #: The distributions whose versions a result records: the client that talks to the
 #: cluster and the libraries that compute and draw the numbers.

@@ -53,7 +53,7 @@ class KeyPair:
     def certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.cert_pem)
 
-    def chain_pem(self, ca: "KeyPair") -> bytes:
+    def chain_pem(self, ca: KeyPair) -> bytes:
         """Leaf then CA: what a server sends (nginx's ``ssl_certificate`` takes the chain)."""
         return self.cert_pem + ca.cert_pem
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -150,3 +151,12 @@ class LabConfig:
     def pods_dir(self) -> Path:
         """Per-pod files (resolv.conf, hosts, volumes, logs) live under here."""
         return self.state_dir / "pods"
+
+
+def read_config(path: Path) -> LabConfig:
+    """A lab's configuration as ``lifecycle.save_config`` wrote it (its ``config.json``);
+    here, at the bottom of the layers, so the supervisor reads it without the lifecycle."""
+    data = json.loads(path.read_text())
+    data["state_dir"] = Path(data["state_dir"])
+    data["node_port_range"] = tuple(data["node_port_range"])
+    return LabConfig(**data)

@@ -15,8 +15,8 @@ import logging
 import time
 from collections import OrderedDict
 
-from .api.errors import ApiError
 from .contracts import ApiClient, Obj
+from .errors import ApiError
 from .timefmt import rfc3339
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from .api.errors import ApiError
 from .contracts import ApiClient, Obj
+from .errors import ApiError
 
 log = logging.getLogger(__name__)
 

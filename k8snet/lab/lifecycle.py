@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator, TypeGuard
 
 from . import kubeconfig, statelock
-from .config import LabConfig, state_root
+from .config import LabConfig, read_config, state_root
 from .kubeconfig import UserKubeconfig
 from .polling import wait_until
 
@@ -106,10 +106,7 @@ def load_config(name: str) -> LabConfig:
     path = state_root() / name / "config.json"
     if not path.exists():
         return LabConfig(name=name)
-    data = json.loads(path.read_text())
-    data["state_dir"] = Path(data["state_dir"])
-    data["node_port_range"] = tuple(data["node_port_range"])
-    return LabConfig(**data)
+    return read_config(path)
 
 
 def has_state(config: LabConfig) -> bool:
@@ -213,7 +210,8 @@ def _up_locked(config: LabConfig, timeout: float, target: UserKubeconfig | None)
         _merge_user_kubeconfig(load_config(config.name), target)
         return current
     if current.phase in ("Starting", "Stopping"):
-        raise LabError(f"lab {config.name!r} is {current.phase.lower()} (pid {current.pid}); wait, or run 'k8snet lab down --name {config.name}'")
+        raise LabError(f"lab {config.name!r} is {current.phase.lower()} (pid {current.pid}); "
+                       f"wait, or run 'k8snet lab down --name {config.name}'")
     saved = load_config(config.name)
     restoring = has_state(saved)
     if restoring:
@@ -332,8 +330,9 @@ def check_shape(name: str, nodes: int | None, proxy_mode: str | None) -> None:
     if not has_state(saved):
         return
     if (nodes is not None and nodes != saved.nodes) or (proxy_mode is not None and proxy_mode != saved.proxy_mode):
-        raise LabError(f"lab {name!r} exists with {saved.nodes} node{'s' if saved.nodes != 1 else ''} in {saved.proxy_mode} mode and comes back "
-                       f"as it was; 'sudo k8snet lab down --name {name}' first for another shape")
+        raise LabError(f"lab {name!r} exists with {saved.nodes} node{'s' if saved.nodes != 1 else ''} "
+                       f"in {saved.proxy_mode} mode and comes back as it was; "
+                       f"'sudo k8snet lab down --name {name}' first for another shape")
 
 
 def stop(name: str = "k8snet", *, grace: float = 15.0) -> LabStatus:

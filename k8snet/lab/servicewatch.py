@@ -59,7 +59,7 @@ class ServiceWatch:
             while True:
                 try:
                     await asyncio.wait_for(self.dirty.wait(), timeout=resync)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass  # the periodic sync
                 await asyncio.sleep(debounce)
                 self.dirty.clear()

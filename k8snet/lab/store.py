@@ -21,13 +21,14 @@ container's files the loop may wait milliseconds to get it back.
 from __future__ import annotations
 
 import asyncio
+import builtins  # Store has a list() method, which shadows list in its annotations
 import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import errors
+from . import errors
 
 Obj = dict[str, Any]
 
@@ -125,7 +126,7 @@ class Store:
         from its objects is current while this stays the same."""
         return self._generations.get(key, 0)
 
-    def objects(self, key: str) -> list[Obj]:
+    def objects(self, key: str) -> builtins.list[Obj]:
         """All objects of ``key``: the lister admission uses for allocation."""
         return self.list(key)[0]
 
@@ -208,7 +209,7 @@ class Store:
         self._compacted = horizon
 
     # -- watch -------------------------------------------------------------
-    def watch(self, key: str, namespace: str | None, since: int) -> "StoreWatch":
+    def watch(self, key: str, namespace: str | None, since: int) -> StoreWatch:
         """Events of ``key`` with a revision above ``since``; 410 Expired if the log no
         longer reaches back that far."""
         return StoreWatch(self, key, namespace, since)
@@ -217,7 +218,7 @@ class Store:
         if since < self._compacted:
             raise errors.gone(f"too old resource version: {since} ({self._compacted})")
 
-    def _events_after(self, key: str, namespace: str | None, since: int) -> list[Event]:
+    def _events_after(self, key: str, namespace: str | None, since: int) -> builtins.list[Event]:
         sql = "SELECT rv, type, namespace, name, body, prev FROM events WHERE key = ? AND rv > ?"
         args: list[Any] = [key, since]
         if namespace is not None:
@@ -278,13 +279,13 @@ class StoreWatch:
                 return None
             try:
                 await asyncio.wait_for(self._wake.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
         event = self._buffer.pop(0)
         self.progress = event.rv
         return event
 
-    def __enter__(self) -> "StoreWatch":
+    def __enter__(self) -> StoreWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -38,10 +38,9 @@ from .api.bodyworkers import DEFAULT_WORKERS, BodyDecoder
 from .api.core import ApiCore
 from .api.identity import UserInfo
 from .api.server import ApiServer
-from .config import LabConfig
+from .config import LabConfig, read_config
 from .controllers import ControllerManager
 from .kubelet.kubelet import Kubelet
-from .lifecycle import load_config
 from .net import nsutil
 from .net.cleanup import cleanup_lab
 from .net.lbannounce import Announcer
@@ -290,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.umask(0o077)  # store, logs, pod files: root's only (containers set their own)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config_path = Path(argv[0])
-    config = load_config(json.loads(config_path.read_text())["name"])
+    config = read_config(Path(argv[0]))
     return asyncio.run(_main(config))
 
 

@@ -335,7 +335,7 @@ def udp_query(server: str, name: str, timeout: float, qtype: int = 1) -> tuple[R
         while True:
             try:
                 data = s.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 return None, now_us() - t0
             reply = decode_reply(data)
             if reply.qid == qid:  # a late reply to an earlier query is not ours
@@ -429,7 +429,7 @@ def rtt(host: str, port: int, count: int, size: int, timeout: float) -> None:
             s.send(payload)
             try:
                 ok = s.recv(65536) == payload
-            except socket.timeout:
+            except TimeoutError:
                 ok = False
             emit(proto="udp", i=i, rtt_us=round(now_us() - t0, 1), ok=ok)
     t0 = now_us()
@@ -505,7 +505,8 @@ def dial(host: str, port: int, via: str | None, via_port: int, tries: int, timeo
 
 # -- env ---------------------------------------------------------------------------------
 
-SERVICE_ENV_RE = re.compile(r"^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$")
+SERVICE_ENV_RE = re.compile(r"^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
+                            r"|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$")
 DOCKER_LINK_RE = re.compile(r"^[A-Z0-9_]+_PORT$")
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import k8snet
 from k8snet import Cluster, WaitTimeout
-from k8snet.lab.api.errors import ApiError
+from k8snet.lab.errors import ApiError
 
 
 def test_info_and_nodes(cluster: Cluster):

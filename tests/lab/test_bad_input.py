@@ -22,8 +22,10 @@ class Raw:
         self.host, self.port = cluster["server"].removeprefix("https://").split(":")
         ctx = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
         with tempfile.NamedTemporaryFile("wb", suffix=".pem") as cert, tempfile.NamedTemporaryFile("wb", suffix=".pem") as key:
-            cert.write(base64.b64decode(user["client-certificate-data"])); cert.flush()
-            key.write(base64.b64decode(user["client-key-data"])); key.flush()
+            cert.write(base64.b64decode(user["client-certificate-data"]))
+            cert.flush()
+            key.write(base64.b64decode(user["client-key-data"]))
+            key.flush()
             ctx.load_cert_chain(cert.name, key.name)
         self.ctx = ctx
 

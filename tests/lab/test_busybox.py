@@ -10,6 +10,7 @@ no endpoints, and the busybox client.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from typing import Iterator
@@ -41,15 +42,23 @@ def setup(core: client.CoreV1Api) -> Iterator[dict[str, str]]:
         # kube-proxy lags the Services by its debounce. The REJECT of "empty" is asked
         # once a second: the node's ICMP replies are rate-limited per destination (the
         # kernel's icmp_ratelimit), and a refused SYN that gets no ICMP is resent after 1 s.
-        wait_until("kube-proxy to program web", lambda: run_in(core, namespace, "wget", "-qO-", "http://web/")[2] == 0)
-        wait_until("kube-proxy to program empty", lambda: "Connection refused" in run_in(
-            core, namespace, "wget", "-qO-", "-T", "3", "http://empty/")[1], interval=1.0)
+        wait_until("kube-proxy to program web", functools.partial(_answers, core, namespace, "http://web/"))
+        wait_until("kube-proxy to program empty", functools.partial(_refused, core, namespace, "http://empty/"),
+                   interval=1.0)
         time.sleep(1.0)
         yield addresses
 
 
 def run_in(core: client.CoreV1Api, namespace: str, *command: str) -> tuple[str, str, int]:
     return exec_in(core, namespace, "client", list(command))
+
+
+def _answers(core: client.CoreV1Api, namespace: str, url: str) -> bool:
+    return run_in(core, namespace, "wget", "-qO-", url)[2] == 0
+
+
+def _refused(core: client.CoreV1Api, namespace: str, url: str) -> bool:
+    return "Connection refused" in run_in(core, namespace, "wget", "-qO-", "-T", "3", url)[1]
 
 
 def run(core: client.CoreV1Api, setup: dict[str, str], *command: str) -> tuple[str, str, int]:

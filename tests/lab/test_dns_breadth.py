@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 
 import pytest
 
@@ -19,7 +20,8 @@ from k8snet.lab.polling import wait_until
 
 MANY = 16  # ready pods behind one headless Service: their SRV answer exceeds 512 bytes
 
-MANIFEST = """
+# a Template: the manifest's YAML flow mappings are full of braces
+MANIFEST = string.Template("""
 apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -58,7 +60,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: many}
 spec:
-  replicas: %(many)d
+  replicas: $many
   selector: {matchLabels: {app: many}}
   template:
     metadata: {labels: {app: many}}
@@ -70,7 +72,7 @@ kind: Pod
 metadata: {name: client}
 spec:
   containers: [{name: client, image: "python:3.12", command: [sleep, "3600"]}]
-""" % {"many": MANY}
+""").substitute(many=MANY)
 
 WEB_POD = """
 apiVersion: v1

@@ -9,6 +9,7 @@ network (the host's one veth), never through kubectl port-forward or exec.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -27,6 +28,11 @@ AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 def http_get(ip: str, port: int, path: str, timeout: float = 3.0) -> str:
     with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=timeout) as resp:
         return resp.read().decode()
+
+
+def _sees_client(ip: str, port: int, client_ip: str) -> bool:
+    """Whether the backend behind ``ip:port`` saw the connection come from ``client_ip``."""
+    return http_get(ip, port, "/clientip").startswith(client_ip + ":")
 
 
 def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
@@ -93,7 +99,7 @@ def app(proxy_lab, proxy_core, proxy_namespace):
     # kube-proxy programs the endpoints a moment after the slices change
     port = proxy_core.read_namespaced_service("web", ns).spec.ports[0].node_port
     for ip in node_addresses(proxy_core).values():
-        eventually(lambda: http_get(ip, port, "/hostname"), 10, f"the NodePort at {ip}")
+        eventually(functools.partial(http_get, ip, port, "/hostname"), 10, f"the NodePort at {ip}")
     return ns
 
 
@@ -166,7 +172,7 @@ def test_nodeport_external_traffic_policy(proxy_lab, proxy_core, app) -> None:
     proxy_core.patch_namespaced_service("web", app, {"spec": {"externalTrafficPolicy": "Local"}})
     # one pod per node: every node has a local endpoint and keeps the client address
     for ip in nodes.values():
-        eventually(lambda: http_get(ip, port, "/clientip").startswith(config.host_ip + ":"), 5,
+        eventually(functools.partial(_sees_client, ip, port, config.host_ip), 5,
                    f"the host's address through {ip}")
 
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-
 from k8snet.lab import lifecycle
 from k8snet.lab.config import LabConfig
 

@@ -22,7 +22,6 @@ import pytest
 
 from k8snet.lab.config import LabConfig
 from k8snet.lab.net import cleanup, hostlink, nsutil, podnet, topology
-
 from tests.lab.hoststate import host_snapshot
 
 SERVER = textwrap.dedent("""

@@ -75,7 +75,7 @@ def reachability_script(stash_of: dict[Path, Path]) -> str:
         covers.append((top, path, stash))
     for top in sorted({top for top, _, _ in covers}, key=lambda p: len(p.parts)):
         lines += [f"mkdir -p {shlex.quote(str(top))}", f"mount -t tmpfs -o mode=0755 k8snet-learner {shlex.quote(str(top))}"]
-    for top, path, stash in covers:
+    for _top, path, stash in covers:
         q_path, q_stash = shlex.quote(str(path)), shlex.quote(str(stash))
         lines.append(f"mkdir -p {q_path}")
         if blocked_ancestor(path) == path:  # the folder itself is closed: bring back its entries one by one

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from .kube import exec_in, pod, ready_pods, wait_until
 
 
@@ -73,7 +72,8 @@ def test_unknown_image_is_err_image_pull_naming_the_catalog(core, namespace):
 
     def waiting():
         cs = (core.read_namespaced_pod("nope", namespace).status.container_statuses or [None])[0]
-        return cs.state.waiting if cs and cs.state.waiting and cs.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff") else None
+        pulling = cs and cs.state.waiting and cs.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff")
+        return cs.state.waiting if pulling else None
     reason = wait_until("ErrImagePull", waiting)
     assert "nginx" in reason.message and "busybox" in reason.message, reason.message
 

@@ -13,8 +13,7 @@ from collections import Counter
 from scipy.stats import chisquare
 
 from .kube import exec_in, wait_until
-from .svcprobe import (client_pod, connect, hostname_pod, node_names, service, wait_answers,
-                       wait_endpoints, wait_ready)
+from .svcprobe import client_pod, connect, hostname_pod, node_names, service, wait_answers, wait_endpoints, wait_ready
 
 DNS_QUERY = r"""
 import socket, struct, sys

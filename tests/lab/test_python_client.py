@@ -20,7 +20,8 @@ def test_create_list_watch_logs_exec(api, namespace):
     dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                     "template": {"metadata": {"labels": {"app": "web"}},
-                                 "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}]}]}}}}
+                                 "spec": {"containers": [{"name": "nginx", "image": "nginx",
+                                                          "ports": [{"containerPort": 80}]}]}}}}
     list_rv = core.list_namespaced_pod(namespace).metadata.resource_version
     apps.create_namespaced_deployment(namespace, dep)
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .kube import wait_until
-from .svcprobe import (client_pod, connect, hostname_pod, node_names, service, wait_answers, wait_endpoints,
-                       wait_ready)
+from .svcprobe import client_pod, connect, hostname_pod, node_names, service, wait_answers, wait_endpoints, wait_ready
 
 
 def test_internal_traffic_policy_local(proxy_lab, proxy_core, proxy_namespace):

@@ -223,8 +223,8 @@ def test_exposing_the_service(kubectl, kubeconfig, namespace, lab):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "service/my-nginx edited" in proc.stdout, proc.stdout + proc.stderr
     # 34: EXTERNAL-IP from the lab's pool, both ports listed with their node ports
-    line = wait_until("an EXTERNAL-IP", lambda: next((l for l in kubectl("get", "svc", "my-nginx").splitlines()
-                                                     if "LoadBalancer" in l and "<pending>" not in l), None), 10)
+    line = wait_until("an EXTERNAL-IP", lambda: next((row for row in kubectl("get", "svc", "my-nginx").splitlines()
+                                                     if "LoadBalancer" in row and "<pending>" not in row), None), 10)
     name, kind, cluster_ip, external_ip, port_list, _age = line.split()
     assert kind == "LoadBalancer" and external_ip in load_config(lab.name).loadbalancer_pool
     assert port_list == f"8080:{ports['http']['nodePort']}/TCP,443:{ports['https']['nodePort']}/TCP"

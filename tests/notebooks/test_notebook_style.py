@@ -67,7 +67,7 @@ def test_headings_are_bilingual_numbered_and_nested(path: Path) -> None:
     headings = [(len(m.group(1)), m.group(2)) for m in HEADING.finditer(_markdown(path))]
     titles = [text for level, text in headings if level == 1]
     assert len(titles) == 1 and titles[0].startswith(path.name[:2]), f"{path.name}: one '# {path.name[:2]} · …' title"
-    for level, text in headings:
+    for _level, text in headings:
         assert HANGUL.search(text) and LATIN.search(text), f"{path.name}: heading not bilingual: {text!r}"
     for (before, _), (level, text) in zip(headings, headings[1:]):
         assert level <= before + 1, f"{path.name}: heading level skipped at {text!r}"

@@ -10,9 +10,9 @@ import pytest
 
 from k8snet.lab.api import strvalidation as sv
 from k8snet.lab.api.admission import Admission
-from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.resources import by_key
 from k8snet.lab.config import LabConfig
+from k8snet.lab.errors import ApiError
 
 PODS, SVCS, DEPLOY, RS = by_key("pods"), by_key("services"), by_key("apps/deployments"), by_key("apps/replicasets")
 SECRETS, NS, CM, SLICES = by_key("secrets"), by_key("namespaces"), by_key("configmaps"), by_key(
@@ -200,7 +200,8 @@ def test_missing_containers_and_bad_ports(adm):
     p["spec"]["containers"][0]["ports"] = [{"containerPort": 70000}]
     with pytest.raises(ApiError) as e:
         adm.admit_create(PODS, p)
-    assert causes(e) == ["spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"]
+    assert causes(e) == [
+        "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"]
 
 
 def test_service_name_is_dns1035(adm):

@@ -19,8 +19,8 @@ if importlib.util.find_spec("k8snet.lab.api.schema") is None:  # written in para
 
 from k8snet.lab.api.admission import Admission  # noqa: E402
 from k8snet.lab.api.core import ApiCore  # noqa: E402
-from k8snet.lab.api.errors import ApiError  # noqa: E402
 from k8snet.lab.config import LabConfig  # noqa: E402
+from k8snet.lab.errors import ApiError  # noqa: E402
 from k8snet.lab.pki import Pki  # noqa: E402
 from k8snet.lab.store import Store  # noqa: E402
 

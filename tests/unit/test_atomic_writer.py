@@ -113,7 +113,7 @@ class _PerObjectApi:
     def __init__(self) -> None:
         self.queues: dict[tuple[str, str | None, str | None], asyncio.Queue[Any]] = {}
 
-    def _queue(self, key: str, namespace: str | None, field_selector: str | None) -> "asyncio.Queue[Any]":
+    def _queue(self, key: str, namespace: str | None, field_selector: str | None) -> asyncio.Queue[Any]:
         return self.queues.setdefault((key, namespace, field_selector), asyncio.Queue())
 
     async def list(self, key: str, namespace: str | None = None, *, label_selector: str | None = None,

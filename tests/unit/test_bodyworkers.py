@@ -19,7 +19,7 @@ import pytest
 
 from k8snet.lab.api import bodyworkers
 from k8snet.lab.api.bodyworkers import BodyDecoder
-from k8snet.lab.api.errors import ApiError
+from k8snet.lab.errors import ApiError
 from tests.unit.test_bad_input_corpus import ALIAS_BOMB
 
 ROOT = Path(__file__).resolve().parents[2]

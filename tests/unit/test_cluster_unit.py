@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from k8snet.cluster import cluster_kind, documents, api_error
+from k8snet.cluster import api_error, cluster_kind, documents
 
 DEPLOY_AND_SVC = """\
 apiVersion: apps/v1

@@ -17,9 +17,9 @@ import pytest
 
 from k8snet.lab.api.admission import Admission
 from k8snet.lab.api.core import ApiCore
-from k8snet.lab.api.errors import ApiError
 from k8snet.lab.config import LabConfig
 from k8snet.lab.controllers import ControllerManager
+from k8snet.lab.errors import ApiError
 from k8snet.lab.informer import Informer
 from k8snet.lab.pki import Pki
 from k8snet.lab.store import Store

@@ -9,7 +9,6 @@ from fractions import Fraction
 import pytest
 
 from k8snet import datapath
-
 from tests.unit._proxy_fixtures import NODE, case_clusterip_three_endpoints, endpoint, endpoint_slice, service
 
 HTTP = [{"name": "http", "port": 80, "targetPort": 80}]

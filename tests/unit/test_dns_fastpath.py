@@ -43,7 +43,8 @@ def test_a_repeat_is_the_same_reply_with_the_new_id():
         for qid in (0x1234, 0x4321):
             assert cache.answer(qid.to_bytes(2, "big") + wire[2:]) == qid.to_bytes(2, "big") + first[2:]
         assert first == answer_wire(records, wire, udp=True)
-    assert dns.message.from_wire(b"\xab\xcd" + cache.answer(b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07garbage")[2:]).rcode() == dns.rcode.FORMERR
+    garbage = b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07garbage"
+    assert dns.message.from_wire(b"\xab\xcd" + cache.answer(garbage)[2:]).rcode() == dns.rcode.FORMERR
 
 
 def test_multi_record_replies_keep_varying_their_order():

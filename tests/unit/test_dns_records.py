@@ -8,7 +8,6 @@ import pytest
 
 from k8snet.lab.dns import ENDPOINTSLICES, SERVICES, ClusterRecords
 from k8snet.lab.dns.records import Answer
-
 from tests.unit._dns_fixtures import HTTP, cluster_records, endpoint, endpoint_slice, service
 
 Z = "cluster.local."

@@ -75,7 +75,7 @@ def raw_udp(server: Running, payload: bytes, timeout: float = 0.5) -> bytes | No
         s.sendto(payload, ("127.0.0.1", server.dns.port))
         try:
             return s.recv(65535)
-        except socket.timeout:
+        except TimeoutError:
             return None
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 import pytest
 
 from k8snet import hosttools
-
 from tests.conftest import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8snet.kubectlenv import kubectl_namespace, kubeconfig_paths, merged, single_context
+from k8snet.kubectlenv import kubeconfig_paths, kubectl_namespace, merged, single_context
 
 
 def _write(path: Path, name: str, *, current: str = "", ca: str = "ca.crt") -> Path:

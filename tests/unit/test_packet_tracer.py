@@ -14,7 +14,7 @@ from k8snet.lab.proxy.iptables import rule_count
 from k8snet.lab.proxy.iptables_trace import parse_iptables
 from k8snet.lab.proxy.model import NodeInfo, build_model
 from k8snet.lab.proxy.nft_trace import parse_nft
-from k8snet.lab.proxy.tracer import HOOKS, Packet, TraceResult, TracerError
+from k8snet.lab.proxy.tracer import HOOKS, Packet, TracerError, TraceResult
 from tests.unit._proxy_fixtures import CASES, NODE
 
 GOLDEN = Path(__file__).parent / "golden" / "proxy"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.patch import apply_patch, server_side_apply
 from k8snet.lab.api.resources import by_key
+from k8snet.lab.errors import ApiError
 
 PODS, SVCS, DEPLOY, NS = by_key("pods"), by_key("services"), by_key("apps/deployments"), by_key("namespaces")
 
@@ -146,6 +146,14 @@ def test_json_patch_ops():
     ([{"op": "add", "path": "/a/b", "value": 1}], 'add operation does not apply: doc is missing path: "/a/b"'),
     ([{"op": "test", "path": "/metadata/name", "value": "other"}], "testing value /metadata/name failed"),
     ([{"op": "frob", "path": "/"}], "Unexpected kind: frob"),
+    ([{"path": "/metadata"}], "Unexpected kind: unknown"),
+    # without a path (or with null): json-patch's own message, 422 like any failed operation
+    ([{"op": "add", "value": {}}], "add operation failed to decode path: missing value"),
+    ([{"op": "replace", "path": None, "value": {}}],
+     "replace operation failed to decode path: operation missing path field: missing value"),
+    ([{"op": "remove"}], "remove operation failed to decode path: missing value"),
+    ([{"op": "move", "path": "/x"}], "move operation failed to decode from: operation, missing from field: missing value"),
+    ([{"op": "copy", "from": "/metadata/name"}], "copy operation failed to decode path: missing value"),
 ])
 def test_json_patch_errors(ops, fragment):
     with pytest.raises(ApiError) as e:

@@ -7,12 +7,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.style  # noqa: E402
-
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-
 import pytest  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 
 from k8snet import analysis, plots  # noqa: E402
 

@@ -22,9 +22,9 @@ import pytest
 from aiohttp import web
 
 from k8snet.lab.api import spdy
-from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.portforward import TUNNEL_PROTOCOL, parse_ports, serve_port_forward
-from k8snet.lab.kubelet.portforward import PortForwardError, _go_dial_error
+from k8snet.lab.errors import ApiError, PortForwardError
+from k8snet.lab.kubelet.portforward import _go_dial_error
 from tests.unit._kubectl_discovery import add_discovery
 
 NS = "default"
@@ -88,7 +88,7 @@ def test_ports_query() -> None:
 def test_dial_errors_read_like_go() -> None:
     refused = ConnectionRefusedError(111, "Connection refused")
     assert _go_dial_error("tcp4", "127.0.0.1:81", refused) == "dial tcp4 127.0.0.1:81: connect: connection refused"
-    assert _go_dial_error("tcp6", "[::1]:81", asyncio.TimeoutError()) == "dial tcp6 [::1]:81: i/o timeout"
+    assert _go_dial_error("tcp6", "[::1]:81", TimeoutError()) == "dial tcp6 [::1]:81: i/o timeout"
 
 
 # -- the handler with real clients ------------------------------------------------------------

@@ -72,7 +72,7 @@ def test_request_bytes_are_http_clients():
                                   ("fd00::7", 9376, False)):
         conn = http.client.HTTPConnection(host, port)
         sent: list[bytes] = []
-        conn.sock = type("Sock", (), {"sendall": lambda self, data: sent.append(data)})()  # no network
+        conn.sock = type("Sock", (), {"sendall": lambda self, data, sent=sent: sent.append(data)})()  # no network
         conn.request("GET", "/hostname", headers={} if keepalive else {"Connection": "close"})
         assert probe.http_get(host, port, "/hostname", keepalive) == b"".join(sent)
 

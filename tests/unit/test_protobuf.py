@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.protobuf import SCHEMA, decode
+from k8snet.lab.errors import ApiError
 
 # kubectl create secret generic s --from-literal=a=b --from-literal=empty=
 # kubectl create configmap c --from-file=index.html(hello\n) --from-literal=k=v

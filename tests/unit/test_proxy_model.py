@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from k8snet.lab.proxy.conntrack import stale_udp_filters
 from k8snet.lab.proxy.model import build_model
-from tests.unit._proxy_fixtures import (CASES, HTTP, HTTP_EP, NODE, OTHER_NODE, endpoint, endpoint_slice,
-                                            service)
+from tests.unit._proxy_fixtures import CASES, HTTP, HTTP_EP, NODE, OTHER_NODE, endpoint, endpoint_slice, service
 
 
 def model(case: str):

@@ -14,12 +14,12 @@ from k8snet.lab.api import bootstrappolicy, rbaccovers
 from k8snet.lab.api.admission import Admission
 from k8snet.lab.api.authorizer import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, Authorizer, RbacSource
 from k8snet.lab.api.core import ApiCore
-from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.escalation import EscalationCheck
 from k8snet.lab.api.identity import CONTROLLER_MANAGER, UserInfo, node_user
 from k8snet.lab.api.noderestriction import NodeRestriction, forbidden_labels
 from k8snet.lab.api.rbac import GROUP, Attributes
 from k8snet.lab.config import LabConfig
+from k8snet.lab.errors import ApiError
 from k8snet.lab.pki import Pki
 from k8snet.lab.store import Store
 

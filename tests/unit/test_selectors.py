@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from k8snet.lab.api.errors import ApiError
-from k8snet.lab.api.selectors import (match_labels, parse_field_selector, parse_label_selector,
-                                      selector_string)
+from k8snet.lab.api.selectors import match_labels, parse_field_selector, parse_label_selector, selector_string
+from k8snet.lab.errors import ApiError
 
 LABELS = {"app": "web", "tier": "front", "n": "7", "example.com/role": "x"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from k8snet.lab import store as store_mod
-from k8snet.lab.api.errors import ApiError
+from k8snet.lab.errors import ApiError
 from k8snet.lab.store import Store
 
 
@@ -28,7 +28,8 @@ def test_resource_version_is_global_monotonic_and_persisted(tmp_path: Path) -> N
     a = s.create("pods", "default", "a", _obj("a"))
     b = s.create("services", "default", "b", _obj("b"))
     a2 = s.update("pods", "default", "a", a)
-    assert [a["metadata"]["resourceVersion"], b["metadata"]["resourceVersion"], a2["metadata"]["resourceVersion"]] == ["1", "2", "3"]
+    versions = [o["metadata"]["resourceVersion"] for o in (a, b, a2)]
+    assert versions == ["1", "2", "3"]
     s.close()
     reopened = Store(tmp_path / "db")
     assert reopened.resource_version == 3

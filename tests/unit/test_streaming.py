@@ -23,8 +23,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.streaming import serve_exec, serve_log
+from k8snet.lab.errors import ApiError
 from tests.unit._kubectl_discovery import add_discovery
 
 NS = "default"

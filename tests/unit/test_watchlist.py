@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
+from test_api_core import POD, make_core, run
 
 from k8snet.lab.api import core as core_mod
 from k8snet.lab.api.core import ApiCore
-from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.listoptions import INITIAL_EVENTS_END, check_list_options, watch_options
-from test_api_core import POD, make_core, run
+from k8snet.lab.errors import ApiError
 
 STREAM = {"send_initial_events": True, "resource_version_match": "NotOlderThan", "allow_bookmarks": True}
 

@@ -46,8 +46,8 @@ import signal
 import time
 from typing import Any, Literal
 
+from ..errors import ApiError
 from . import decoding
-from .errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 store: metadata bookkeeping, namespaces' lifecycle, admission on every write,
 optimistic concurrency, selectors, subresources (status, scale, binding, token,
 finalize) and the real deletion rules (finalizers, graceful pod deletion, namespace
-termination). Every failure is an :class:`~k8snet.lab.api.errors.ApiError`.
+termination). Every failure is an :class:`~k8snet.lab.errors.ApiError`.
 
 Writes have no ``await`` between reading the stored object and writing the new one,
 so each is atomic with respect to the other coroutines of the loop.
@@ -12,23 +12,25 @@ so each is atomic with respect to the other coroutines of the loop.
 
 from __future__ import annotations
 
-import builtins  # the classes below have a list() method, which shadows list in their annotations
 import asyncio
+import builtins  # the classes below have a list() method, which shadows list in their annotations
 import datetime as dt
 import json
 import uuid
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Protocol
 
+from .. import errors
 from .. import store as store_mod
 from ..config import LabConfig
 from ..contracts import Obj, PatchType
+from ..errors import ApiError
 from ..generatednames import random_suffix
 from ..pki import Pki
 from ..store import Store
 from ..timefmt import from_unix, now, rfc3339
-from . import errors, gotypes, listoptions, patch as patch_mod, schema
+from . import gotypes, listoptions, schema
+from . import patch as patch_mod
 from .clone import clone
-from .errors import ApiError
 from .identity import UserInfo
 from .resources import Resource, by_key
 from .selectors import parse_field_selector, parse_label_selector, selector_string
@@ -101,7 +103,7 @@ class WriteGuard(Protocol):
 
 
 class ApiCore:
-    def __init__(self, config: LabConfig, store: Store, admission: "Admission", pki: Pki):
+    def __init__(self, config: LabConfig, store: Store, admission: Admission, pki: Pki):
         self.config = config
         self.store = store
         self.admission = admission

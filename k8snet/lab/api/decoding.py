@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ApiError, bad_request
+from ..errors import ApiError, bad_request
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 # Go's encoding/json stops at 10000 levels; the lab's Python code (copying, patching,

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import Callable
 
+from .. import errors
 from ..contracts import Obj
-from . import errors, rbaccovers
+from . import rbaccovers
 from .authorizer import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, ROLE_BINDINGS, ROLES, Authorizer
 from .clone import clone
 from .core import forbidden

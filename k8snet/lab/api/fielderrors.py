@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from k8snet.lab.api.errors import invalid
+from k8snet.lab.errors import invalid
 
 
 def render(value: Any) -> str:

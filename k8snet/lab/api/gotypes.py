@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..errors import ApiError, bad_request
 from . import models
-from .errors import ApiError, bad_request
 from .models import FieldType
 from .resources import Resource
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Protocol
 
-from . import errors
+from .. import errors
 from .authorizer import Decision
 from .identity import AUTHENTICATED, UserInfo, service_account_groups, split_service_account
 from .rbac import Attributes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import kubernetes.client.models as _models
 
@@ -31,7 +31,7 @@ class FieldType:
 
     kind: str
     name: str = ""
-    item: "FieldType | None" = None
+    item: FieldType | None = None
 
 
 def parse_type(text: str) -> FieldType:
@@ -47,7 +47,7 @@ def parse_type(text: str) -> FieldType:
     return FieldType("scalar", name=text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fields(model: str) -> dict[str, FieldType]:
     """JSON field name → type of one model class."""
     cls = getattr(_models, model)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from .. import errors
 from ..contracts import Obj
-from . import errors
 from .core import forbidden
 from .identity import UserInfo
 from .nodeauthorizer import NODE_LEASE_NAMESPACE, node_name

@@ -14,9 +14,9 @@ import json
 from typing import Any
 
 from k8snet.lab.api import models
-from k8snet.lab.api.errors import ApiError, bad_request
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.contracts import Obj
+from k8snet.lab.errors import ApiError, bad_request
 from k8snet.lab.timefmt import rfc3339
 
 DIRECTIVE = "$patch"
@@ -142,6 +142,23 @@ def _add(doc: Any, path: str, value: Any, op: str = "add", replace: bool = False
     return doc
 
 
+# json-patch v4's words for an operation without its "path" or "from" (a JSON null counts
+# as missing there too): add, remove and copy say only "missing value" for the path, the
+# others pass on the getter's error
+_MISSING = {"path": "operation missing path field: missing value",
+            "from": "operation, missing from field: missing value"}
+
+
+def _op_pointer(op: dict[str, Any], field: str, kind: str) -> str:
+    """An operation's ``path`` or ``from`` (Operation.Path and From): without one, Apply
+    fails and the API server answers 422 with json-patch's message, like any failed patch."""
+    value = op.get(field)
+    if isinstance(value, str):
+        return value
+    why = "missing value" if field == "path" and kind in ("add", "remove", "copy") else _MISSING[field]
+    raise _invalid_patch(f"{kind} operation failed to decode {field}: {why}")
+
+
 def json_patch(doc: Any, ops: Any) -> Any:
     if not isinstance(ops, list):
         raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
@@ -149,21 +166,23 @@ def json_patch(doc: Any, ops: Any) -> Any:
     for op in ops:
         if not isinstance(op, dict):
             raise bad_request("json: cannot unmarshal into Go value of type jsonpatch.Operation")
-        kind, path = op.get("op"), op.get("path")
+        kind = op["op"] if isinstance(op.get("op"), str) else "unknown"  # Operation.Kind
         if kind in ("add", "replace", "test") and "value" not in op:
             raise _invalid_patch(f"{kind} operation has no value: missing value")
         if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op["value"]))
+            doc = _add(doc, _op_pointer(op, "path", kind), copy.deepcopy(op["value"]))
         elif kind == "remove":
-            doc, _ = _remove(doc, path)
+            doc, _ = _remove(doc, _op_pointer(op, "path", kind))
         elif kind == "replace":
-            doc = _add(doc, path, copy.deepcopy(op["value"]), "replace", replace=True)
-        elif kind == "move":
-            doc, value = _remove(doc, op.get("from"), "move")
-            doc = _add(doc, path, value, "move")
+            doc = _add(doc, _op_pointer(op, "path", kind), copy.deepcopy(op["value"]), "replace", replace=True)
+        elif kind == "move":  # "from" is read first, as json-patch does
+            doc, value = _remove(doc, _op_pointer(op, "from", kind), "move")
+            doc = _add(doc, _op_pointer(op, "path", kind), value, "move")
         elif kind == "copy":
-            doc = _add(doc, path, copy.deepcopy(_get(doc, op.get("from"), "copy")), "copy")
+            value = copy.deepcopy(_get(doc, _op_pointer(op, "from", kind), "copy"))
+            doc = _add(doc, _op_pointer(op, "path", kind), value, "copy")
         elif kind == "test":
+            path = _op_pointer(op, "path", kind)
             if _get(doc, path, "test") != op["value"]:
                 raise _invalid_patch(f"testing value {path} failed: test failed")
         else:
@@ -179,7 +198,7 @@ class _Schema:
     def __init__(self, model: str | None):
         self.model = model
 
-    def field(self, key: str) -> tuple[str, str, "_Schema"]:
+    def field(self, key: str) -> tuple[str, str, _Schema]:
         """(strategies, merge key, schema of the field's value or its list items)."""
         if self.model is None:
             return "", "", _Schema(None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from .errors import ApiError, bad_request
+from ..errors import ApiError, bad_request
 
 _NOT_NAMES = (".", "..")
 _FORBIDDEN_PARTS = ("/", "%")

@@ -28,9 +28,8 @@ from typing import Any, Awaitable, Callable, Protocol
 from aiohttp import WSMsgType, web
 
 from ..contracts import Obj
-from ..kubelet.portforward import PortForwardError
+from ..errors import ApiError, PortForwardError, bad_request
 from . import spdy
-from .errors import ApiError, bad_request
 from .streaming import refuse_non_websocket
 
 log = logging.getLogger(__name__)
@@ -190,7 +189,7 @@ class PodPipe:
         finally:
             try:
                 await asyncio.wait_for(self.client_done.wait(), _DRAIN_GRACE)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             writer.close()
         return None

@@ -19,55 +19,84 @@ import base64
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
-from k8snet.lab.api.errors import ApiError, bad_request
 from k8snet.lab.contracts import Obj
+from k8snet.lab.errors import ApiError, bad_request
 from k8snet.lab.timefmt import from_unix, rfc3339
 
 MAGIC = b"k8s\x00"
 
-# message: number=[]name:type  ([] repeated, ~ inlined into the parent, * keep zero)
+# message: number=[]name:type  ([] repeated, ~ inlined into the parent, * keep zero); a line
+# ending in a comma continues on the next, indented one
 SCHEMA_TEXT = """
 Unknown: 1=typeMeta:TypeMeta, 2=raw:bytes, 3=contentEncoding:string, 4=contentType:string
 TypeMeta: 1=apiVersion:string, 2=kind:string
-ObjectMeta: 1=name:string, 2=generateName:string, 3=namespace:string, 4=selfLink:string, 5=uid:string, 6=resourceVersion:string, 7=generation:int64, 8=creationTimestamp:Time, 9=deletionTimestamp:Time, 10=deletionGracePeriodSeconds:int64*, 11=labels:map<string,string>, 12=annotations:map<string,string>, 13=[]ownerReferences:OwnerReference, 14=[]finalizers:string, 17=[]managedFields:ManagedFieldsEntry
-OwnerReference: 1=kind:string, 3=name:string, 4=uid:string, 5=apiVersion:string, 6=controller:bool*, 7=blockOwnerDeletion:bool*
-ManagedFieldsEntry: 1=manager:string, 2=operation:string, 3=apiVersion:string, 4=time:Time, 6=fieldsType:string, 7=fieldsV1:FieldsV1, 8=subresource:string
+ObjectMeta: 1=name:string, 2=generateName:string, 3=namespace:string, 4=selfLink:string, 5=uid:string,
+    6=resourceVersion:string, 7=generation:int64, 8=creationTimestamp:Time, 9=deletionTimestamp:Time,
+    10=deletionGracePeriodSeconds:int64*, 11=labels:map<string,string>, 12=annotations:map<string,string>,
+    13=[]ownerReferences:OwnerReference, 14=[]finalizers:string, 17=[]managedFields:ManagedFieldsEntry
+OwnerReference: 1=kind:string, 3=name:string, 4=uid:string, 5=apiVersion:string, 6=controller:bool*,
+    7=blockOwnerDeletion:bool*
+ManagedFieldsEntry: 1=manager:string, 2=operation:string, 3=apiVersion:string, 4=time:Time, 6=fieldsType:string,
+    7=fieldsV1:FieldsV1, 8=subresource:string
 FieldsV1: 1=raw:json
 Namespace: 1=metadata:ObjectMeta, 2=spec:NamespaceSpec, 3=status:NamespaceStatus
 NamespaceSpec: 1=[]finalizers:string
 NamespaceStatus: 1=phase:string, 2=[]conditions:NamespaceCondition
 NamespaceCondition: 1=type:string, 2=status:string, 4=lastTransitionTime:Time, 5=reason:string, 6=message:string
-Secret: 1=metadata:ObjectMeta, 2=data:map<string,bytes>, 3=type:string, 4=stringData:map<string,string>, 5=immutable:bool*
+Secret: 1=metadata:ObjectMeta, 2=data:map<string,bytes>, 3=type:string, 4=stringData:map<string,string>,
+    5=immutable:bool*
 ConfigMap: 1=metadata:ObjectMeta, 2=data:map<string,string>, 3=binaryData:map<string,bytes>, 4=immutable:bool*
-ServiceAccount: 1=metadata:ObjectMeta, 2=[]secrets:ObjectReference, 3=[]imagePullSecrets:LocalObjectReference, 4=automountServiceAccountToken:bool*
-ObjectReference: 1=kind:string, 2=namespace:string, 3=name:string, 4=uid:string, 5=apiVersion:string, 6=resourceVersion:string, 7=fieldPath:string
+ServiceAccount: 1=metadata:ObjectMeta, 2=[]secrets:ObjectReference, 3=[]imagePullSecrets:LocalObjectReference,
+    4=automountServiceAccountToken:bool*
+ObjectReference: 1=kind:string, 2=namespace:string, 3=name:string, 4=uid:string, 5=apiVersion:string,
+    6=resourceVersion:string, 7=fieldPath:string
 LocalObjectReference: 1=name:string
 Service: 1=metadata:ObjectMeta, 2=spec:ServiceSpec, 3=status:ServiceStatus
-ServiceSpec: 1=[]ports:ServicePort, 2=selector:map<string,string>, 3=clusterIP:string, 4=type:string, 5=[]externalIPs:string, 7=sessionAffinity:string, 8=loadBalancerIP:string, 9=[]loadBalancerSourceRanges:string, 10=externalName:string, 11=externalTrafficPolicy:string, 12=healthCheckNodePort:int32, 13=publishNotReadyAddresses:bool, 14=sessionAffinityConfig:SessionAffinityConfig, 17=ipFamilyPolicy:string, 18=[]clusterIPs:string, 19=[]ipFamilies:string, 20=allocateLoadBalancerNodePorts:bool*, 21=loadBalancerClass:string, 22=internalTrafficPolicy:string, 23=trafficDistribution:string
-ServicePort: 1=name:string, 2=protocol:string, 3=port:int32, 4=targetPort:IntOrString, 5=nodePort:int32, 6=appProtocol:string
+ServiceSpec: 1=[]ports:ServicePort, 2=selector:map<string,string>, 3=clusterIP:string, 4=type:string,
+    5=[]externalIPs:string, 7=sessionAffinity:string, 8=loadBalancerIP:string, 9=[]loadBalancerSourceRanges:string,
+    10=externalName:string, 11=externalTrafficPolicy:string, 12=healthCheckNodePort:int32,
+    13=publishNotReadyAddresses:bool, 14=sessionAffinityConfig:SessionAffinityConfig, 17=ipFamilyPolicy:string,
+    18=[]clusterIPs:string, 19=[]ipFamilies:string, 20=allocateLoadBalancerNodePorts:bool*,
+    21=loadBalancerClass:string, 22=internalTrafficPolicy:string, 23=trafficDistribution:string
+ServicePort: 1=name:string, 2=protocol:string, 3=port:int32, 4=targetPort:IntOrString, 5=nodePort:int32,
+    6=appProtocol:string
 SessionAffinityConfig: 1=clientIP:ClientIPConfig
 ClientIPConfig: 1=timeoutSeconds:int32
 ServiceStatus: 1=loadBalancer:LoadBalancerStatus, 2=[]conditions:Condition
 LoadBalancerStatus: 1=[]ingress:LoadBalancerIngress
 LoadBalancerIngress: 1=ip:string, 2=hostname:string, 3=ipMode:string, 4=[]ports:PortStatus
 PortStatus: 1=port:int32, 2=protocol:string, 3=error:string
-Condition: 1=type:string, 2=status:string, 3=observedGeneration:int64, 4=lastTransitionTime:Time, 5=reason:string, 6=message:string
+Condition: 1=type:string, 2=status:string, 3=observedGeneration:int64, 4=lastTransitionTime:Time, 5=reason:string,
+    6=message:string
 Deployment: 1=metadata:ObjectMeta, 2=spec:DeploymentSpec, 3=status:DeploymentStatus
-DeploymentSpec: 1=replicas:int32*, 2=selector:LabelSelector, 3=template:PodTemplateSpec, 4=strategy:DeploymentStrategy, 5=minReadySeconds:int32, 6=revisionHistoryLimit:int32*, 7=paused:bool, 9=progressDeadlineSeconds:int32*
+DeploymentSpec: 1=replicas:int32*, 2=selector:LabelSelector, 3=template:PodTemplateSpec, 4=strategy:DeploymentStrategy,
+    5=minReadySeconds:int32, 6=revisionHistoryLimit:int32*, 7=paused:bool, 9=progressDeadlineSeconds:int32*
 DeploymentStrategy: 1=type:string, 2=rollingUpdate:RollingUpdateDeployment
 RollingUpdateDeployment: 1=maxUnavailable:IntOrString, 2=maxSurge:IntOrString
-DeploymentStatus: 1=observedGeneration:int64, 2=replicas:int32, 3=updatedReplicas:int32, 4=availableReplicas:int32, 5=unavailableReplicas:int32, 6=[]conditions:DeploymentCondition, 7=readyReplicas:int32, 8=collisionCount:int32
-DeploymentCondition: 1=type:string, 2=status:string, 4=reason:string, 5=message:string, 6=lastUpdateTime:Time, 7=lastTransitionTime:Time
+DeploymentStatus: 1=observedGeneration:int64, 2=replicas:int32, 3=updatedReplicas:int32, 4=availableReplicas:int32,
+    5=unavailableReplicas:int32, 6=[]conditions:DeploymentCondition, 7=readyReplicas:int32, 8=collisionCount:int32
+DeploymentCondition: 1=type:string, 2=status:string, 4=reason:string, 5=message:string, 6=lastUpdateTime:Time,
+    7=lastTransitionTime:Time
 ReplicaSet: 1=metadata:ObjectMeta, 2=spec:ReplicaSetSpec, 3=status:ReplicaSetStatus
 ReplicaSetSpec: 1=replicas:int32*, 2=selector:LabelSelector, 3=template:PodTemplateSpec, 4=minReadySeconds:int32
-ReplicaSetStatus: 1=replicas:int32*, 2=fullyLabeledReplicas:int32, 3=observedGeneration:int64, 4=readyReplicas:int32, 5=availableReplicas:int32
+ReplicaSetStatus: 1=replicas:int32*, 2=fullyLabeledReplicas:int32, 3=observedGeneration:int64, 4=readyReplicas:int32,
+    5=availableReplicas:int32
 PodTemplateSpec: 1=metadata:ObjectMeta, 2=spec:PodSpec
-PodSpec: 1=[]volumes:Volume, 2=[]containers:Container, 3=restartPolicy:string, 4=terminationGracePeriodSeconds:int64*, 5=activeDeadlineSeconds:int64, 6=dnsPolicy:string, 7=nodeSelector:map<string,string>, 8=serviceAccountName:string, 9=serviceAccount:string, 10=nodeName:string, 11=hostNetwork:bool, 12=hostPID:bool, 13=hostIPC:bool, 15=[]imagePullSecrets:LocalObjectReference, 16=hostname:string, 17=subdomain:string, 19=schedulerName:string, 20=[]initContainers:Container, 21=automountServiceAccountToken:bool*, 22=[]tolerations:Toleration, 23=[]hostAliases:HostAlias, 24=priorityClassName:string, 25=priority:int32*, 29=runtimeClassName:string, 30=enableServiceLinks:bool*, 31=preemptionPolicy:string, 35=setHostnameAsFQDN:bool*, 37=hostUsers:bool*
+PodSpec: 1=[]volumes:Volume, 2=[]containers:Container, 3=restartPolicy:string, 4=terminationGracePeriodSeconds:int64*,
+    5=activeDeadlineSeconds:int64, 6=dnsPolicy:string, 7=nodeSelector:map<string,string>, 8=serviceAccountName:string,
+    9=serviceAccount:string, 10=nodeName:string, 11=hostNetwork:bool, 12=hostPID:bool, 13=hostIPC:bool,
+    15=[]imagePullSecrets:LocalObjectReference, 16=hostname:string, 17=subdomain:string, 19=schedulerName:string,
+    20=[]initContainers:Container, 21=automountServiceAccountToken:bool*, 22=[]tolerations:Toleration,
+    23=[]hostAliases:HostAlias, 24=priorityClassName:string, 25=priority:int32*, 29=runtimeClassName:string,
+    30=enableServiceLinks:bool*, 31=preemptionPolicy:string, 35=setHostnameAsFQDN:bool*, 37=hostUsers:bool*
 Toleration: 1=key:string, 2=operator:string, 3=value:string, 4=effect:string, 5=tolerationSeconds:int64*
 HostAlias: 1=ip:string, 2=[]hostnames:string
-Container: 1=name:string, 2=image:string, 3=[]command:string, 4=[]args:string, 5=workingDir:string, 6=[]ports:ContainerPort, 7=[]env:EnvVar, 8=resources:ResourceRequirements, 9=[]volumeMounts:VolumeMount, 13=terminationMessagePath:string, 14=imagePullPolicy:string, 16=stdin:bool, 17=stdinOnce:bool, 18=tty:bool, 19=[]envFrom:EnvFromSource, 20=terminationMessagePolicy:string, 24=restartPolicy:string
+Container: 1=name:string, 2=image:string, 3=[]command:string, 4=[]args:string, 5=workingDir:string,
+    6=[]ports:ContainerPort, 7=[]env:EnvVar, 8=resources:ResourceRequirements, 9=[]volumeMounts:VolumeMount,
+    13=terminationMessagePath:string, 14=imagePullPolicy:string, 16=stdin:bool, 17=stdinOnce:bool, 18=tty:bool,
+    19=[]envFrom:EnvFromSource, 20=terminationMessagePolicy:string, 24=restartPolicy:string
 ContainerPort: 1=name:string, 2=hostPort:int32, 3=containerPort:int32, 4=protocol:string, 5=hostIP:string
 EnvVar: 1=name:string, 2=value:string, 3=valueFrom:EnvVarSource
 EnvVarSource: 1=fieldRef:ObjectFieldSelector, 3=configMapKeyRef:ConfigMapKeySelector, 4=secretKeyRef:SecretKeySelector
@@ -79,19 +108,23 @@ ConfigMapEnvSource: 1=~localObjectReference:LocalObjectReference, 2=optional:boo
 SecretEnvSource: 1=~localObjectReference:LocalObjectReference, 2=optional:bool*
 ResourceRequirements: 1=limits:map<string,Quantity>, 2=requests:map<string,Quantity>, 3=[]claims:ResourceClaim
 ResourceClaim: 1=name:string, 2=request:string
-VolumeMount: 1=name:string, 2=readOnly:bool, 3=mountPath:string, 4=subPath:string, 5=mountPropagation:string, 6=subPathExpr:string, 7=recursiveReadOnly:string
+VolumeMount: 1=name:string, 2=readOnly:bool, 3=mountPath:string, 4=subPath:string, 5=mountPropagation:string,
+    6=subPathExpr:string, 7=recursiveReadOnly:string
 Volume: 1=name:string, 2=~volumeSource:VolumeSource
-VolumeSource: 1=hostPath:HostPathVolumeSource, 2=emptyDir:EmptyDirVolumeSource, 6=secret:SecretVolumeSource, 19=configMap:ConfigMapVolumeSource
+VolumeSource: 1=hostPath:HostPathVolumeSource, 2=emptyDir:EmptyDirVolumeSource, 6=secret:SecretVolumeSource,
+    19=configMap:ConfigMapVolumeSource
 HostPathVolumeSource: 1=path:string, 2=type:string*
 EmptyDirVolumeSource: 1=medium:string, 2=sizeLimit:Quantity
 SecretVolumeSource: 1=secretName:string, 2=[]items:KeyToPath, 3=defaultMode:int32*, 4=optional:bool*
-ConfigMapVolumeSource: 1=~localObjectReference:LocalObjectReference, 2=[]items:KeyToPath, 3=defaultMode:int32*, 4=optional:bool*
+ConfigMapVolumeSource: 1=~localObjectReference:LocalObjectReference, 2=[]items:KeyToPath, 3=defaultMode:int32*,
+    4=optional:bool*
 KeyToPath: 1=key:string, 2=path:string, 3=mode:int32*
 LabelSelector: 1=matchLabels:map<string,string>, 2=[]matchExpressions:LabelSelectorRequirement
 LabelSelectorRequirement: 1=key:string, 2=operator:string, 3=[]values:string
 Role: 1=metadata:ObjectMeta, 2=[]rules:PolicyRule
 ClusterRole: 1=metadata:ObjectMeta, 2=[]rules:PolicyRule, 3=aggregationRule:AggregationRule
-PolicyRule: 1=[]verbs:string, 2=[]apiGroups:string, 3=[]resources:string, 4=[]resourceNames:string, 5=[]nonResourceURLs:string
+PolicyRule: 1=[]verbs:string, 2=[]apiGroups:string, 3=[]resources:string, 4=[]resourceNames:string,
+    5=[]nonResourceURLs:string
 AggregationRule: 1=[]clusterRoleSelectors:LabelSelector
 RoleBinding: 1=metadata:ObjectMeta, 2=[]subjects:Subject, 3=roleRef:RoleRef
 ClusterRoleBinding: 1=metadata:ObjectMeta, 2=[]subjects:Subject, 3=roleRef:RoleRef
@@ -101,8 +134,10 @@ SelfSubjectAccessReview: 1=metadata:ObjectMeta, 2=spec:SelfSubjectAccessReviewSp
 SelfSubjectAccessReviewSpec: 1=resourceAttributes:ResourceAttributes, 2=nonResourceAttributes:NonResourceAttributes
 SubjectAccessReview: 1=metadata:ObjectMeta, 2=spec:SubjectAccessReviewSpec, 3=status:SubjectAccessReviewStatus
 LocalSubjectAccessReview: 1=metadata:ObjectMeta, 2=spec:SubjectAccessReviewSpec, 3=status:SubjectAccessReviewStatus
-SubjectAccessReviewSpec: 1=resourceAttributes:ResourceAttributes, 2=nonResourceAttributes:NonResourceAttributes, 3=user:string, 4=[]groups:string, 6=uid:string
-ResourceAttributes: 1=namespace:string, 2=verb:string, 3=group:string, 4=version:string, 5=resource:string, 6=subresource:string, 7=name:string
+SubjectAccessReviewSpec: 1=resourceAttributes:ResourceAttributes, 2=nonResourceAttributes:NonResourceAttributes,
+    3=user:string, 4=[]groups:string, 6=uid:string
+ResourceAttributes: 1=namespace:string, 2=verb:string, 3=group:string, 4=version:string, 5=resource:string,
+    6=subresource:string, 7=name:string
 NonResourceAttributes: 1=path:string, 2=verb:string
 SubjectAccessReviewStatus: 1=allowed:bool, 2=reason:string, 3=evaluationError:string, 4=denied:bool
 SelfSubjectRulesReview: 1=metadata:ObjectMeta, 2=spec:SelfSubjectRulesReviewSpec, 3=status:SubjectRulesReviewStatus
@@ -133,7 +168,7 @@ class Field:
 def _parse_schema(text: str) -> dict[str, dict[int, Field]]:
     schema: dict[str, dict[int, Field]] = {}
     entry = re.compile(r"(\d+)=(\[\])?(~)?(\w*):(map<string,(\w+)>|\w+)(\*)?$")
-    for line in text.strip().splitlines():
+    for line in re.sub(r",\n\s+", ", ", text.strip()).splitlines():
         message, _, body = line.partition(":")
         fields = {}
         for item in re.split(r",\s+(?=\d+=)", body.strip()):
@@ -176,12 +211,13 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
             return result, i
 
 
-def _fields(buf: bytes):
+def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
     """Yields (field number, wire type, value) with value an int or bytes."""
     i = 0
     while i < len(buf):
         key, i = _varint(buf, i)
         num, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, i = _varint(buf, i)
         elif wire == 2:
@@ -200,13 +236,27 @@ def _fields(buf: bytes):
         yield num, wire, value
 
 
+def _int(v: int | bytes) -> int:
+    """A varint or fixed field's value; a length-delimited one here is garbage."""
+    if isinstance(v, bytes):
+        raise _Garbage("a length-delimited field where a number belongs")
+    return v
+
+
+def _bytes(v: int | bytes) -> bytes:
+    """A length-delimited field's value; a number here is garbage."""
+    if not isinstance(v, bytes):
+        raise _Garbage("a number where a length-delimited field belongs")
+    return v
+
+
 def _signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
 def _time(buf: bytes) -> str | None:
     parts = {n: v for n, _, v in _fields(buf)}
-    seconds = _signed(parts.get(1, 0))
+    seconds = _signed(_int(parts.get(1, 0)))
     if seconds == 0:
         return None  # Go's zero time: unset
     return rfc3339(from_unix(seconds))
@@ -216,7 +266,7 @@ def _int_or_string(buf: bytes) -> int | str:
     parts = {n: v for n, _, v in _fields(buf)}
     if parts.get(1, 0) == 1:
         return bytes(parts.get(3, b"")).decode()
-    return _int32(parts.get(2, 0))
+    return _int32(_int(parts.get(2, 0)))
 
 
 def _int32(v: int) -> int:
@@ -260,7 +310,7 @@ def _map_entry(buf: bytes, value_type: str) -> tuple[str, Any]:
         if n == 1:
             key = _scalar("string", wire, v)
         elif n == 2:
-            value = _scalar(value_type, wire, v) if value_type in _SCALARS else _message(value_type, v)
+            value = _scalar(value_type, wire, v) if value_type in _SCALARS else _message(value_type, _bytes(v))
     if value is None:  # proto3 omits an empty value
         value = {"bool": False, "int32": 0, "int64": 0}.get(value_type, "" if value_type in _SCALARS else {})
     return key, value
@@ -280,7 +330,7 @@ def _message(name: str, buf: bytes) -> dict[str, Any]:
         if f.type == "map":
             if wire != 2:
                 raise _Garbage(f"map {name}.{f.name} with wire type {wire}")
-            k, v = _map_entry(value, f.value_type)
+            k, v = _map_entry(_bytes(value), f.value_type)
             out.setdefault(f.name, {})[k] = v
             continue
         if f.type in _SCALARS:
@@ -288,7 +338,7 @@ def _message(name: str, buf: bytes) -> dict[str, Any]:
         elif wire != 2:
             raise _Garbage(f"message {name}.{f.name} with wire type {wire}")
         else:
-            decoded = _message(f.type, value)
+            decoded = _message(f.type, _bytes(value))
         if f.inline:
             out.update(decoded)
         elif f.repeated:
@@ -309,7 +359,7 @@ def decode(body: bytes) -> Obj:
         raise bad_request("the body of the request was not a Kubernetes protobuf message (missing k8s\\x00 magic)")
     try:
         envelope = {num: value for num, _, value in _fields(body[len(MAGIC):])}
-        type_meta = {n: bytes(v).decode() for n, _, v in _fields(envelope.get(1, b""))}
+        type_meta = {n: bytes(v).decode() for n, _, v in _fields(_bytes(envelope.get(1, b"")))}
         api_version, kind = type_meta.get(1, ""), type_meta.get(2, "")
         if envelope.get(3):
             raise bad_request(f"unsupported protobuf content encoding {bytes(envelope[3]).decode()!r}")
@@ -318,5 +368,5 @@ def decode(body: bytes) -> Obj:
                            f"protobuf decoding of {api_version}/{kind} is not supported; send JSON")
         obj = _message(kind, bytes(envelope.get(2, b"")))
     except (_Garbage, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise bad_request(f"unable to decode protobuf body: {e}")
+        raise bad_request(f"unable to decode protobuf body: {e}") from e
     return {"apiVersion": api_version, "kind": kind, **obj}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .errors import ApiError, forbidden
+from ..errors import ApiError, forbidden
 from .identity import UserInfo
 from .rbac import Attributes, forbidden_message
 

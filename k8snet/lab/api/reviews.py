@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import errors
 from ..contracts import Obj
-from . import errors
 from .authorizer import Authorizer
 from .clone import clone
 from .identity import UserInfo

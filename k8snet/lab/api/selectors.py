@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import bad_request
+from ..errors import bad_request
 
 Obj = dict[str, Any]
 

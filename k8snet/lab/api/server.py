@@ -18,13 +18,30 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from .. import errors
 from ..contracts import Obj, PodRuntime
+from ..errors import ApiError
 from ..pki import Pki
-from . import (auth, bodyworkers, decoding, discovery, errors, httperrors, impersonation, listoptions, openapi, openapiv2,
-               pathnames, portforward, protobuf, requestinfo, reviews, streaming, tables)
+from . import (
+    auth,
+    bodyworkers,
+    decoding,
+    discovery,
+    httperrors,
+    impersonation,
+    listoptions,
+    openapi,
+    openapiv2,
+    pathnames,
+    portforward,
+    protobuf,
+    requestinfo,
+    reviews,
+    streaming,
+    tables,
+)
 from .authorizer import Authorizer, RbacSource
 from .core import ApiCore, not_served
-from .errors import ApiError
 from .escalation import EscalationCheck
 from .identity import UserInfo
 from .noderestriction import NodeRestriction
@@ -300,7 +317,7 @@ class ApiServer:
             return await asyncio.wait_for(request.read(), self.body_timeout)
         except web.HTTPRequestEntityTooLarge:
             raise decoding.too_large() from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise httperrors.body_timeout(self.body_timeout) from None
 
     async def _body(self, request: web.Request) -> Any:

@@ -18,13 +18,14 @@ import asyncio
 import base64
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from ..contracts import ExecProcess, Obj, PodRuntime
-from .errors import ApiError, bad_request, invalid
+from ..errors import ApiError, bad_request, invalid
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class _Channels:
         elif status.get("status") != "Success":  # v1-v3: the error text only
             await self.send(ERROR, status.get("message", "").encode())
 
-    def decode(self, msg: web.WSMessage) -> tuple[int, bytes] | None:
+    def decode(self, msg: WSMessage) -> tuple[int, bytes] | None:
         """A client frame as (channel, payload); None for an empty frame."""
         if msg.type == WSMsgType.TEXT:
             text: str = msg.data
@@ -285,7 +286,7 @@ async def serve_exec(request: web.Request, runtime: PodRuntime, pod: Obj) -> web
             _kill(proc)
             try:
                 await asyncio.wait_for(asyncio.shield(command_task), _KILL_GRACE)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 command_task.cancel()
         else:
             await command_task
@@ -346,39 +347,46 @@ async def _finish(channels: _Channels, status: Obj) -> None:
 
 # -- logs ------------------------------------------------------------------------------
 
-def _log_options(request: web.Request) -> Obj:
-    opts = {
-        "follow": parse_bool(request, "follow"),
-        "previous": parse_bool(request, "previous"),
-        "timestamps": parse_bool(request, "timestamps"),
-        "tail_lines": _parse_int(request, "tailLines"),
-        "limit_bytes": _parse_int(request, "limitBytes"),
-        "since_seconds": _parse_int(request, "sinceSeconds"),
-        "since_time": request.query.get("sinceTime") or None,
-    }
+@dataclass(frozen=True)
+class LogOptions:
+    """``pods/log`` query parameters (PodLogOptions), checked."""
+
+    follow: bool
+    previous: bool
+    timestamps: bool
+    tail_lines: int | None
+    limit_bytes: int | None
+    since: datetime | None  # from sinceTime or sinceSeconds
+
+
+def _log_options(request: web.Request) -> LogOptions:
+    follow, previous = parse_bool(request, "follow"), parse_bool(request, "previous")
+    timestamps = parse_bool(request, "timestamps")
+    tail_lines = _parse_int(request, "tailLines")
+    limit_bytes = _parse_int(request, "limitBytes")
+    since_seconds = _parse_int(request, "sinceSeconds")
+    since_time = request.query.get("sinceTime") or None
     causes = []
-    if opts["tail_lines"] is not None and opts["tail_lines"] < 0:
-        causes.append(("FieldValueInvalid", "tailLines",
-                       f"Invalid value: {opts['tail_lines']}: must be greater than or equal to 0"))
-    if opts["limit_bytes"] is not None and opts["limit_bytes"] < 1:
-        causes.append(("FieldValueInvalid", "limitBytes", f"Invalid value: {opts['limit_bytes']}: must be greater than 0"))
-    if opts["since_seconds"] is not None and opts["since_seconds"] < 1:
-        causes.append(("FieldValueInvalid", "sinceSeconds",
-                       f"Invalid value: {opts['since_seconds']}: must be greater than 0"))
-    if opts["since_seconds"] is not None and opts["since_time"]:
+    if tail_lines is not None and tail_lines < 0:
+        causes.append(("FieldValueInvalid", "tailLines", f"Invalid value: {tail_lines}: must be greater than or equal to 0"))
+    if limit_bytes is not None and limit_bytes < 1:
+        causes.append(("FieldValueInvalid", "limitBytes", f"Invalid value: {limit_bytes}: must be greater than 0"))
+    if since_seconds is not None and since_seconds < 1:
+        causes.append(("FieldValueInvalid", "sinceSeconds", f"Invalid value: {since_seconds}: must be greater than 0"))
+    if since_seconds is not None and since_time:
         causes.append(("FieldValueForbidden", "", "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified"))
     if causes:
         raise invalid("", "PodLogOptions", "", causes)
-    if opts["since_time"]:
+    since: datetime | None = None
+    if since_time:
         try:
-            opts["since"] = datetime.fromisoformat(opts["since_time"].replace("Z", "+00:00"))
+            since = datetime.fromisoformat(since_time.replace("Z", "+00:00"))
         except ValueError:
-            raise bad_request(f'parsing time "{opts["since_time"]}" as RFC3339: cannot parse') from None
-    elif opts["since_seconds"]:
-        opts["since"] = datetime.now(timezone.utc) - timedelta(seconds=opts["since_seconds"])
-    else:
-        opts["since"] = None
-    return opts
+            raise bad_request(f'parsing time "{since_time}" as RFC3339: cannot parse') from None
+    elif since_seconds:
+        since = datetime.now(timezone.utc) - timedelta(seconds=since_seconds)
+    return LogOptions(follow=follow, previous=previous, timestamps=timestamps, tail_lines=tail_lines,
+                      limit_bytes=limit_bytes, since=since)
 
 
 def check_log_status(pod: Obj, container: str, previous: bool) -> None:
@@ -458,14 +466,14 @@ async def serve_log(request: web.Request, runtime: PodRuntime, pod: Obj) -> web.
     """
     opts = _log_options(request)
     container = resolve_container(pod, request.query.get("container"), with_init=True)
-    check_log_status(pod, container, opts["previous"])
+    check_log_status(pod, container, opts.previous)
     meta = pod.get("metadata") or {}
-    since = opts["since"]
-    source = runtime.logs(meta.get("namespace", ""), meta.get("name", ""), container, follow=opts["follow"],
-                          tail_lines=opts["tail_lines"], timestamps=opts["timestamps"] or since is not None,
-                          previous=opts["previous"], limit_bytes=None if since else opts["limit_bytes"])
-    chunks = _since_filter(source, since, opts["timestamps"]) if since else source
-    chunks = _limit(chunks, opts["limit_bytes"])
+    since = opts.since
+    source = runtime.logs(meta.get("namespace", ""), meta.get("name", ""), container, follow=opts.follow,
+                          tail_lines=opts.tail_lines, timestamps=opts.timestamps or since is not None,
+                          previous=opts.previous, limit_bytes=None if since else opts.limit_bytes)
+    chunks = _since_filter(source, since, opts.timestamps) if since else source
+    chunks = _limit(chunks, opts.limit_bytes)
     iterator = chunks.__aiter__()
     try:
         # Read ahead one chunk so a runtime error still becomes a proper HTTP Status.

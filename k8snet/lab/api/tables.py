@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..contracts import Obj
-from .errors import ApiError
+from ..errors import ApiError
 from .resources import Resource
 from .selectors import selector_string
 
@@ -252,7 +252,7 @@ _POD_FAILED = [{"type": "Completed", "status": "True", "reason": "Failed", "mess
 
 
 def _is_restartable_init(container: Obj | None) -> bool:
-    return bool(container) and container.get("restartPolicy") == "Always"
+    return container is not None and container.get("restartPolicy") == "Always"
 
 
 def _condition_true(conditions: list[Obj], type_: str) -> bool:
@@ -641,7 +641,7 @@ def to_table(res: Resource, objects: list[Obj], *, resource_version: str, includ
     definitions out, as the server does for every watch event after the first.
     """
     if include_object not in ("Metadata", "Object", "None"):
-        from .errors import bad_request
+        from ..errors import bad_request
         raise bad_request(f'unrecognized includeObject value: "{include_object}"')
     columns, printer = PRINTERS.get(res.key, (DEFAULT_COLUMNS, print_default))
     now = now or datetime.now(timezone.utc)

@@ -14,13 +14,15 @@ import copy
 import ipaddress
 from typing import Any, Callable
 
-from k8snet.lab.api import containervalidation as cv, rbacvalidation, strvalidation as sv
-from k8snet.lab.api.errors import ApiError, bad_request
+from k8snet.lab.api import containervalidation as cv
+from k8snet.lab.api import rbacvalidation
+from k8snet.lab.api import strvalidation as sv
 from k8snet.lab.api.fielderrors import FieldErrors
 from k8snet.lab.api.pathnames import name_problems
 from k8snet.lab.api.resources import Resource
 from k8snet.lab.api.selectors import match_labels
 from k8snet.lab.contracts import Obj
+from k8snet.lab.errors import ApiError, bad_request
 
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 PROTOCOLS = ("SCTP", "TCP", "UDP")
@@ -341,10 +343,10 @@ def _validate_service(errs: FieldErrors, svc: Obj) -> None:
         errs.not_supported("spec.sessionAffinity", affinity, ("ClientIP", "None"))
     for i, ip in enumerate(spec.get("externalIPs") or []):
         errs.each_invalid(f"spec.externalIPs[{i}]", ip, sv.is_valid_ip(ip))
-    for key in ("internalTrafficPolicy", "externalTrafficPolicy"):
-        value = spec.get(key)
+    for policy in ("internalTrafficPolicy", "externalTrafficPolicy"):
+        value = spec.get(policy)
         if value and value not in ("Cluster", "Local"):
-            errs.not_supported(f"spec.{key}", value, ("Cluster", "Local"))
+            errs.not_supported(f"spec.{policy}", value, ("Cluster", "Local"))
     _validate_string_map(errs, "spec.selector", spec.get("selector"), sv.is_valid_label_value)
 
 
@@ -436,7 +438,8 @@ def _validate_deployment(errs: FieldErrors, d: Obj) -> None:
             pct, n = _percent_or_int(ru.get(key))
             if n < 0:
                 errs.invalid(path, ru.get(key), "must be greater than or equal to 0" if isinstance(ru.get(key), int)
-                             else "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")
+                             else "a valid percent string must be a numeric string followed by an ending '%' "
+                                  "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")
             elif pct and key == "maxUnavailable" and n > 100:
                 errs.invalid(path, ru.get(key), "must not be greater than 100%")
             values[key] = n
@@ -486,7 +489,7 @@ def decode_secret_data(secret: Obj) -> dict[str, bytes]:
         try:
             out[k] = base64.b64decode(v, validate=True)
         except (binascii.Error, ValueError) as e:
-            raise bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: illegal base64 data: {e}')
+            raise bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: illegal base64 data: {e}') from e
     return out
 
 

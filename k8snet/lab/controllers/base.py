@@ -13,9 +13,9 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Hashable
 
-from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from ..events import EventRecorder
 from ..informer import Informer
 from .util import MalformedObject

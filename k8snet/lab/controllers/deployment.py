@@ -14,12 +14,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
+from ..timefmt import rfc3339
 from . import rollout as ro
 from .base import Controller, Informers
-from ..timefmt import rfc3339
 from .util import controller_ref, is_controlled_by, is_deleting, owner_ref_to, owner_refs, selector_matches
 
 DEPLOY = "apps/deployments"

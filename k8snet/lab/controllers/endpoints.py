@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from .base import Controller, Informers
 from .util import is_deleting, is_pod_ready, map_selector_matches
 

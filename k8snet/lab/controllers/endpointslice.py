@@ -15,9 +15,9 @@ import copy
 import time
 from typing import Any
 
-from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from .base import Informers
 from .endpoints import ServiceBackedController, backing_pods, has_selector, pod_identity, pod_ports, service_labels
 from .util import is_deleting, is_pod_ready

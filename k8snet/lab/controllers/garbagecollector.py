@@ -18,12 +18,12 @@ informers of different kinds are not in step, and a fresh owner may not be cache
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
-from ..api.errors import ApiError
 from ..api.resources import RESOURCES, Resource, by_kind
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from .base import Controller, Informers
 from .util import is_deleting, owner_refs
 
@@ -57,7 +57,7 @@ class GarbageCollector(Controller):
         self._dependents: dict[str, set[Ref]] = {}    # owner uid -> dependents
 
     # -- the graph ------------------------------------------------------------
-    def _handler(self, key: str):  # type: ignore[no-untyped-def]
+    def _handler(self, key: str) -> Callable[[str, Obj], None]:
         def on_event(etype: str, obj: Obj) -> None:
             m = obj["metadata"]
             ref: Ref = (key, m.get("namespace", ""), m["name"])

@@ -13,10 +13,10 @@ from __future__ import annotations
 import copy
 import logging
 
-from ..api.errors import ApiError
 from ..api.resources import RESOURCES
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from .base import Controller, Informers
 from .util import is_deleting
 

@@ -17,13 +17,25 @@ import asyncio
 import time
 from typing import Any
 
-from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from .base import Controller, Informers
-from .util import (controller_ref, owner_refs, spec_replicas, is_controlled_by, is_deleting, is_pod_active, is_pod_available,
-                   is_pod_ready, owner_ref_to, parse_time, restart_count, seconds_until_available,
-                   selector_matches)
+from .util import (
+    controller_ref,
+    is_controlled_by,
+    is_deleting,
+    is_pod_active,
+    is_pod_available,
+    is_pod_ready,
+    owner_ref_to,
+    owner_refs,
+    parse_time,
+    restart_count,
+    seconds_until_available,
+    selector_matches,
+    spec_replicas,
+)
 
 RS = "apps/replicasets"
 BURST_REPLICAS = 500          # the real controller's per-sync cap on creates/deletes

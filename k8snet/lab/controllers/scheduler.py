@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
-from .base import Controller, Informers
+from ..errors import ApiError
 from ..timefmt import rfc3339
+from .base import Controller, Informers
 from .util import controller_ref, is_deleting, set_condition
 
 SCHEDULER_NAME = "default-scheduler"
@@ -69,7 +69,8 @@ def choose_node(pod: Obj, nodes: list[Obj], placed: list[tuple[str, str]]) -> tu
     """The node for ``pod`` and "", or None and the FailedScheduling message.
 
     ``placed`` is (node name, owner uid) for every pod already on a node."""
-    feasible, reasons = [], {}
+    feasible: list[str] = []
+    reasons: dict[str, int] = {}
     for node in nodes:
         why = filter_reason(pod, node)
         if why is None:

@@ -8,10 +8,9 @@ the projected token volume mounts ``ca.crt`` from the ConfigMap.
 
 from __future__ import annotations
 
-
-from ..api.errors import ApiError
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from ..pki import Pki
 from .base import Controller, Informers
 from .util import is_deleting

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..api.errors import ApiError
 from ..api.selectors import match_labels
 from ..contracts import Obj
+from ..errors import ApiError
 from ..timefmt import now, parse_time
 
 # -- label selectors ---------------------------------------------------------

@@ -16,7 +16,7 @@ import dns.rcode
 
 from .apiwatch import ApiWatcher, InClusterConfig
 from .health import HealthServer
-from .records import ClusterRecords, DEFAULT_TTL
+from .records import DEFAULT_TTL, ClusterRecords
 from .server import DnsServer
 
 log = logging.getLogger("k8snet.lab.dns")

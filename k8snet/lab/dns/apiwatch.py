@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
-from ..api.errors import ApiError
+from ..errors import ApiError
 from .records import ENDPOINTSLICES, SERVICES
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class InClusterConfig:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None,
-                         sa_dir: Path = SA_DIR) -> "InClusterConfig":
+                         sa_dir: Path = SA_DIR) -> InClusterConfig:
         """Like client-go's ``rest.InClusterConfig``: fails with the same explanation
         when the pod has no Service environment or no mounted token."""
         env = os.environ if environ is None else environ

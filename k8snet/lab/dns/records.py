@@ -45,10 +45,10 @@ counts the changes, so a reply built from the records can be kept until it moves
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
-import logging
 from typing import Any, Callable, Iterable
 
 import dns.exception
@@ -58,8 +58,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
-import dns.rrset
 import dns.reversename
+import dns.rrset
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class ClusterRecords:
         self._names: dict[dns.name.Name, _Node] = {}
         self._ptr: dict[dns.name.Name, list[str]] = {}
         self._by_service: dict[tuple[str, str], list[Obj]] = {}
-        self._parsed: dict[tuple[int, tuple[str, ...]], dns.rdataset.Rdataset] = {}
+        self._parsed: dict[tuple[dns.rdatatype.RdataType, tuple[str, ...]], dns.rdataset.Rdataset] = {}
         self._synced = threading.Event()
         if synced:
             self._synced.set()
@@ -348,7 +348,7 @@ class ClusterRecords:
             return Answer(rcode=dns.rcode.SERVFAIL, authoritative=False)
         return Answer(rcode=rcode, authority=[self._soa(zone)])
 
-    def _rrset(self, owner: dns.name.Name, rdtype: int, texts: Iterable[str]) -> dns.rrset.RRset:
+    def _rrset(self, owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, texts: Iterable[str]) -> dns.rrset.RRset:
         # Parsing rdata text is the costliest step of an answer; the same data is asked
         # for again and again, so parsed rdatasets are kept (bounded: pod names are
         # unbounded) and only the owner name, in the question's case, is new each time.

@@ -67,7 +67,7 @@ class DnsServer:
             self._tcp.close()
             await self._tcp.wait_closed()
 
-    async def __aenter__(self) -> "DnsServer":
+    async def __aenter__(self) -> DnsServer:
         await self.start()
         return self
 
@@ -86,7 +86,7 @@ class DnsServer:
                     break
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception:
             log.exception("TCP DNS connection failed")

@@ -59,7 +59,7 @@ def go_addr(address: tuple) -> str:
 class _WildcardListener:
     """A socketserver server on every address of ``port``, dual-stack where Go would be."""
 
-    address_family: socket.AddressFamily
+    address_family: int  # as socketserver declares it
 
     def __init__(self, port: int, handler: type) -> None:
         self.address_family = wildcard_family()
@@ -171,13 +171,15 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if close:
             self.send_header("Connection", "close")  # also makes the handler close after this one
-        self._headers_buffer.append(b"\r\n" + body)  # end_headers' blank line, then the body
+        # end_headers' blank line, then the body, in http.server's own (private, so
+        # untyped) header buffer: one write for the whole response
+        self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
         self.flush_headers()
 
 
 class NetexecHandler(KeepAliveHandler):
     def log_message(self, fmt: str, *args: object) -> None:  # one line per request on stderr, like Go's log
-        sys.stderr.write("%s %s\n" % (time.strftime("%Y/%m/%d %H:%M:%S"), fmt % args))
+        sys.stderr.write(f'{time.strftime("%Y/%m/%d %H:%M:%S")} {fmt % args}\n')
 
     def _send(self, code: int, body: str, content_type: str = "text/plain; charset=utf-8") -> None:
         self.respond(code, body.encode(), content_type)
@@ -279,10 +281,16 @@ class HostnameHandler(KeepAliveHandler):
         self.respond(200, HOSTNAME.encode(), close=self.close)
 
 
+def _await_deletion(*_: object) -> None:
+    """serve-hostname's SIGTERM handler, as the real one: it says so and waits out the grace period."""
+    print("Awaiting pod deletion.", flush=True)
+    time.sleep(60)
+
+
 def serve_hostname(args: argparse.Namespace) -> None:
     if args.udp and args.http:
         sys.exit("Can't set both --http and --udp")  # the real flag check
-    signal.signal(signal.SIGTERM, lambda *_: (print("Awaiting pod deletion.", flush=True), time.sleep(60)))
+    signal.signal(signal.SIGTERM, _await_deletion)
     print(f"Serving on port {args.port}.", flush=True)
     if args.udp:
         class Reply(socketserver.BaseRequestHandler):
@@ -318,7 +326,7 @@ def connect(args: argparse.Namespace) -> None:
         sys.exit(f"DNS: {err}")
     except ConnectionRefusedError as err:
         sys.exit(f"REFUSED: {err}")
-    except (socket.timeout, TimeoutError) as err:
+    except TimeoutError as err:
         sys.exit(f"TIMEOUT: {err}")
     except OSError as err:
         sys.exit(f"OTHER: {err}")

@@ -19,7 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -158,7 +158,8 @@ def catalog() -> tuple[Image, ...]:
     python = _python()
     nginx_files = (("/etc/nginx", "nginx"), ("/usr/share/nginx/html", "nginx-html"))
     nginx_logs = (("/var/log/nginx", (("access.log", "/dev/stdout"), ("error.log", "/dev/stderr"))),)
-    nginx = dict(
+    nginx = Image(
+        "nginx", ("docker.io/library/nginx",),
         # The official ENTRYPOINT /docker-entrypoint.sh only tweaks config and then
         # execs its arguments, so an empty ENTRYPOINT behaves the same for args.
         cmd=("nginx", "-g", "daemon off;"),
@@ -170,15 +171,17 @@ def catalog() -> tuple[Image, ...]:
     agnhost = (python, str(Path(__file__).with_name("agnhost.py")))
     ours = (("PYTHONPATH", PYTHONPATH),)
     return (
-        Image("nginx", ("docker.io/library/nginx",), **nginx),
-        Image("bprashanth/nginxhttps", ("docker.io/bprashanth/nginxhttps",), **nginx),
+        nginx,
+        replace(nginx, name="bprashanth/nginxhttps", repositories=("docker.io/bprashanth/nginxhttps",)),
         Image("busybox", ("docker.io/library/busybox",), cmd=("sh",), busybox_applets=True),
         Image("radial/busyboxplus", ("docker.io/radial/busyboxplus",), cmd=("/bin/sh",),
               busybox_applets=True, tools=_shell_tools(curl=True)),
         Image("curlimages/curl", ("docker.io/curlimages/curl", "quay.io/curl/curl"),
-              entrypoint=(str(ASSETS / "curl-entrypoint.sh"),), cmd=("curl",), busybox_applets=True, tools=_shell_tools(curl=True),
+              entrypoint=(str(ASSETS / "curl-entrypoint.sh"),), cmd=("curl",), busybox_applets=True,
+              tools=_shell_tools(curl=True),
               aliases=(("/entrypoint.sh", (str(ASSETS / "curl-entrypoint.sh"),)),)),
-        Image("python", ("docker.io/library/python",), cmd=("python3",), env=(("LANG", "C.UTF-8"), ("PYTHON_VERSION", sys.version.split()[0])) + ours,
+        Image("python", ("docker.io/library/python",), cmd=("python3",),
+              env=(("LANG", "C.UTF-8"), ("PYTHON_VERSION", sys.version.split()[0])) + ours,
               tools=(("python", python), ("python3", python))),
         Image("agnhost", ("registry.k8s.io/e2e-test-images/agnhost", "k8s.gcr.io/e2e-test-images/agnhost",
                           "gcr.io/kubernetes-e2e-test-images/agnhost"),

@@ -86,7 +86,7 @@ class ContainerIO:
         for session in list(self.sessions):
             session.deliver(stream, chunk)
 
-    def attach(self, *, stdin: bool, tty: bool) -> "Attachment":
+    def attach(self, *, stdin: bool, tty: bool) -> Attachment:
         if self.ended:
             raise RuntimeError("the container is not running")
         session = Attachment(self, stdin=stdin and self.stdin is not None, tty=tty and self.tty)

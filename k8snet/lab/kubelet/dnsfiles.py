@@ -35,8 +35,8 @@ def _merge_options(base: list[str], extra: list[dict[str, Any]]) -> list[str]:
     for opt in base:
         name, _, value = opt.partition(":")
         merged[name] = value or None
-    for opt in extra:
-        merged[opt["name"]] = opt.get("value")
+    for option in extra:
+        merged[option["name"]] = option.get("value")
     return [name if value is None else f"{name}:{value}" for name, value in merged.items()]
 
 

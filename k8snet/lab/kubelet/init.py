@@ -26,6 +26,10 @@ import marshal
 import os
 import sys
 
+TYPE_CHECKING = False  # typing is not imported at run time: every millisecond of start-up counts
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
@@ -263,7 +267,7 @@ def _console(spec: dict) -> None:
     os.close(master)
 
 
-def _report(fd: int, reason: str, message: str, exit_code: int) -> None:
+def _report(fd: int, reason: str, message: str, exit_code: int) -> "NoReturn":
     import json  # only on failure: it costs a third of the start-up time
     os.write(fd, (json.dumps({"reason": reason, "message": message}) + "\n").encode())
     os._exit(exit_code)

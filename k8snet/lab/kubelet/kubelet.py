@@ -15,16 +15,16 @@ import signal
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from ..api.errors import ApiError, bad_request
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError, PortForwardError, bad_request
 from ..events import EventRecorder
 from ..informer import Informer
 from ..net.podnet import NodeNetwork
 from ..timefmt import rfc3339, rfc3339_micro
 from .attach import Attachment
-from .podworker import PodWorker
-from .portforward import PortForwardError, connect_in_pod
+from .podworker import PodHost, PodWorker
+from .portforward import connect_in_pod
 from .runtime import ContainerStartError, exec_in, follow_log
 from .slots import PrioritySlots
 from .status import merge_patch, status_after_sandbox_loss
@@ -168,11 +168,22 @@ class Kubelet:
         self.start_slots = PrioritySlots(START_SLOTS)
         self.stopping = False  # lab going down: start no new pods
         self.arrivals = itertools.count()
+        self.pod_host = PodHost(
+            config=config, client=client, node_name=self.node_name, node_ip=self.node_ip,
+            images_dir=self.images_dir, network=network, events=self.events, volume_watch=self.volume_watch,
+            start_slots=self.start_slots, arrivals=self.arrivals, services=self._service_objects,
+            spawn=self.spawn, forget=self._forget_worker)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _service_objects(self) -> list[Obj]:
+        return self.services.items() if self.services else []
+
+    def _forget_worker(self, uid: str) -> None:
+        self.workers.pop(uid, None)
 
     # -- main loop ----------------------------------------------------------------
     async def run(self) -> None:
@@ -206,7 +217,7 @@ class Kubelet:
             if pod["metadata"].get("deletionTimestamp"):
                 self.spawn(self._delete_finished(pod))
             return
-        worker = PodWorker(self, pod)
+        worker = PodWorker(self.pod_host, pod)
         self.workers[uid] = worker
         worker.update(pod)
         worker.task = asyncio.create_task(self._run_worker(worker))

@@ -13,23 +13,27 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Iterator
 
-from ..api.errors import ApiError
+from ..config import LabConfig
+from ..contracts import ApiClient
+from ..errors import ApiError
+from ..events import EventRecorder
 from ..images import catalog
 from ..timefmt import rfc3339
 from . import containers as cbuild
 from . import dnsfiles, probes
 from .envvars import EnvError, container_env, service_env
 from .runtime import Container, ContainerStartError, start_container
+from .slots import PrioritySlots
 from .status import ContainerRecord, merge_patch, pod_status, seed_records
 from .volumes import VolumeBuilder, VolumeError, volume_refs
-from .volumesync import PodVolumeChanges
+from .volumesync import PodVolumeChanges, VolumeWatch
 
 if TYPE_CHECKING:
-    from ..net.podnet import PodNetwork
-    from .kubelet import Kubelet
+    from ..net.podnet import NodeNetwork, PodNetwork
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -58,13 +62,33 @@ def _rv(obj: Obj) -> int:
         return 0
 
 
+@dataclass(frozen=True)
+class PodHost:
+    """What a pod worker uses of its node, handed over explicitly by the kubelet (which
+    creates the workers), so that this module does not depend on the Kubelet class."""
+
+    config: LabConfig
+    client: ApiClient
+    node_name: str
+    node_ip: str
+    images_dir: Path
+    network: NodeNetwork
+    events: EventRecorder
+    volume_watch: VolumeWatch
+    start_slots: PrioritySlots  # shared by the node's workers: older pods start first
+    arrivals: Iterator[int]  # the order pods reached the node, the start_slots priority
+    services: Callable[[], list[Obj]]  # the node's current Services (for the service env vars)
+    spawn: Callable[[Coroutine[Any, Any, Any]], None]  # a background task the kubelet keeps alive
+    forget: Callable[[str], None]  # the worker of this pod UID is finished
+
+
 class PodWorker:
-    def __init__(self, kubelet: "Kubelet", pod: Obj):
-        self.k = kubelet
+    def __init__(self, host: PodHost, pod: Obj):
+        self.k = host
         self.pod = pod
         meta = pod["metadata"]
         self.uid, self.namespace, self.name = meta["uid"], meta["namespace"], meta["name"]
-        self.dir: Path = kubelet.config.pods_dir / self.uid
+        self.dir: Path = host.config.pods_dir / self.uid
         spec = pod["spec"]
         self.policy = spec.get("restartPolicy") or "Always"
         self.init_records = [self._record(c) for c in spec.get("initContainers") or []]
@@ -84,7 +108,7 @@ class PodWorker:
         self._deleted = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.task: asyncio.Task | None = None
-        self.seq = next(kubelet.arrivals)  # older pods go first through kubelet.start_slots
+        self.seq = next(host.arrivals)  # older pods go first through host.start_slots
 
     @staticmethod
     def _record(container: Obj) -> ContainerRecord:
@@ -96,6 +120,14 @@ class PodWorker:
         return ContainerRecord(container["name"], shown)
 
     # -- API side -----------------------------------------------------------------
+    @property
+    def sandbox(self) -> PodNetwork:
+        """The pod's network namespace and address: containers and probes start only
+        after the sandbox is made."""
+        if self.net is None:
+            raise RuntimeError(f"pod {self.namespace}/{self.name} has no sandbox yet")
+        return self.net
+
     def update(self, pod: Obj) -> None:
         if _rv(pod) >= _rv(self.pod):
             self.pod = pod
@@ -175,7 +207,7 @@ class PodWorker:
         finally:
             for t in (writer, life, deleted, *self._tasks):
                 t.cancel()
-            self.k.workers.pop(self.uid, None)
+            self.k.forget(self.uid)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _grace(self) -> float:
@@ -329,6 +361,7 @@ class PodWorker:
             ct = await self._start(rec, container, volume_paths)
             if ct is None:
                 await asyncio.Event().wait()  # image or config error: waits for deletion
+                continue
             code = await self._wait(rec, ct)
             if code == 0:
                 return True
@@ -343,7 +376,8 @@ class PodWorker:
         while True:
             ct = await self._start(rec, container, volume_paths)
             if ct is None:
-                await asyncio.Event().wait()
+                await asyncio.Event().wait()  # image or config error: waits for deletion
+                continue
             began = time.monotonic()
             code = await self._wait(rec, ct)
             if self.stopping or not should_restart(self.policy, code):
@@ -405,7 +439,7 @@ class PodWorker:
                 return None
             log_path = self.dir / "logs" / rec.name / f"{rec.restart_count}.log"
             try:
-                ct = await start_container(str(self.net.netns_path), config, self.dir / "containers" / rec.name,
+                ct = await start_container(str(self.sandbox.netns_path), config, self.dir / "containers" / rec.name,
                                            log_path)
             except ContainerStartError as err:
                 rec.set_terminated(err.exit_code, rfc3339(), rfc3339(), reason=err.reason, message=err.message)
@@ -422,9 +456,9 @@ class PodWorker:
         return ct
 
     async def _env(self, container: Obj) -> list[str]:
-        services = self.k.services.items() if self.k.services else []
+        services = self.k.services()
         svc_vars = service_env(services, self.namespace, self.pod["spec"].get("enableServiceLinks", True) is not False)
-        refs = {"configmaps": set(), "secrets": set()}
+        refs: dict[str, set[str]] = {"configmaps": set(), "secrets": set()}
         for ef in container.get("envFrom") or []:
             if ef.get("configMapRef"):
                 refs["configmaps"].add(ef["configMapRef"].get("name", ""))
@@ -464,7 +498,7 @@ class PodWorker:
         task.cancel()
 
     async def _probes(self, rec: ContainerRecord, container: Obj, ct: Container) -> None:
-        netns, ip = self.net.netns, self.net.ip
+        netns, ip = self.sandbox.netns, self.sandbox.ip
 
         def runner(probe: Obj):
             return probes.probe_runner(probe, container, ct, netns, ip)

@@ -12,13 +12,10 @@ import asyncio
 import errno
 import os
 
+from ..errors import PortForwardError
 from ..net import nsutil
 
 CONNECT_TIMEOUT = 10.0
-
-
-class PortForwardError(Exception):
-    """Nothing accepted the connection; the message is the runtime's."""
 
 
 async def connect_in_pod(netns: str, sandbox: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -29,11 +26,11 @@ async def connect_in_pod(netns: str, sandbox: str, port: int) -> tuple[asyncio.S
     """
     try:
         return await nsutil.open_connection_in_netns(netns, "127.0.0.1", port, CONNECT_TIMEOUT)
-    except (OSError, asyncio.TimeoutError) as err:
+    except (TimeoutError, OSError) as err:
         err4 = _go_dial_error("tcp4", f"127.0.0.1:{port}", err)
     try:
         return await nsutil.open_connection_in_netns(netns, "::1", port, CONNECT_TIMEOUT)
-    except (OSError, asyncio.TimeoutError) as err:
+    except (TimeoutError, OSError) as err:
         err6 = _go_dial_error("tcp6", f"[::1]:{port}", err)
     raise PortForwardError(f'failed to connect to localhost:{port} inside namespace "{sandbox}", '
                            f"IPv4: {err4} IPv6 {err6} ")

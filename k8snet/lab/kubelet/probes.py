@@ -33,7 +33,7 @@ def resolve_port(port: Any, container: Obj) -> int:
 async def tcp_probe(netns: str, host: str, port: int, timeout: float) -> bool:
     try:
         _, writer = await nsutil.open_connection_in_netns(netns, host, port, timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     return True
@@ -62,7 +62,7 @@ async def http_probe(netns: str, host: str, port: int, path: str, timeout: float
 
     try:
         return await asyncio.wait_for(attempt(), timeout)
-    except (OSError, asyncio.TimeoutError, ssl.SSLError):
+    except (TimeoutError, OSError, ssl.SSLError):
         return False
 
 
@@ -73,7 +73,7 @@ async def exec_probe(container: Container, command: list[str], timeout: float) -
         return False
     try:
         await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         return False

@@ -21,8 +21,8 @@ import marshal
 import os
 import secrets
 import shlex
-import socket
 import signal
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -133,12 +133,12 @@ class Container:
             self.signal(signal.SIGTERM)
             try:
                 return await asyncio.wait_for(asyncio.shield(self.wait()), grace_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self.signal(signal.SIGKILL)
         try:
             return await asyncio.wait_for(asyncio.shield(self.wait()), 10)
-        except asyncio.TimeoutError:  # unshare itself stuck: kill it too
+        except TimeoutError:  # unshare itself stuck: kill it too
             os.kill(self.proc.pid, signal.SIGKILL)
             return await self.wait()
 
@@ -234,6 +234,7 @@ async def start_container(netns_path: str, config: ContainerConfig, container_di
     elif config.tty:  # the init failed before it made a terminal: nothing to read
         io, pumps = ContainerIO(None, stdin_once=config.stdin_once, tty_fd=None), []
     else:
+        assert proc.stdout is not None and proc.stderr is not None  # _stdio pipes both without a tty
         io = ContainerIO(proc.stdin, stdin_once=config.stdin_once, tty_fd=None)
         pumps = [asyncio.create_task(_pump(proc.stdout, "stdout", log, io.publish)),
                  asyncio.create_task(_pump(proc.stderr, "stderr", log, io.publish))]

@@ -165,8 +165,10 @@ def merge_conditions(old: list[Obj], new: list[Obj], timestamp: str) -> list[Obj
     merged = [c for c in old if c["type"] not in ours]
     for cond in new:
         before = previous.get(cond["type"])
-        same = before is not None and before.get("status") == cond["status"]
-        merged.append({**cond, "lastTransitionTime": before.get("lastTransitionTime") if same else timestamp})
+        if before is not None and before.get("status") == cond["status"]:
+            merged.append({**cond, "lastTransitionTime": before.get("lastTransitionTime")})
+        else:
+            merged.append({**cond, "lastTransitionTime": timestamp})
     order = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
     return sorted(merged, key=lambda c: order.index(c["type"]) if c["type"] in order else len(order))
 

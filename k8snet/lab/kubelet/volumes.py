@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..api.errors import ApiError
 from ..contracts import ApiClient, Obj
+from ..errors import ApiError
 from .atomicwriter import PayloadError, write_atomic
 from .envvars import EnvError, field_ref_value
 
@@ -231,7 +231,7 @@ class VolumeBuilder:
                     updated.append(volume["name"])
         return updated
 
-    async def _token(self, sat: Obj) -> "FetchedToken":
+    async def _token(self, sat: Obj) -> FetchedToken:
         """A bound service-account token from the TokenRequest API, as the kubelet asks for it."""
         meta = self.pod["metadata"]
         spec: Obj = {

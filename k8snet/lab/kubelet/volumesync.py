@@ -25,7 +25,7 @@ Key = tuple[str, str, str]
 class PodVolumeChanges:
     """The changed objects one pod's volumes use, queued until its worker takes them."""
 
-    def __init__(self, watch: "VolumeWatch", namespace: str, refs: set[Ref]):
+    def __init__(self, watch: VolumeWatch, namespace: str, refs: set[Ref]):
         self._watch = watch
         self.keys = {(kind, namespace, name) for kind, name in refs}
         self._pending: set[Ref] = set()

@@ -9,6 +9,7 @@ lives in, even after the supervisor was SIGKILLed.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -126,6 +127,10 @@ def _dead(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] in "ZX"
 
 
+def _all_dead(pids: list[int]) -> bool:
+    return all(_dead(pid) for pid in pids)
+
+
 def kill_netns_processes(prefix: str, *, timeout: float = 5.0,
                          pods_dir: Path | None = None) -> tuple[list[int], list[int]]:
     """SIGKILLs every process in a ``prefix`` namespace (and, with ``pods_dir``, every
@@ -151,7 +156,7 @@ def kill_netns_processes(prefix: str, *, timeout: float = 5.0,
             except ProcessLookupError:
                 pass
         try:
-            wait_until("the killed processes to die", lambda: all(_dead(p) for p in victims),
+            wait_until("the killed processes to die", functools.partial(_all_dead, victims),
                        max(deadline - time.monotonic(), 0.0), interval=0.01)
         except TimeoutError:
             return killed, [p for p in victims if not _dead(p)]

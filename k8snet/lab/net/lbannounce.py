@@ -27,8 +27,8 @@ from typing import Iterable
 from k8snet.lab.config import LabConfig
 from k8snet.lab.contracts import ApiClient, Obj
 from k8snet.lab.events import EventRecorder
-from k8snet.lab.servicewatch import ServiceWatch
 from k8snet.lab.net import nsutil
+from k8snet.lab.servicewatch import ServiceWatch
 
 log = logging.getLogger(__name__)
 

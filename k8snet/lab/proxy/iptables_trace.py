@@ -15,7 +15,18 @@ from __future__ import annotations
 import ipaddress
 import shlex
 
-from .tracer import BaseChain, CONTINUE, Match, PacketState, ParsedRuleset, Rule, TracerError, Verdict
+from .tracer import (
+    CONTINUE,
+    BaseChain,
+    Match,
+    PacketState,
+    ParsedRuleset,
+    Rule,
+    TracerError,
+    Verdict,
+    gives,
+    protocol_is,
+)
 
 # Built-in chain -> (hook, priority of its table's hook): nat's dstnat -100, filter 0,
 # nat's srcnat (INPUT, POSTROUTING) 100.
@@ -111,20 +122,19 @@ def _parse_rule(rs: ParsedRuleset, table: str, line: str, number: int) -> Rule:
             value()
         elif tok == "-p":
             proto = value().lower()
-            rule.matches.append(_negate(lambda s, p=proto: s.protocol == p, negated))
+            rule.matches.append(_negate(protocol_is(proto), negated))
         elif tok in ("-s", "-d"):
             net = _network(value(), number)
             attr = "src" if tok == "-s" else "dst"
-            rule.matches.append(_negate(lambda s, n=net, a=attr: ipaddress.IPv4Address(getattr(s, a)) in n, negated))
+            rule.matches.append(_negate(_address_in(attr, net), negated))
         elif tok == "--dport" and module in ("tcp", "udp", "sctp"):
             port = int(value())
-            rule.matches.append(_negate(lambda s, p=port, m=module: s.protocol == m and s.dport == p, negated))
+            rule.matches.append(_negate(_dport_is(module, port), negated))
         elif tok == "--mode" and module == "statistic":
             if value() != "random":
                 raise fail("a statistic mode other than random")
         elif tok == "--probability" and module == "statistic":
-            p = float(value())
-            rule.matches.append(_negate(lambda s, p=p: s.chance(p), negated))
+            rule.matches.append(_negate(_chance(float(value())), negated))
         elif tok == "--name" and module == "recent":
             name = value()
             rule.matches.append(_recent(rule, name, tokens, i, number, line))
@@ -135,16 +145,15 @@ def _parse_rule(rs: ParsedRuleset, table: str, line: str, number: int) -> Rule:
             if not states <= CT_STATES:
                 raise fail(f"conntrack state {text!r}")
             # The tracer follows the first packet of a new connection.
-            rule.matches.append(_negate(lambda s, st=states: "NEW" in st, negated))
+            rule.matches.append(_negate(_constant("NEW" in states), negated))
         elif tok in ("--dst-type", "--src-type") and module == "addrtype":
             if value() != "LOCAL":
                 raise fail(f"addrtype {tokens[i]!r}")
             attr = "dst" if tok == "--dst-type" else "src"
-            rule.matches.append(_negate(lambda s, a=attr: s.is_local(getattr(s, a)), negated))
+            rule.matches.append(_negate(_is_local(attr), negated))
         elif tok == "--mark" and module == "mark":
             mark, _, mask = value().partition("/")
-            m, k = int(mark, 0), int(mask or "0xffffffff", 0)
-            rule.matches.append(_negate(lambda s, m=m, k=k: s.mark & k == m, negated))
+            rule.matches.append(_negate(_mark_is(int(mark, 0), int(mask or "0xffffffff", 0)), negated))
         elif tok in ("-j", "-g"):
             i = _target(rs, rule, tok, tokens, i + 1, number, fail)
             continue
@@ -153,6 +162,32 @@ def _parse_rule(rs: ParsedRuleset, table: str, line: str, number: int) -> Rule:
         negated = False
         i += 1
     return rule
+
+
+def _address_in(attr: str, net: ipaddress.IPv4Network) -> Match:
+    """-s / -d: the packet's ``attr`` ("src" or "dst") is in ``net``."""
+    return lambda s: ipaddress.IPv4Address(getattr(s, attr)) in net
+
+
+def _dport_is(protocol: str, port: int) -> Match:
+    return lambda s: s.protocol == protocol and s.dport == port
+
+
+def _chance(probability: float) -> Match:
+    return lambda s: s.chance(probability)
+
+
+def _constant(result: bool) -> Match:
+    return lambda s: result
+
+
+def _is_local(attr: str) -> Match:
+    """--src-type / --dst-type LOCAL."""
+    return lambda s: s.is_local(getattr(s, attr))
+
+
+def _mark_is(mark: int, mask: int) -> Match:
+    return lambda s: s.mark & mask == mark
 
 
 def _recent(rule: Rule, name: str, tokens: list[str], i: int, number: int, line: str) -> Match:
@@ -179,7 +214,7 @@ def _target(rs: ParsedRuleset, rule: Rule, flag: str, tokens: list[str], i: int,
         if opts:
             raise fail(f"options after a jump to {target}")
         verdict = Verdict("goto" if flag == "-g" else "jump", target)
-        rule.actions.append(lambda s, v=verdict: v)
+        rule.actions.append(gives(verdict))
         return len(tokens)
     if flag == "-g":
         raise TracerError(f"iptables line {number}: -g to {target!r}, which is not a chain of {rule.table!r}")
@@ -189,15 +224,15 @@ def _target(rs: ParsedRuleset, rule: Rule, flag: str, tokens: list[str], i: int,
         if target != "REJECT" and opts:
             raise fail(f"{target} {' '.join(opts)}")
         verdict = Verdict(TERMINAL[target])
-        rule.actions.append(lambda s, v=verdict: v)
+        rule.actions.append(gives(verdict))
     elif target == "MARK" and len(opts) == 2 and opts[0] in ("--or-mark", "--xor-mark"):
         bits = int(opts[1], 0)
         rule.actions.append(_or_mark(bits) if opts[0] == "--or-mark" else _xor_mark(bits))
     elif target == "DNAT" and len(opts) == 2 and opts[0] == "--to-destination" and rule.table == "nat":
         rule.dnat = opts[1]
-        rule.actions.append(lambda s, d=opts[1]: Verdict("dnat", d))
+        rule.actions.append(gives(Verdict("dnat", opts[1])))
     elif target == "MASQUERADE" and opts in ([], ["--random-fully"]) and rule.table == "nat":
-        rule.actions.append(lambda s: Verdict("masquerade"))
+        rule.actions.append(gives(Verdict("masquerade")))
     else:
         raise fail(f"target {' '.join([target, *opts])!r}")
     return len(tokens)

@@ -97,10 +97,10 @@ class ServicePort:
     def uses_local_endpoints(self) -> bool:
         return self.internal_policy_local or (self.external_policy_local and self.externally_accessible)
 
-    def categorize(self) -> "Categorized":
+    def categorize(self) -> Categorized:
         return categorize_endpoints(self)
 
-    def routing(self, cat: "Categorized") -> "Routing":
+    def routing(self, cat: Categorized) -> Routing:
         """Where this port's traffic goes on this node, for both renderers (the
         decisions at the top of kube-proxy's per-service loop)."""
         local_ok = cat.has_any and bool(cat.local)
@@ -386,7 +386,7 @@ class NodeInfo:
         return f"{1 << self.masquerade_bit:#x}"
 
     @classmethod
-    def from_config(cls, config: Any, index: int) -> "NodeInfo":
+    def from_config(cls, config: Any, index: int) -> NodeInfo:
         """From a :class:`k8snet.lab.config.LabConfig` and a node index."""
         return cls(name=config.node_name(index), ip=config.node_ip(index),
                    cluster_cidr=config.pod_cidr, service_cidr=config.service_cidr)

@@ -20,7 +20,18 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .tracer import CONTINUE, MISS, BaseChain, PacketState, ParsedRuleset, Rule, TracerError, Verdict
+from .tracer import (
+    CONTINUE,
+    MISS,
+    BaseChain,
+    PacketState,
+    ParsedRuleset,
+    Rule,
+    TracerError,
+    Verdict,
+    gives,
+    protocol_is,
+)
 
 # nft's named priorities (the ones the lab's or nft's own listing can use).
 PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
@@ -42,7 +53,7 @@ class _Set:
 def parse_nft(text: str) -> ParsedRuleset:
     sets, chains, table = _structure(text)
     rs = ParsedRuleset(mode="nftables")
-    for name, (header, rules) in chains.items():
+    for name, (header, _rules) in chains.items():
         rs.chains[(table, name)] = []
         if header:
             rs.base_chains.append(_base_chain(table, name, header))
@@ -58,15 +69,15 @@ def _structure(text: str) -> tuple[dict[str, _Set], dict[str, tuple[str, list[tu
     chains: dict[str, tuple[str, list[tuple[int, str]]]] = {}
     table = ""
     block: tuple[str, str] | None = None  # ("set"|"map"|"chain", name)
-    pending_elements: list[str] | None = None
+    pending: tuple[_Set, list[str]] | None = None  # a set whose elements span lines, and those lines
     lines = text.splitlines()
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
-        if pending_elements is not None:
-            pending_elements.append(line)
+        if pending is not None:
+            pending[1].append(line)
             if "}" in line:
-                _add_elements(sets[block[1]], " ".join(pending_elements), number)
-                pending_elements = None
+                _add_elements(pending[0], " ".join(pending[1]), number)
+                pending = None
             continue
         if not line or line.startswith("#"):
             continue
@@ -121,7 +132,7 @@ def _structure(text: str) -> tuple[dict[str, _Set], dict[str, tuple[str, list[tu
             if "}" in line:
                 _add_elements(sets[name], line, number)
             else:
-                pending_elements = [line]
+                pending = (sets[name], [line])
         else:
             raise TracerError(f"nft line {number}: cannot parse {line!r} in {kind} {name}")
     if not table:
@@ -208,7 +219,8 @@ class _Compiler:
     def braced(self) -> list[str]:
         """The comma-separated items of ``{ ... }`` at the cursor."""
         self.expect("{")
-        items, current = [], []
+        items: list[str] = []
+        current: list[str] = []
         while (tok := self.next()) != "}":
             if tok == ",":
                 items.append(" ".join(current))
@@ -241,21 +253,21 @@ class _Compiler:
             elif tok in ("jump", "goto"):
                 self.i += 1
                 verdict = self.verdict_of(f"{tok} {self.next()}")
-                self.rule.actions.append(lambda s, v=verdict: v)
+                self.rule.actions.append(gives(verdict))
             elif tok in ("accept", "drop", "return"):
                 self.i += 1
                 verdict = Verdict(tok)
-                self.rule.actions.append(lambda s, v=verdict: v)
+                self.rule.actions.append(gives(verdict))
             elif tok == "reject":
                 self.i += 1
                 if self.peek() == "with":
                     raise self.fail("reject with")
-                self.rule.actions.append(lambda s: Verdict("reject"))
+                self.rule.actions.append(gives(Verdict("reject")))
             elif tok == "masquerade":
                 self.i += 1
                 if self.peek() in ("fully-random", "random", "persistent"):
                     self.i += 1
-                self.rule.actions.append(lambda s: Verdict("masquerade"))
+                self.rule.actions.append(gives(Verdict("masquerade")))
             elif tok == "dnat":
                 self.i += 1
                 self.expect("to")
@@ -264,7 +276,7 @@ class _Compiler:
                 if not ip or not port.isdigit():
                     raise self.fail(f"dnat to {target!r} (address:port expected)")
                 self.rule.dnat = target
-                self.rule.actions.append(lambda s, d=target: Verdict("dnat", d))
+                self.rule.actions.append(gives(Verdict("dnat", target)))
             elif tok == "update":
                 self._update()
             elif tok == "numgen":
@@ -343,7 +355,7 @@ class _Compiler:
                 break
             self.i += 1
         for proto in filter(None, protos):  # "tcp dport" also means "meta l4proto tcp"
-            self.rule.matches.append(lambda s, p=proto: s.protocol == p)
+            self.rule.matches.append(protocol_is(proto))
         if self.peek() == "vmap":
             self.i += 1
             self._vmap(kinds, selectors)

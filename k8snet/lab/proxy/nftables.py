@@ -123,7 +123,7 @@ class NftRuleset:
     def chain(self, name: str) -> list[str]:
         return self.chains.setdefault(name, [])
 
-    def extend(self, other: "NftRuleset") -> None:
+    def extend(self, other: NftRuleset) -> None:
         for name, decl in other.sets.items():
             self.sets.setdefault(name, decl)
         for name, elems in other.elements.items():

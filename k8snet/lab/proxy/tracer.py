@@ -87,6 +87,17 @@ Match = Callable[["PacketState"], bool]
 Action = Callable[["PacketState"], "Verdict | None"]
 
 
+# The parsers build a rule's matches and actions in loops: these bind the parsed value
+# now (a bare lambda would see the loop variable's last value when the rule runs).
+def gives(verdict: Verdict) -> Action:
+    """An action with a fixed verdict (jump, goto, accept, reject, dnat, ...)."""
+    return lambda s: verdict
+
+
+def protocol_is(proto: str) -> Match:
+    return lambda s: s.protocol == proto
+
+
 @dataclass
 class Rule:
     table: str

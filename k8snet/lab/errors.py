@@ -2,7 +2,9 @@
 
 Raise :class:`ApiError` anywhere below the HTTP layer; the server turns it into a
 ``Status`` object with the same code, reason and message kubectl expects
-(apimachinery/pkg/api/errors).
+(apimachinery/pkg/api/errors). It sits at the bottom of the lab's layers (no imports of
+the lab), like apimachinery below every client and server: the store, informers,
+controllers, the kubelet and the helper's ``Cluster`` raise and catch the same type.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ class ApiError(Exception):
         if self.details is not None:
             body["details"] = self.details
         return body
+
+
+class PortForwardError(Exception):
+    """``pods/portforward``: nothing in the pod accepted the connection; the message is
+    the runtime's (the kubelet raises it, the API server sends it on the error stream)."""
 
 
 def _qualified(group: str, plural: str) -> str:
@@ -90,7 +97,9 @@ def method_not_allowed(message: str) -> ApiError:
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type!r}")
+    return ApiError(415, "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    f"application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type!r}")
 
 
 def forbidden(group: str, plural: str, name: str, message: str) -> ApiError:
