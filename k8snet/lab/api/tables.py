@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from ..contracts import Obj
 from .errors import ApiError
-from .resources import Resource
+from .apiresource import Resource
 from .selectors import selector_string
 
 Cells = list[Any]
@@ -595,32 +595,18 @@ def print_default(obj: Obj, now: datetime) -> tuple[Cells, RowConditions | None]
     return [_meta(obj).get("name", ""), _meta(obj).get("creationTimestamp", "")], None
 
 
-PRINTERS: dict[str, tuple[list[Obj], Printer]] = {
-    "pods": (POD_COLUMNS, print_pod),
-    "services": (SERVICE_COLUMNS, print_service),
-    "endpoints": (ENDPOINTS_COLUMNS, print_endpoints),
-    "discovery.k8s.io/endpointslices": (ENDPOINT_SLICE_COLUMNS, print_endpoint_slice),
-    "apps/deployments": (DEPLOYMENT_COLUMNS, print_deployment),
-    "apps/replicasets": (REPLICA_SET_COLUMNS, print_replica_set),
-    "secrets": (SECRET_COLUMNS, print_secret),
-    "configmaps": (CONFIG_MAP_COLUMNS, print_config_map),
-    "namespaces": (NAMESPACE_COLUMNS, print_namespace),
-    "nodes": (NODE_COLUMNS, print_node),
-    "events": (EVENT_COLUMNS, print_event),
-    "events.k8s.io/events": (EVENT_COLUMNS, print_event),
-    "serviceaccounts": (SERVICE_ACCOUNT_COLUMNS, print_service_account),
-    "rbac.authorization.k8s.io/roles": (ROLE_COLUMNS, print_role),
-    "rbac.authorization.k8s.io/clusterroles": (ROLE_COLUMNS, print_role),
-    "rbac.authorization.k8s.io/rolebindings": (ROLE_BINDING_COLUMNS, print_role_binding),
-    "rbac.authorization.k8s.io/clusterrolebindings": (ROLE_BINDING_COLUMNS, print_role_binding),
-}
-
-
 # -- the Table ------------------------------------------------------------------
+
+def _printing(res: Resource) -> tuple[list[Obj], Printer]:
+    """The kind's columns and row printer, from its strategy (rest.TableConvertor)."""
+    from .registry import strategy_for  # here, not on top: the registry's kinds use this module's printers
+    strategy = strategy_for(res.key)
+    return strategy.columns, strategy.printer
+
 
 def column_definitions(res: Resource) -> list[Obj]:
     """The resource's Table columns (a fresh copy of the constant definitions)."""
-    return copy.deepcopy(PRINTERS.get(res.key, (DEFAULT_COLUMNS, print_default))[0])
+    return copy.deepcopy(_printing(res)[0])
 
 
 def _row_object(res: Resource, obj: Obj, include_object: str) -> Obj | None:
@@ -643,7 +629,7 @@ def to_table(res: Resource, objects: list[Obj], *, resource_version: str, includ
     if include_object not in ("Metadata", "Object", "None"):
         from .errors import bad_request
         raise bad_request(f'unrecognized includeObject value: "{include_object}"')
-    columns, printer = PRINTERS.get(res.key, (DEFAULT_COLUMNS, print_default))
+    columns, printer = _printing(res)
     now = now or datetime.now(timezone.utc)
     rows = []
     for obj in objects:
