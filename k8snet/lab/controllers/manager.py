@@ -14,6 +14,7 @@ from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .garbagecollector import GarbageCollector
+from .job import JobController
 from .loadbalancer import LoadBalancerController
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 CONTROLLERS: tuple[type[Controller], ...] = (
     ServiceAccountController, NamespaceController, Scheduler, ReplicaSetController,
     DeploymentController, EndpointsController, EndpointSliceController, GarbageCollector,
-    LoadBalancerController, ClusterRoleAggregationController,
+    LoadBalancerController, ClusterRoleAggregationController, JobController,
 )
 
 
