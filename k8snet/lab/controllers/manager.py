@@ -10,6 +10,7 @@ from ..config import LabConfig
 from ..contracts import ApiClient
 from .base import Controller, Informers
 from .clusterroleaggregation import ClusterRoleAggregationController
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
@@ -27,6 +28,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     ServiceAccountController, NamespaceController, Scheduler, ReplicaSetController,
     DeploymentController, EndpointsController, EndpointSliceController, GarbageCollector,
     LoadBalancerController, ClusterRoleAggregationController, JobController,
+    DaemonSetController,
 )
 
 

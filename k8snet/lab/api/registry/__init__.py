@@ -7,8 +7,8 @@ namespace controller all read this list.
 
 from __future__ import annotations
 
-from . import (configmaps, deployments, endpoints, endpointslices, events, generic, jobs, namespaces, nodes, pods,
-               rbac, replicasets, secrets, serviceaccounts, services)
+from . import (configmaps, daemonsets, deployments, endpoints, endpointslices, events, generic, jobs, namespaces,
+               nodes, pods, rbac, replicasets, secrets, serviceaccounts, services)
 from .strategy import AdmissionContext, Strategy
 
 # In discovery's order.
@@ -24,6 +24,7 @@ STRATEGIES: tuple[Strategy, ...] = (
     events.STRATEGY,
     deployments.STRATEGY,
     replicasets.STRATEGY,
+    daemonsets.STRATEGY,
     jobs.STRATEGY,
     endpointslices.STRATEGY,
     events.EVENTS_V1_STRATEGY,

@@ -106,7 +106,8 @@ JOB_COLUMNS = [
     tables.column("Completions", "string", "The completion status of the job."),
     tables.column("Duration", "string", "Time required to complete the job."),
     tables.AGE_COLUMN, tables.CONTAINERS_COLUMN, tables.IMAGES_COLUMN,
-    tables.column("Selector", "string", tables.field_doc("V1JobSpec", "selector"), 1),
+    tables.column("Selector", "string", tables.field_doc("V1JobSpec", "selector", "A label query over pods that should "
+                  "match the pod count. Normally, the system sets this field for you."), 1),
 ]
 
 
