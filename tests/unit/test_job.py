@@ -157,3 +157,23 @@ def test_controller_fails_at_the_backoff_limit(lab):
         assert table["rows"][0]["cells"][1:3] == ["Failed", "0/1"]
 
     run_lab(lab, scenario)
+
+
+def test_finished_job_goes_after_its_ttl(lab):
+    async def scenario(core: ApiCore) -> None:
+        spec = job("brief", ttlSecondsAfterFinished=0)
+        del spec["metadata"]["uid"]
+        await core.create("batch/jobs", NS, spec)
+
+        async def one_running() -> list[dict[str, Any]]:
+            return [p for p in await _job_pods(core, "brief") if p.get("status", {}).get("phase") == "Running"]
+
+        await _set_phase(core, (await eventually(one_running))[0], "Succeeded")
+
+        async def gone() -> bool:
+            names = [j["metadata"]["name"] for j in (await core.list("batch/jobs", NS))["items"]]
+            return "brief" not in names and not (await core.list("pods", NS, label_selector="job-name=brief"))["items"]
+
+        await eventually(gone)
+
+    run_lab(lab, scenario)

@@ -14,6 +14,9 @@ replaces a terminating pod at once), succeeded and failed. It then
   them after the failure backoff (10 s doubling per failure, at most 6 min) and
   deleting the newest extra ones; a ``suspend``ed Job keeps none (``Suspended``).
 
+A finished Job with ``ttlSecondsAfterFinished`` is deleted (foreground, so its pods
+first) that long after it finished, as the TTL-after-finished controller does.
+
 Succeeded and failed counts never go down: a finished pod someone deleted stays
 counted (the real controller tracks that with a pod finalizer).
 
@@ -130,6 +133,8 @@ class JobController(Controller):
         status: Obj = {k: v for k, v in old.items() if k in ("conditions", "startTime", "completionTime")}
         if is_finished(job):
             await self._delete_all(job, active)  # a failed Job's leftovers
+            if await self._expire(job):
+                return
             active = []
         else:
             active = await self._sync(job, pods, active, succeeded, failed, status)
@@ -174,6 +179,28 @@ class JobController(Controller):
             active = [p for p in active if p not in extra]
         self._requeue_at_deadline(job, status)
         return active
+
+    async def _expire(self, job: Obj) -> bool:
+        """ttlSecondsAfterFinished (the TTL-after-finished controller): a finished Job
+        goes that long after it finished, with its pods (foreground deletion)."""
+        ttl = job["spec"].get("ttlSecondsAfterFinished")
+        finished = next((c for c in (job.get("status") or {}).get("conditions") or []
+                         if c.get("type") in _FINISHED and c.get("status") == "True"), None)
+        at = parse_time((finished or {}).get("lastTransitionTime"))
+        if ttl is None or at is None:
+            return False
+        left = at.timestamp() + ttl - now().timestamp()
+        m = job["metadata"]
+        if left > 0:
+            self.queue.add_after((m["namespace"], m["name"]), left + 0.05)
+            return False
+        try:
+            await self.client.delete(JOBS, m["namespace"], m["name"], propagation_policy="Foreground",
+                                     preconditions={"uid": m["uid"]})
+        except ApiError as err:
+            if err.code not in (404, 409):
+                raise
+        return True
 
     def _failure(self, job: Obj, active: list[Obj], failed: int, status: Obj) -> tuple[str, str] | None:
         spec = job["spec"]

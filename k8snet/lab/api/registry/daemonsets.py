@@ -40,6 +40,10 @@ def _validate_daemonset(errs: FieldErrors, ds: Obj) -> None:
     kind = (spec.get("updateStrategy") or {}).get("type")
     if kind not in UPDATE_STRATEGIES:
         errs.not_supported("spec.updateStrategy.type", kind, UPDATE_STRATEGIES)
+    surge = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("maxSurge")
+    if surge not in (None, 0, "0%"):
+        errs.forbidden("spec.updateStrategy.rollingUpdate.maxSurge",
+                       "a surge is not implemented by the lab's DaemonSet controller (it replaces pods in place)")
     for key in ("minReadySeconds", "revisionHistoryLimit"):
         value = spec.get(key)
         if isinstance(value, int) and value < 0:
