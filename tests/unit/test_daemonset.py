@@ -14,8 +14,10 @@ from k8snet.lab.api.errors import ApiError
 from k8snet.lab.api.resources import by_key
 from k8snet.lab.api.tables import to_table
 from k8snet.lab.config import LabConfig
-from tests.unit.test_controllers_api import NS, eventually, lab, run_lab  # noqa: F401 - lab is a fixture
+from tests.unit import test_controllers_api as controllers
+from tests.unit.test_controllers_api import NS, eventually, run_lab
 
+lab = controllers.lab  # the in-process API core and controllers (a fixture)
 DS = by_key("apps/daemonsets")
 
 

@@ -58,7 +58,7 @@ class Admission:
         """Every problem in one 422 Invalid; allocation only for a valid object."""
         res, errs = strategy.resource, FieldErrors()
         meta = obj.get("metadata") or {}
-        validate_object_meta(errs, res, meta, strategy.name_check)
+        validate_object_meta(errs, res, meta, strategy.name_problems)
         strategy.validate(errs, obj)
         if old is not None:
             validate_object_meta_update(errs, meta, old.get("metadata") or {})

@@ -32,7 +32,7 @@ from .errors import ApiError
 from .registry import strategy_for
 from .registry.strategy import SYSTEM_METADATA
 from .resources import Resource, by_key
-from .selectors import parse_field_selector, parse_label_selector, selector_string
+from .selectors import parse_field_selector, parse_label_selector
 from .tokens import BOUND_KINDS, BoundObject, TokenIssuer, api_audience
 
 if TYPE_CHECKING:  # injected by the supervisor; imported for the type only
@@ -130,7 +130,7 @@ class ApiCore:
         if subresource not in (None, "status", "scale"):
             raise errors.bad_request(f"{res.plural}/{subresource} is served by its own handler")
         obj = self._load(res, self._namespace(res, namespace), name)
-        return self._scale(obj) if subresource == "scale" else obj
+        return self._scale(res, obj) if subresource == "scale" else obj
 
     async def list(self, key: str, namespace: str | None = None, *, label_selector: str | None = None,
                    field_selector: str | None = None) -> Obj:
@@ -373,7 +373,7 @@ class ApiCore:
                 return obj, True
             raise errors.not_found(res.group, res.plural, name)
         if subresource == "scale":
-            scale = self._scale(current)
+            scale = self._scale(res, current)
             return self._update_scale(res, ns, name, self._patched(res, scale, patch, patch_type, field_manager, force),
                                       dry_run), False
         new = self._patched(res, current, patch, patch_type, field_manager, force)
@@ -479,14 +479,14 @@ class ApiCore:
 
     # -- subresources ----------------------------------------------------------------
     @staticmethod
-    def _scale(obj: Obj) -> Obj:
+    def _scale(res: Resource, obj: Obj) -> Obj:
         m = obj["metadata"]
         return {"kind": "Scale", "apiVersion": "autoscaling/v1",
                 "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                              if k in m},
                 "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
                 "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                           "selector": selector_string((obj.get("spec") or {}).get("selector"))}}
+                           "selector": strategy_for(res.key).scale_selector(obj)}}
 
     def _update_scale(self, res: Resource, ns: str, name: str, body: Any, dry_run: bool) -> Obj:
         scale = _prepare_typed(body, "autoscaling/v1", "Scale")
@@ -498,7 +498,7 @@ class ApiCore:
         new = clone(current)
         new.setdefault("spec", {})["replicas"] = replicas
         new["metadata"]["resourceVersion"] = scale["metadata"].get("resourceVersion") or _rv(current)
-        return self._scale(self._replace(res, current, new, None, dry_run))
+        return self._scale(res, self._replace(res, current, new, None, dry_run))
 
     def _bind(self, res: Resource, ns: str, name: str, body: Any, dry_run: bool) -> Obj:
         """pods/binding: the scheduler's write of spec.nodeName (plus PodScheduled)."""

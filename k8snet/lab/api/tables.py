@@ -601,7 +601,7 @@ def _printing(res: Resource) -> tuple[list[Obj], Printer]:
     """The kind's columns and row printer, from its strategy (rest.TableConvertor)."""
     from .registry import strategy_for  # here, not on top: the registry's kinds use this module's printers
     strategy = strategy_for(res.key)
-    return strategy.columns, strategy.printer
+    return strategy.table.columns, strategy.table.printer
 
 
 def column_definitions(res: Resource) -> list[Obj]:

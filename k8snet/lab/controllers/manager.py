@@ -19,6 +19,7 @@ from .job import JobController
 from .loadbalancer import LoadBalancerController
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController
+from .replicationcontroller import ReplicationManager
 from .scheduler import Scheduler
 from .serviceaccount import ServiceAccountController
 
@@ -28,7 +29,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     ServiceAccountController, NamespaceController, Scheduler, ReplicaSetController,
     DeploymentController, EndpointsController, EndpointSliceController, GarbageCollector,
     LoadBalancerController, ClusterRoleAggregationController, JobController,
-    DaemonSetController,
+    DaemonSetController, ReplicationManager,
 )
 
 

@@ -8,7 +8,7 @@ namespace controller all read this list.
 from __future__ import annotations
 
 from . import (configmaps, daemonsets, deployments, endpoints, endpointslices, events, generic, jobs, namespaces,
-               nodes, pods, rbac, replicasets, secrets, serviceaccounts, services)
+               nodes, pods, rbac, replicasets, replicationcontrollers, secrets, serviceaccounts, services)
 from .strategy import AdmissionContext, Strategy
 
 # In discovery's order.
@@ -17,6 +17,7 @@ STRATEGIES: tuple[Strategy, ...] = (
     nodes.STRATEGY,
     pods.STRATEGY,
     services.STRATEGY,
+    replicationcontrollers.STRATEGY,
     endpoints.STRATEGY,
     secrets.STRATEGY,
     configmaps.STRATEGY,

@@ -7,7 +7,7 @@ from ...contracts import Obj
 from .. import tables, validation
 from ..apiresource import Resource
 from ..fielderrors import FieldErrors
-from .strategy import Strategy
+from .strategy import Printing, Strategy
 
 RESOURCE = Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",))
 
@@ -23,8 +23,7 @@ def _validate_configmap(errs: FieldErrors, cm: Obj) -> None:
 
 
 class ConfigMapStrategy(Strategy):
-    columns = tables.CONFIG_MAP_COLUMNS
-    printer = staticmethod(tables.print_config_map)
+    table = Printing(tables.CONFIG_MAP_COLUMNS, tables.print_config_map)
 
     def validate(self, errs: FieldErrors, obj: Obj) -> None:
         _validate_configmap(errs, obj)

@@ -11,7 +11,7 @@ from ...contracts import Obj
 from .. import defaults, tables, validation
 from ..apiresource import Resource, status_subresource
 from ..fielderrors import FieldErrors
-from .strategy import Strategy
+from .strategy import Printing, Strategy
 
 RESOURCE = Resource("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ("ds",), ("all",),
                     subresources=(status_subresource("DaemonSet"),))
@@ -80,8 +80,7 @@ def print_daemon_set(ds: Obj, now: datetime) -> tuple[tables.Cells, tables.RowCo
 
 class DaemonSetStrategy(Strategy):
     tracks_generation = True
-    columns = DAEMON_SET_COLUMNS
-    printer = staticmethod(print_daemon_set)
+    table = Printing(DAEMON_SET_COLUMNS, print_daemon_set)
 
     def default(self, obj: Obj) -> None:
         default_daemonset(obj)

@@ -10,7 +10,7 @@ from ...contracts import Obj
 from .. import defaults, tables, validation
 from ..apiresource import SCALE, Resource, status_subresource
 from ..fielderrors import FieldErrors
-from .strategy import Strategy
+from .strategy import Printing, Strategy
 
 RESOURCE = Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",),
                     subresources=(status_subresource("Deployment"), SCALE))
@@ -75,8 +75,7 @@ def _validate_deployment(errs: FieldErrors, d: Obj) -> None:
 
 class DeploymentStrategy(Strategy):
     tracks_generation = True
-    columns = tables.DEPLOYMENT_COLUMNS
-    printer = staticmethod(tables.print_deployment)
+    table = Printing(tables.DEPLOYMENT_COLUMNS, tables.print_deployment)
 
     def default(self, obj: Obj) -> None:
         default_deployment(obj)

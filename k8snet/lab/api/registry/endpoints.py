@@ -7,7 +7,7 @@ from ...contracts import Obj
 from .. import defaults, strvalidation as sv, tables, validation
 from ..apiresource import Resource
 from ..fielderrors import FieldErrors
-from .strategy import Strategy
+from .strategy import Printing, Strategy
 
 RESOURCE = Resource("", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",),
                     warning="v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
@@ -30,8 +30,7 @@ def _validate_endpoints(errs: FieldErrors, ep: Obj) -> None:
 
 class EndpointsStrategy(Strategy):
     allow_create_on_update = True
-    columns = tables.ENDPOINTS_COLUMNS
-    printer = staticmethod(tables.print_endpoints)
+    table = Printing(tables.ENDPOINTS_COLUMNS, tables.print_endpoints)
 
     def default(self, obj: Obj) -> None:
         default_endpoints(obj)

@@ -8,7 +8,7 @@ from ...contracts import Obj
 from .. import defaults, tables, validation
 from ..apiresource import Resource
 from ..fielderrors import FieldErrors
-from .strategy import Strategy
+from .strategy import Printing, Strategy
 
 RESOURCE = Resource("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True)
 
@@ -50,8 +50,7 @@ def _validate_endpointslice(errs: FieldErrors, es: Obj) -> None:
 
 
 class EndpointSliceStrategy(Strategy):
-    columns = tables.ENDPOINT_SLICE_COLUMNS
-    printer = staticmethod(tables.print_endpoint_slice)
+    table = Printing(tables.ENDPOINT_SLICE_COLUMNS, tables.print_endpoint_slice)
 
     def default(self, obj: Obj) -> None:
         default_endpointslice(obj)

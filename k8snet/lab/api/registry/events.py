@@ -7,7 +7,7 @@ from ...contracts import Obj
 from .. import tables
 from ..apiresource import Resource
 from ..fielderrors import FieldErrors
-from .strategy import Strategy
+from .strategy import Printing, Strategy
 
 RESOURCE = Resource("", "v1", "events", "event", "Event", True, ("ev",))
 EVENTS_V1_RESOURCE = Resource("events.k8s.io", "v1", "events", "event", "Event", True, ("ev",))
@@ -24,8 +24,7 @@ def _validate_event(errs: FieldErrors, ev: Obj) -> None:
 
 
 class EventStrategy(Strategy):
-    columns = tables.EVENT_COLUMNS
-    printer = staticmethod(tables.print_event)
+    table = Printing(tables.EVENT_COLUMNS, tables.print_event)
 
 
 class CoreEventStrategy(EventStrategy):

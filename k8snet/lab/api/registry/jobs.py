@@ -20,7 +20,7 @@ from ...contracts import Obj
 from .. import defaults, tables, validation
 from ..apiresource import Resource, status_subresource
 from ..fielderrors import FieldErrors
-from .strategy import AdmissionContext, Strategy
+from .strategy import AdmissionContext, Printing, Strategy
 
 RESOURCE = Resource("batch", "v1", "jobs", "job", "Job", True, categories=("all",),
                     subresources=(status_subresource("Job"),))
@@ -158,8 +158,7 @@ def print_job(job: Obj, now: datetime) -> tuple[tables.Cells, tables.RowConditio
 
 class JobStrategy(Strategy):
     tracks_generation = True
-    columns = JOB_COLUMNS
-    printer = staticmethod(print_job)
+    table = Printing(JOB_COLUMNS, print_job)
 
     def default(self, obj: Obj) -> None:
         default_job(obj)

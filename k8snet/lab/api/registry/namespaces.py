@@ -12,7 +12,7 @@ from ...contracts import Obj
 from .. import defaults, errors, strvalidation as sv, tables
 from ..apiresource import Resource, Subresource, status_subresource
 from ..clone import clone
-from .strategy import AdmissionContext, Strategy
+from .strategy import AdmissionContext, Printing, Strategy
 
 RESOURCE = Resource("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",),
                     subresources=(status_subresource("Namespace"), Subresource("finalize", "Namespace", ("update",))))
@@ -34,9 +34,10 @@ def _finalizers(obj: Obj) -> list[str]:
 
 
 class NamespaceStrategy(Strategy):
-    name_check = staticmethod(sv.is_dns1123_label)
-    columns = tables.NAMESPACE_COLUMNS
-    printer = staticmethod(tables.print_namespace)
+    def name_problems(self, name: str) -> list[str]:
+        return sv.is_dns1123_label(name)
+
+    table = Printing(tables.NAMESPACE_COLUMNS, tables.print_namespace)
 
     def default(self, obj: Obj) -> None:
         default_namespace(obj)

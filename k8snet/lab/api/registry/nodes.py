@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...contracts import Obj
 from .. import tables
 from ..apiresource import Resource, status_subresource
-from .strategy import AdmissionContext, Strategy
+from .strategy import AdmissionContext, Printing, Strategy
 
 RESOURCE = Resource("", "v1", "nodes", "node", "Node", False, ("no",), subresources=(status_subresource("Node"),))
 
@@ -19,8 +19,7 @@ def default_node(node: Obj) -> None:
 
 
 class NodeStrategy(Strategy):
-    columns = tables.NODE_COLUMNS
-    printer = staticmethod(tables.print_node)
+    table = Printing(tables.NODE_COLUMNS, tables.print_node)
 
     def default(self, obj: Obj) -> None:
         default_node(obj)

@@ -18,7 +18,7 @@ from .. import defaults, tables
 from ..apiresource import Resource, Subresource, status_subresource
 from ..fielderrors import FieldErrors
 from ..validation import validate_pod_spec
-from .strategy import AdmissionContext, Strategy
+from .strategy import AdmissionContext, Printing, Strategy
 
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 SA_VOLUME_PREFIX = "kube-api-access-"
@@ -145,8 +145,7 @@ def account_automount(pod: Obj, lister: Callable[[str], list[Obj]]) -> bool:
 
 
 class PodStrategy(Strategy):
-    columns = tables.POD_COLUMNS
-    printer = staticmethod(tables.print_pod)
+    table = Printing(tables.POD_COLUMNS, tables.print_pod)
 
     def default(self, obj: Obj) -> None:
         default_pod(obj)

@@ -4,47 +4,46 @@ roleRef immutable."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 from ...contracts import Obj
 from .. import rbacvalidation, tables
 from ..apiresource import Resource
 from ..fielderrors import FieldErrors
-from ..pathnames import name_problems
-from .strategy import Strategy
+from ..pathnames import name_problems as path_segment_problems
+from .strategy import Printing, Strategy
 
 GROUP = "rbac.authorization.k8s.io"
 
 
 class _RbacStrategy(Strategy):
-    name_check = staticmethod(name_problems)
-    validator: Callable[[FieldErrors, Obj], None]
-
-    def validate(self, errs: FieldErrors, obj: Obj) -> None:
-        type(self).validator(errs, obj)
+    def name_problems(self, name: str) -> list[str]:
+        return path_segment_problems(name)
 
 
 class RoleStrategy(_RbacStrategy):
-    columns = tables.ROLE_COLUMNS
-    printer = staticmethod(tables.print_role)
-    validator = staticmethod(rbacvalidation.validate_role)
+    table = Printing(tables.ROLE_COLUMNS, tables.print_role)
+
+    def validate(self, errs: FieldErrors, obj: Obj) -> None:
+        rbacvalidation.validate_role(errs, obj)
 
 
 class ClusterRoleStrategy(RoleStrategy):
-    validator = staticmethod(rbacvalidation.validate_cluster_role)
+    def validate(self, errs: FieldErrors, obj: Obj) -> None:
+        rbacvalidation.validate_cluster_role(errs, obj)
 
 
 class RoleBindingStrategy(_RbacStrategy):
-    columns = tables.ROLE_BINDING_COLUMNS
-    printer = staticmethod(tables.print_role_binding)
-    validator = staticmethod(rbacvalidation.validate_role_binding)
+    table = Printing(tables.ROLE_BINDING_COLUMNS, tables.print_role_binding)
+
+    def validate(self, errs: FieldErrors, obj: Obj) -> None:
+        rbacvalidation.validate_role_binding(errs, obj)
 
     def validate_update(self, errs: FieldErrors, new: Obj, old: Obj) -> None:
         rbacvalidation.validate_binding_update(errs, new, old)
 
 
 class ClusterRoleBindingStrategy(RoleBindingStrategy):
-    validator = staticmethod(rbacvalidation.validate_cluster_role_binding)
+    def validate(self, errs: FieldErrors, obj: Obj) -> None:
+        rbacvalidation.validate_cluster_role_binding(errs, obj)
 
 
 ROLES = RoleStrategy(Resource(GROUP, "v1", "roles", "role", "Role", True))

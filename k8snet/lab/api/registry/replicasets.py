@@ -7,7 +7,7 @@ from ...contracts import Obj
 from .. import defaults, tables, validation
 from ..apiresource import SCALE, Resource, status_subresource
 from ..fielderrors import FieldErrors
-from .strategy import Strategy
+from .strategy import Printing, Strategy
 
 RESOURCE = Resource("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",), ("all",),
                     subresources=(status_subresource("ReplicaSet"), SCALE))
@@ -22,8 +22,7 @@ def default_replicaset(rs: Obj) -> None:
 
 class ReplicaSetStrategy(Strategy):
     tracks_generation = True
-    columns = tables.REPLICA_SET_COLUMNS
-    printer = staticmethod(tables.print_replica_set)
+    table = Printing(tables.REPLICA_SET_COLUMNS, tables.print_replica_set)
 
     def default(self, obj: Obj) -> None:
         default_replicaset(obj)

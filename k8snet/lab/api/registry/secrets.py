@@ -11,7 +11,7 @@ from .. import defaults, tables, validation
 from ..apiresource import Resource
 from ..errors import bad_request
 from ..fielderrors import FieldErrors
-from .strategy import Strategy
+from .strategy import Printing, Strategy
 
 RESOURCE = Resource("", "v1", "secrets", "secret", "Secret", True)
 
@@ -67,8 +67,7 @@ def _validate_secret_update(errs: FieldErrors, new: Obj, old: Obj) -> None:
 
 
 class SecretStrategy(Strategy):
-    columns = tables.SECRET_COLUMNS
-    printer = staticmethod(tables.print_secret)
+    table = Printing(tables.SECRET_COLUMNS, tables.print_secret)
 
     def default(self, obj: Obj) -> None:
         default_secret(obj)

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from .. import tables
 from ..apiresource import Resource, Subresource
-from .strategy import Strategy
+from .strategy import Printing, Strategy
 
 RESOURCE = Resource("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",),
                     subresources=(Subresource("token", "TokenRequest", ("create",), group="authentication.k8s.io"),))
 
 
 class ServiceAccountStrategy(Strategy):
-    columns = tables.SERVICE_ACCOUNT_COLUMNS
-    printer = staticmethod(tables.print_service_account)
+    table = Printing(tables.SERVICE_ACCOUNT_COLUMNS, tables.print_service_account)
 
 
 STRATEGY = ServiceAccountStrategy(RESOURCE)

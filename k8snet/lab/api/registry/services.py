@@ -8,12 +8,14 @@ values the client left out are carried over; clusterIPs never change.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...contracts import Obj
 from .. import defaults, strvalidation as sv, tables, validation
 from ..allocation import carry_over
 from ..apiresource import Resource, status_subresource
 from ..fielderrors import FieldErrors
-from .strategy import AdmissionContext, Strategy
+from .strategy import AdmissionContext, Printing, Strategy
 
 RESOURCE = Resource("", "v1", "services", "service", "Service", True, ("svc",), ("all",),
                     subresources=(status_subresource("Service"),))
@@ -83,10 +85,10 @@ def _validate_service(errs: FieldErrors, svc: Obj) -> None:
             validation.validate_int_or_port_name(errs, f"{pp}.targetPort", p["targetPort"])
         if p.get("nodePort") and kind in ("ClusterIP", "ExternalName"):
             errs.forbidden(f"{pp}.nodePort", f"may not be used when `type` is '{kind}'")
-        key = (p.get("port"), p.get("protocol"))
-        if key in seen_ports:
+        port_key = (p.get("port"), p.get("protocol"))
+        if port_key in seen_ports:
             errs.duplicate(pp, p)
-        seen_ports.add(key)
+        seen_ports.add(port_key)
     if kind == "ExternalName":
         ext = spec.get("externalName")
         if not ext:
@@ -123,9 +125,10 @@ def _validate_service_update(errs: FieldErrors, new: Obj, old: Obj) -> None:
 
 
 class ServiceStrategy(Strategy):
-    name_check = staticmethod(sv.is_dns1035_label)
-    columns = tables.SERVICE_COLUMNS
-    printer = staticmethod(tables.print_service)
+    def name_problems(self, name: str) -> list[str]:
+        return sv.is_dns1035_label(name)
+
+    table = Printing(tables.SERVICE_COLUMNS, tables.print_service)
 
     def default(self, obj: Obj) -> None:
         default_service(obj)

@@ -12,7 +12,7 @@ generic behaviour, which is:
 - update of the main resource (``prepare_for_update``): status is kept from the stored
   object (a status subresource owns it), and generation goes up when spec changed;
 - update of ``status``: only status changes (``prepare_for_status_update``);
-- validation: the object metadata rules (name per :attr:`Strategy.name_check`);
+- validation: the object metadata rules (name per :meth:`Strategy.name_problems`);
 - a PUT of a missing object is 404 unless :attr:`Strategy.allow_create_on_update`;
 - deletion is immediate (no grace period) unless :meth:`Strategy.grace_period` says so;
 - Table: name and creation time, unless the kind names its columns and printer.
@@ -27,12 +27,12 @@ from ...config import LabConfig
 from ...contracts import Obj
 from .. import strvalidation as sv, tables
 from ..allocation import Allocator, Lister
+from ..apiresource import Resource
 from ..clone import clone
 from ..errors import ApiError
 from ..fielderrors import FieldErrors
-from ..apiresource import Resource
+from ..selectors import selector_string
 
-NameCheck = Callable[[str], list[str]]
 # metadata the server owns: a client never sets it on create nor changes it on update
 # (rest.BeforeCreate / rest.BeforeUpdate).
 SYSTEM_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
@@ -50,6 +50,14 @@ class AdmissionContext:
     allocator: Allocator
 
 
+@dataclass(frozen=True)
+class Printing:
+    """A kind's Table: its column definitions and the function that prints one row."""
+
+    columns: list[Obj]
+    printer: tables.Printer
+
+
 class Strategy:
     """The generic rules; one subclass (or instance) per served kind."""
 
@@ -58,14 +66,15 @@ class Strategy:
     tracks_generation: ClassVar[bool] = False
     # A PUT of a missing object creates it (endpointsStrategy.AllowCreateOnUpdate).
     allow_create_on_update: ClassVar[bool] = False
-    # The rule metadata.name follows (the registries' ValidateObjectMeta name func).
-    name_check: ClassVar[NameCheck] = staticmethod(sv.is_dns1123_subdomain)
     # Table columns and the row printer for ``kubectl get`` (rest.TableConvertor).
-    columns: ClassVar[list[Obj]] = tables.DEFAULT_COLUMNS
-    printer: ClassVar[tables.Printer] = staticmethod(tables.print_default)
+    table: ClassVar[Printing] = Printing(tables.DEFAULT_COLUMNS, tables.print_default)
 
     def __init__(self, resource: Resource):
         self.resource = resource
+
+    def name_problems(self, name: str) -> list[str]:
+        """The rule metadata.name follows (the registries' ValidateObjectMeta name func)."""
+        return sv.is_dns1123_subdomain(name)
 
     @property
     def has_status(self) -> bool:
@@ -124,6 +133,11 @@ class Strategy:
     # -- after validation ------------------------------------------------------------------
     def allocate(self, obj: Obj, ctx: AdmissionContext, errs: FieldErrors) -> None:
         """Claims shared resources (a Service's ClusterIP and NodePorts) once valid."""
+
+    # -- scale ----------------------------------------------------------------------------
+    def scale_selector(self, obj: Obj) -> str:
+        """The Scale subresource's status.selector: spec.selector as a selector string."""
+        return selector_string((obj.get("spec") or {}).get("selector"))
 
     # -- delete --------------------------------------------------------------------------
     def grace_period(self, obj: Obj, requested: int | None) -> int:
