@@ -9,9 +9,10 @@ left. The name is a DNS-1123 label; the name label is set on every write.
 from __future__ import annotations
 
 from ...contracts import Obj
-from .. import defaults, errors, strvalidation as sv, tables
+from .. import defaults, strvalidation as sv, tables
 from ..apiresource import Resource, Subresource, status_subresource
 from ..clone import clone
+from ..errors import invalid
 from .strategy import AdmissionContext, Printing, Strategy
 
 RESOURCE = Resource("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",),
@@ -60,7 +61,7 @@ class NamespaceStrategy(Strategy):
             return super().prepare_for_subresource_update(subresource, new, old)
         finalizers = (new.get("spec") or {}).get("finalizers") or []
         if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
-            raise errors.invalid("", "Namespace", old["metadata"]["name"], [
+            raise invalid("", "Namespace", old["metadata"]["name"], [
                 ("FieldValueInvalid", "spec.finalizers", "Invalid value: must be a list of strings")])
         out = clone(old)
         out.setdefault("spec", {})["finalizers"] = list(finalizers)
