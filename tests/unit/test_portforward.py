@@ -363,7 +363,11 @@ def test_kubectl_reports_the_refused_port() -> None:
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             try:
                 await asyncio.wait_for(proc.stdout.readline(), 30)  # type: ignore[union-attr]
-                assert await http_get(local) == b""  # kubectl closes the local connection
+                try:
+                    answer = await http_get(local)
+                except ConnectionResetError:  # kubectl drops the connection: a close or, racing our write, a reset
+                    answer = b""
+                assert answer == b""
                 _, err = await asyncio.wait_for(proc.communicate(), 30)
             finally:
                 if proc.returncode is None:

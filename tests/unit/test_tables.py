@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from k8snet.lab.api import resources
-from k8snet.lab.api.tables import format_label_selector, human_duration, selector_string, to_table
+from k8snet.lab.api.tables import format_label_selector, human_duration, selector_string
+from k8snet.lab.api.tableview import to_table
 from k8snet.lab.errors import ApiError
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)

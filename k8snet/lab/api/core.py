@@ -32,22 +32,16 @@ from . import gotypes, listoptions, schema
 from . import patch as patch_mod
 from .clone import clone
 from .identity import UserInfo
+from .registry import strategy_for
+from .registry.strategy import SYSTEM_METADATA
 from .resources import Resource, by_key
-from .selectors import parse_field_selector, parse_label_selector, selector_string
+from .selectors import parse_field_selector, parse_label_selector
 from .tokens import BOUND_KINDS, BoundObject, TokenIssuer, api_audience
 
 if TYPE_CHECKING:  # injected by the supervisor; imported for the type only
     from .admission import Admission
 
-# Kinds whose metadata.generation counts spec changes. (Since 1.33 the real server also
-# gives pods a generation; the lab does not model that yet.)
-GENERATION_KEYS = frozenset({"apps/deployments", "apps/replicasets"})
-# Kinds whose PUT on a missing object creates it (endpointsStrategy.AllowCreateOnUpdate).
-CREATE_ON_UPDATE_KEYS = frozenset({"endpoints"})
-# apimachinery/pkg/util/rand: no vowels (no words), no confusable characters.
 _GENERATE_ATTEMPTS = 8  # the RetryGenerateName feature's retries on a collision
-_DEFAULT_GRACE = 30
-_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _BOOKMARK_EVERY = 60.0
 _FRESH_WAIT = 3.0   # the watch cache's blockTimeout for a version it has not reached yet
 _FRESH_POLL = 0.05
@@ -158,7 +152,7 @@ class ApiCore:
         if subresource not in (None, "status", "scale"):
             raise errors.bad_request(f"{res.plural}/{subresource} is served by its own handler")
         obj = self._load(res, self._namespace(res, namespace), name)
-        return self._scale(obj) if subresource == "scale" else obj
+        return self._scale(res, obj) if subresource == "scale" else obj
 
     async def list(self, key: str, namespace: str | None = None, *, label_selector: str | None = None,
                    field_selector: str | None = None) -> Obj:
@@ -276,18 +270,13 @@ class ApiCore:
         meta = obj["metadata"]
         if name is not None and meta.get("name") and meta["name"] != name:
             raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
-        for field in (*_SYSTEM_META, "resourceVersion", "selfLink"):
+        for field in (*SYSTEM_METADATA, "resourceVersion", "selfLink"):
             meta.pop(field, None)
         if not meta.get("name"):
             meta["name"] = name or self._generated_name(res, ns, meta)
         self._check_namespace_open(res, ns, meta["name"])
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        if res.key in GENERATION_KEYS:
-            meta["generation"] = 1
-        if res.key == "namespaces":  # namespaceStrategy.PrepareForCreate
-            obj["spec"] = {**(obj.get("spec") or {}), "finalizers": ["kubernetes"]}
-            obj["status"] = {"phase": "Active"}
         obj = self.admission.admit_create(res, obj)
         self._guard(user, "CREATE", res, ns, meta["name"], obj, None)
         _check_size(res, obj)
@@ -336,7 +325,7 @@ class ApiCore:
         meta["name"] = name
         current = self.store.get(res.key, ns, name)
         if current is None:
-            if res.key in CREATE_ON_UPDATE_KEYS and subresource is None:
+            if strategy_for(res.key).allow_create_on_update and subresource is None:
                 return await self.create(key, namespace, obj, dry_run=dry_run, field_validation=field_validation,
                                          warnings=warnings, user=user)
             raise errors.not_found(res.group, res.plural, name)
@@ -346,7 +335,7 @@ class ApiCore:
     def _replace(self, res: Resource, current: Obj, new: Obj, subresource: str | None, dry_run: bool,
                  user: UserInfo | None) -> Obj:
         """Writes ``new`` over ``current``: resourceVersion precondition, system metadata
-        kept, admission, generation, and removal when the last finalizer goes."""
+        kept, admission, and removal when the last finalizer goes."""
         name, ns = current["metadata"]["name"], current["metadata"].get("namespace", "")
         meta = _meta(new)
         if meta.get("resourceVersion") and str(meta["resourceVersion"]) != _rv(current):
@@ -354,29 +343,14 @@ class ApiCore:
         if meta.get("uid") and meta["uid"] != current["metadata"].get("uid"):
             raise errors.conflict(res.group, res.plural, name, f"Precondition failed: UID in precondition: "
                                   f"{meta['uid']}, UID in object meta: {current['metadata'].get('uid')}")
-        for field in _SYSTEM_META:
-            if field in current["metadata"]:
-                meta[field] = current["metadata"][field]
-            else:
-                meta.pop(field, None)
         meta["name"] = name
         if ns:
             meta["namespace"] = ns
         gotypes.check(res, new)
         _check_metadata(res, new)
-        if subresource == "finalize":  # only spec.finalizers may change through finalize
-            finalizers = (new.get("spec") or {}).get("finalizers") or []
-            if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
-                raise errors.invalid(res.group, res.kind, name, [
-                    ("FieldValueInvalid", "spec.finalizers", "Invalid value: must be a list of strings")])
-            new = clone(current)
-            new.setdefault("spec", {})["finalizers"] = finalizers
-        else:
-            new = self.admission.admit_update(res, current, new, subresource)
+        new = self.admission.admit_update(res, current, new, subresource)
         self._guard(user, "UPDATE", res, ns, name, new, current, subresource)
-        if res.key in GENERATION_KEYS and new.get("spec") != current.get("spec"):
-            _meta(new)["generation"] = int(current["metadata"].get("generation") or 0) + 1
-        if _should_remove(res, current, new):
+        if strategy_for(res.key).removes_on_update(current, new):
             if dry_run:
                 return new
             return self.store.delete(res.key, ns, name, expected_rv=_rv(current), final=new, current=current)
@@ -427,7 +401,7 @@ class ApiCore:
                 return obj, True
             raise errors.not_found(res.group, res.plural, name)
         if subresource == "scale":
-            scale = self._scale(current)
+            scale = self._scale(res, current)
             return self._update_scale(res, ns, name, self._patched(res, scale, patch, patch_type, field_manager, force),
                                       dry_run, user), False
         new = self._patched(res, current, patch, patch_type, field_manager, force)
@@ -481,7 +455,7 @@ class ApiCore:
             if name in PROTECTED_NAMESPACES:
                 raise forbidden(res, name, "this namespace may not be deleted")
             return self._delete_namespace(res, current, new, dry_run)
-        grace = self._grace_period(res, current, grace_period_seconds)
+        grace = strategy_for(res.key).grace_period(current, grace_period_seconds)
         already = meta.get("deletionTimestamp") is not None
         if already and grace >= (meta.get("deletionGracePeriodSeconds") or 0) and new == current:
             return current  # deleting again changes nothing unless it shortens the grace period
@@ -493,19 +467,6 @@ class ApiCore:
             meta["deletionGracePeriodSeconds"] = grace
         return new if dry_run else self.store.update(res.key, ns, name, new, expected_rv=_rv(current),
                                                      current=current)
-
-    @staticmethod
-    def _grace_period(res: Resource, pod: Obj, requested: int | None) -> int:
-        """Only pods bound to a node and not finished get a grace period (podStrategy.CheckGracefulDelete)."""
-        if res.key != "pods":
-            return 0
-        spec, phase = pod.get("spec") or {}, (pod.get("status") or {}).get("phase")
-        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
-            return 0
-        if requested is not None:
-            return requested
-        grace = spec.get("terminationGracePeriodSeconds")
-        return grace if isinstance(grace, int) and not isinstance(grace, bool) and grace >= 0 else _DEFAULT_GRACE
 
     def _delete_namespace(self, res: Resource, current: Obj, new: Obj, dry_run: bool) -> Obj:
         """Deleting a namespace starts termination; the namespace controller empties it
@@ -547,14 +508,14 @@ class ApiCore:
 
     # -- subresources ----------------------------------------------------------------
     @staticmethod
-    def _scale(obj: Obj) -> Obj:
+    def _scale(res: Resource, obj: Obj) -> Obj:
         m = obj["metadata"]
         return {"kind": "Scale", "apiVersion": "autoscaling/v1",
                 "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                              if k in m},
                 "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
                 "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                           "selector": selector_string((obj.get("spec") or {}).get("selector"))}}
+                           "selector": strategy_for(res.key).scale_selector(obj)}}
 
     def _update_scale(self, res: Resource, ns: str, name: str, body: Any, dry_run: bool,
                       user: UserInfo | None) -> Obj:
@@ -567,7 +528,7 @@ class ApiCore:
         new = clone(current)
         new.setdefault("spec", {})["replicas"] = replicas
         new["metadata"]["resourceVersion"] = scale["metadata"].get("resourceVersion") or _rv(current)
-        return self._scale(self._replace(res, current, new, None, dry_run, user))
+        return self._scale(res, self._replace(res, current, new, None, dry_run, user))
 
     def _bind(self, res: Resource, ns: str, name: str, body: Any, dry_run: bool) -> Obj:
         """pods/binding: the scheduler's write of spec.nodeName (plus PodScheduled)."""
@@ -781,17 +742,3 @@ def _check_preconditions(res: Resource, current: Obj, preconditions: Obj | None)
     if rv and str(rv) != _rv(current):
         raise errors.conflict(res.group, res.plural, name, f"Precondition failed: ResourceVersion in precondition: "
                               f"{rv}, ResourceVersion in object meta: {_rv(current)}")
-
-
-def _should_remove(res: Resource, old: Obj, new: Obj) -> bool:
-    """An update of a deleting object that removes its last finalizer removes it
-    (registry Store.shouldDeleteDuringUpdate); a pod still in its grace period stays
-    until the kubelet deletes it with grace 0."""
-    meta = new.get("metadata", {})
-    if not meta.get("deletionTimestamp") or meta.get("finalizers"):
-        return False
-    if res.key == "namespaces":
-        return not (new.get("spec") or {}).get("finalizers")
-    if not old["metadata"].get("finalizers"):
-        return False
-    return not old["metadata"].get("deletionGracePeriodSeconds")

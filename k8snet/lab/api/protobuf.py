@@ -1,6 +1,6 @@
 """Decoding kubectl's protobuf request bodies (``application/vnd.kubernetes.protobuf``).
 
-kubectl's typed clients (``kubectl create secret|configmap|namespace|deployment|role|rolebinding|
+kubectl's typed clients (``kubectl create secret|configmap|namespace|deployment|job|role|rolebinding|
 service|serviceaccount``, 1.32 through 1.37 alike) send the 4-byte magic ``k8s\\0`` and a
 ``runtime.Unknown`` whose ``raw`` field is the object message. JSON field names
 equal the proto field names, so a table of field numbers (:data:`SCHEMA`, from
@@ -84,6 +84,15 @@ ReplicaSetSpec: 1=replicas:int32*, 2=selector:LabelSelector, 3=template:PodTempl
 ReplicaSetStatus: 1=replicas:int32*, 2=fullyLabeledReplicas:int32, 3=observedGeneration:int64, 4=readyReplicas:int32,
     5=availableReplicas:int32
 PodTemplateSpec: 1=metadata:ObjectMeta, 2=spec:PodSpec
+Job: 1=metadata:ObjectMeta, 2=spec:JobSpec, 3=status:JobStatus
+JobSpec: 1=parallelism:int32*, 2=completions:int32*, 3=activeDeadlineSeconds:int64*, 4=selector:LabelSelector,
+    5=manualSelector:bool*, 6=template:PodTemplateSpec, 7=backoffLimit:int32*, 8=ttlSecondsAfterFinished:int32*,
+    9=completionMode:string*, 10=suspend:bool*, 12=backoffLimitPerIndex:int32*, 13=maxFailedIndexes:int32*,
+    14=podReplacementPolicy:string*, 15=managedBy:string*
+JobStatus: 1=[]conditions:JobCondition, 2=startTime:Time, 3=completionTime:Time, 4=active:int32, 5=succeeded:int32,
+    6=failed:int32, 7=completedIndexes:string, 9=ready:int32*, 11=terminating:int32*
+JobCondition: 1=type:string, 2=status:string, 3=lastProbeTime:Time, 4=lastTransitionTime:Time, 5=reason:string,
+    6=message:string
 PodSpec: 1=[]volumes:Volume, 2=[]containers:Container, 3=restartPolicy:string, 4=terminationGracePeriodSeconds:int64*,
     5=activeDeadlineSeconds:int64, 6=dnsPolicy:string, 7=nodeSelector:map<string,string>, 8=serviceAccountName:string,
     9=serviceAccount:string, 10=nodeName:string, 11=hostNetwork:bool, 12=hostPID:bool, 13=hostIPC:bool,
@@ -188,7 +197,7 @@ def _parse_schema(text: str) -> dict[str, dict[int, Field]]:
 
 
 SCHEMA = _parse_schema(SCHEMA_TEXT)
-_KINDS = {"Namespace", "Secret", "ConfigMap", "ServiceAccount", "Service", "Deployment", "ReplicaSet",
+_KINDS = {"Namespace", "Secret", "ConfigMap", "ServiceAccount", "Service", "Deployment", "ReplicaSet", "Job",
           "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "SelfSubjectAccessReview",
           "SubjectAccessReview", "LocalSubjectAccessReview", "SelfSubjectRulesReview", "SelfSubjectReview",
           "TokenRequest"}

@@ -38,7 +38,7 @@ from . import (
     requestinfo,
     reviews,
     streaming,
-    tables,
+    tableview,
 )
 from .authorizer import Authorizer, RbacSource
 from .core import ApiCore, not_served
@@ -352,14 +352,14 @@ class ApiServer:
         listed = await self.core.list(t.res.key, t.namespace, label_selector=q.get("labelSelector"),
                                       field_selector=q.get("fieldSelector"))
         if wants_table(request.headers.get("Accept", "")):
-            return _response(tables.to_table(t.res, listed["items"], resource_version=listed["metadata"]["resourceVersion"],
+            return _response(tableview.to_table(t.res, listed["items"], resource_version=listed["metadata"]["resourceVersion"],
                                              include_object=q.get("includeObject") or "Metadata"))
         return _response(listed)
 
     async def _get(self, request: web.Request, t: Target) -> web.Response:
         obj = await self.core.get(t.res.key, t.namespace, t.name or "", subresource=t.subresource)
         if t.subresource in (None, "status") and wants_table(request.headers.get("Accept", "")):
-            return _response(tables.to_table(t.res, [obj], resource_version=obj["metadata"].get("resourceVersion", ""),
+            return _response(tableview.to_table(t.res, [obj], resource_version=obj["metadata"].get("resourceVersion", ""),
                                              include_object=request.query.get("includeObject") or "Metadata"))
         return _response(obj)
 
@@ -385,7 +385,7 @@ class ApiServer:
             async for event in events:
                 if table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                     obj = event["object"]
-                    event = {"type": event["type"], "object": tables.to_table(
+                    event = {"type": event["type"], "object": tableview.to_table(
                         t.res, [obj], resource_version=obj["metadata"].get("resourceVersion", ""),
                         include_object=include_object, with_headers=first)}
                     first = False

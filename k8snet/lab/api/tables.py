@@ -13,13 +13,11 @@ never be rebuilt with different content.
 
 from __future__ import annotations
 
-import copy
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 
 from ..contracts import Obj
 from ..errors import ApiError
-from .resources import Resource
 from .selectors import selector_string
 
 Cells = list[Any]
@@ -29,7 +27,7 @@ Printer = Callable[[Obj, datetime], "tuple[Cells, RowConditions | None]"]
 
 # -- column definitions -------------------------------------------------------
 
-def _doc(model: str, field: str, default: str = "") -> str:
+def field_doc(model: str, field: str, default: str = "") -> str:
     """The field's API documentation, as ``SwaggerDoc()`` gives it to the Go printers.
 
     Read from the installed ``kubernetes`` client's models (generated from the same
@@ -47,111 +45,111 @@ def _doc(model: str, field: str, default: str = "") -> str:
     return default
 
 
-def _col(name: str, type_: str, description: str, priority: int = 0, format_: str = "") -> Obj:
+def column(name: str, type_: str, description: str, priority: int = 0, format_: str = "") -> Obj:
     return {"name": name, "type": type_, "format": format_, "description": description, "priority": priority}
 
 
-_NAME = _col("Name", "string", _doc("V1ObjectMeta", "name"), format_="name")
-_AGE = _col("Age", "string", _doc("V1ObjectMeta", "creationTimestamp"))
-_CONTAINERS = _col("Containers", "string", "Names of each container in the template.", 1)
-_IMAGES = _col("Images", "string", "Images referenced by each container in the template.", 1)
+NAME_COLUMN = column("Name", "string", field_doc("V1ObjectMeta", "name"), format_="name")
+AGE_COLUMN = column("Age", "string", field_doc("V1ObjectMeta", "creationTimestamp"))
+CONTAINERS_COLUMN = column("Containers", "string", "Names of each container in the template.", 1)
+IMAGES_COLUMN = column("Images", "string", "Images referenced by each container in the template.", 1)
 
 POD_COLUMNS = [
-    _NAME,
-    _col("Ready", "string", "The aggregate readiness state of this pod for accepting traffic."),
-    _col("Status", "string", "The aggregate status of the containers in this pod."),
-    _col("Restarts", "string", "The number of times the containers in this pod have been restarted "
+    NAME_COLUMN,
+    column("Ready", "string", "The aggregate readiness state of this pod for accepting traffic."),
+    column("Status", "string", "The aggregate status of the containers in this pod."),
+    column("Restarts", "string", "The number of times the containers in this pod have been restarted "
                                "and when the last container in this pod has restarted."),
-    _AGE,
-    _col("IP", "string", _doc("V1PodStatus", "podIP"), 1),
-    _col("Node", "string", _doc("V1PodSpec", "nodeName"), 1),
-    _col("Nominated Node", "string", _doc("V1PodStatus", "nominatedNodeName"), 1),
-    _col("Readiness Gates", "string", _doc("V1PodSpec", "readinessGates"), 1),
+    AGE_COLUMN,
+    column("IP", "string", field_doc("V1PodStatus", "podIP"), 1),
+    column("Node", "string", field_doc("V1PodSpec", "nodeName"), 1),
+    column("Nominated Node", "string", field_doc("V1PodStatus", "nominatedNodeName"), 1),
+    column("Readiness Gates", "string", field_doc("V1PodSpec", "readinessGates"), 1),
 ]
 SERVICE_COLUMNS = [
-    _NAME,
-    _col("Type", "string", _doc("V1ServiceSpec", "type")),
-    _col("Cluster-IP", "string", _doc("V1ServiceSpec", "clusterIP")),
-    _col("External-IP", "string", _doc("V1ServiceSpec", "externalIPs")),
-    _col("Port(s)", "string", _doc("V1ServiceSpec", "ports")),
-    _AGE,
-    _col("Selector", "string", _doc("V1ServiceSpec", "selector"), 1),
+    NAME_COLUMN,
+    column("Type", "string", field_doc("V1ServiceSpec", "type")),
+    column("Cluster-IP", "string", field_doc("V1ServiceSpec", "clusterIP")),
+    column("External-IP", "string", field_doc("V1ServiceSpec", "externalIPs")),
+    column("Port(s)", "string", field_doc("V1ServiceSpec", "ports")),
+    AGE_COLUMN,
+    column("Selector", "string", field_doc("V1ServiceSpec", "selector"), 1),
 ]
-ENDPOINTS_COLUMNS = [_NAME, _col("Endpoints", "string", _doc("V1Endpoints", "subsets")), _AGE]
+ENDPOINTS_COLUMNS = [NAME_COLUMN, column("Endpoints", "string", field_doc("V1Endpoints", "subsets")), AGE_COLUMN]
 ENDPOINT_SLICE_COLUMNS = [
-    _NAME,
-    _col("AddressType", "string", _doc("V1EndpointSlice", "addressType")),
-    _col("Ports", "string", _doc("V1EndpointSlice", "ports")),
-    _col("Endpoints", "string", _doc("V1EndpointSlice", "endpoints")),
-    _AGE,
+    NAME_COLUMN,
+    column("AddressType", "string", field_doc("V1EndpointSlice", "addressType")),
+    column("Ports", "string", field_doc("V1EndpointSlice", "ports")),
+    column("Endpoints", "string", field_doc("V1EndpointSlice", "endpoints")),
+    AGE_COLUMN,
 ]
 DEPLOYMENT_COLUMNS = [
-    _NAME,
-    _col("Ready", "string", "Number of the pod with ready state"),
-    _col("Up-to-date", "string", _doc("V1DeploymentStatus", "updatedReplicas")),
-    _col("Available", "string", _doc("V1DeploymentStatus", "availableReplicas")),
-    _AGE, _CONTAINERS, _IMAGES,
-    _col("Selector", "string", _doc("V1DeploymentSpec", "selector", "Label selector for pods. "
+    NAME_COLUMN,
+    column("Ready", "string", "Number of the pod with ready state"),
+    column("Up-to-date", "string", field_doc("V1DeploymentStatus", "updatedReplicas")),
+    column("Available", "string", field_doc("V1DeploymentStatus", "availableReplicas")),
+    AGE_COLUMN, CONTAINERS_COLUMN, IMAGES_COLUMN,
+    column("Selector", "string", field_doc("V1DeploymentSpec", "selector", "Label selector for pods. "
         "Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment. "
         "It must match the pod template's labels."), 1),
 ]
 REPLICA_SET_COLUMNS = [
-    _NAME,
-    _col("Desired", "integer", _doc("V1ReplicaSetSpec", "replicas")),
-    _col("Current", "integer", _doc("V1ReplicaSetStatus", "replicas")),
-    _col("Ready", "integer", _doc("V1ReplicaSetStatus", "readyReplicas")),
-    _AGE, _CONTAINERS, _IMAGES,
-    _col("Selector", "string", _doc("V1ReplicaSetSpec", "selector", "Selector is a label query over pods "
+    NAME_COLUMN,
+    column("Desired", "integer", field_doc("V1ReplicaSetSpec", "replicas")),
+    column("Current", "integer", field_doc("V1ReplicaSetStatus", "replicas")),
+    column("Ready", "integer", field_doc("V1ReplicaSetStatus", "readyReplicas")),
+    AGE_COLUMN, CONTAINERS_COLUMN, IMAGES_COLUMN,
+    column("Selector", "string", field_doc("V1ReplicaSetSpec", "selector", "Selector is a label query over pods "
         "that should match the replica count. Label keys and values that must match in order to be controlled "
         "by this replica set. It must match the pod template's labels."), 1),
 ]
 SECRET_COLUMNS = [
-    _NAME,
-    _col("Type", "string", _doc("V1Secret", "type")),
-    _col("Data", "string", _doc("V1Secret", "data")),
-    _AGE,
+    NAME_COLUMN,
+    column("Type", "string", field_doc("V1Secret", "type")),
+    column("Data", "string", field_doc("V1Secret", "data")),
+    AGE_COLUMN,
 ]
-CONFIG_MAP_COLUMNS = [_NAME, _col("Data", "string", _doc("V1ConfigMap", "data")), _AGE]
-NAMESPACE_COLUMNS = [_NAME, _col("Status", "string", "The status of the namespace"), _AGE]
+CONFIG_MAP_COLUMNS = [NAME_COLUMN, column("Data", "string", field_doc("V1ConfigMap", "data")), AGE_COLUMN]
+NAMESPACE_COLUMNS = [NAME_COLUMN, column("Status", "string", "The status of the namespace"), AGE_COLUMN]
 NODE_COLUMNS = [
-    _NAME,
-    _col("Status", "string", "The status of the node"),
-    _col("Roles", "string", "The roles of the node"),
-    _AGE,
-    _col("Version", "string", _doc("V1NodeSystemInfo", "kubeletVersion")),
-    _col("Internal-IP", "string", _doc("V1NodeStatus", "addresses"), 1),
-    _col("External-IP", "string", _doc("V1NodeStatus", "addresses"), 1),
-    _col("OS-Image", "string", _doc("V1NodeSystemInfo", "osImage"), 1),
-    _col("Kernel-Version", "string", _doc("V1NodeSystemInfo", "kernelVersion"), 1),
-    _col("Container-Runtime", "string", _doc("V1NodeSystemInfo", "containerRuntimeVersion"), 1),
+    NAME_COLUMN,
+    column("Status", "string", "The status of the node"),
+    column("Roles", "string", "The roles of the node"),
+    AGE_COLUMN,
+    column("Version", "string", field_doc("V1NodeSystemInfo", "kubeletVersion")),
+    column("Internal-IP", "string", field_doc("V1NodeStatus", "addresses"), 1),
+    column("External-IP", "string", field_doc("V1NodeStatus", "addresses"), 1),
+    column("OS-Image", "string", field_doc("V1NodeSystemInfo", "osImage"), 1),
+    column("Kernel-Version", "string", field_doc("V1NodeSystemInfo", "kernelVersion"), 1),
+    column("Container-Runtime", "string", field_doc("V1NodeSystemInfo", "containerRuntimeVersion"), 1),
 ]
 EVENT_COLUMNS = [
-    _col("Last Seen", "string", _doc("CoreV1Event", "lastTimestamp")),
-    _col("Type", "string", _doc("CoreV1Event", "type")),
-    _col("Reason", "string", _doc("CoreV1Event", "reason")),
-    _col("Object", "string", _doc("CoreV1Event", "involvedObject", "The object that this event is about.")),
-    _col("Subobject", "string", _doc("V1ObjectReference", "fieldPath"), 1),
-    _col("Source", "string", _doc("CoreV1Event", "source", "The component reporting this event. "
+    column("Last Seen", "string", field_doc("CoreV1Event", "lastTimestamp")),
+    column("Type", "string", field_doc("CoreV1Event", "type")),
+    column("Reason", "string", field_doc("CoreV1Event", "reason")),
+    column("Object", "string", field_doc("CoreV1Event", "involvedObject", "The object that this event is about.")),
+    column("Subobject", "string", field_doc("V1ObjectReference", "fieldPath"), 1),
+    column("Source", "string", field_doc("CoreV1Event", "source", "The component reporting this event. "
                                                                 "Should be a short machine understandable string."), 1),
-    _col("Message", "string", _doc("CoreV1Event", "message")),
-    _col("First Seen", "string", _doc("CoreV1Event", "firstTimestamp"), 1),
-    _col("Count", "string", _doc("CoreV1Event", "count"), 1),
-    _col("Name", "string", _doc("V1ObjectMeta", "name"), 1, "name"),
+    column("Message", "string", field_doc("CoreV1Event", "message")),
+    column("First Seen", "string", field_doc("CoreV1Event", "firstTimestamp"), 1),
+    column("Count", "string", field_doc("CoreV1Event", "count"), 1),
+    column("Name", "string", field_doc("V1ObjectMeta", "name"), 1, "name"),
 ]
-SERVICE_ACCOUNT_COLUMNS = [_NAME, _col("Secrets", "string", _doc("V1ServiceAccount", "secrets")), _AGE]
+SERVICE_ACCOUNT_COLUMNS = [NAME_COLUMN, column("Secrets", "string", field_doc("V1ServiceAccount", "secrets")), AGE_COLUMN]
 # The generic convertor the real server uses for kinds without a printer.
 # pkg/printers/internalversion: roles print name and creation time; bindings their role
 # and, with -o wide, their subjects.
-ROLE_COLUMNS = [_NAME, _col("Created At", "date", _doc("V1ObjectMeta", "creationTimestamp"))]
+ROLE_COLUMNS = [NAME_COLUMN, column("Created At", "date", field_doc("V1ObjectMeta", "creationTimestamp"))]
 ROLE_BINDING_COLUMNS = [
-    _NAME, _col("Role", "string", _doc(
+    NAME_COLUMN, column("Role", "string", field_doc(
         "V1RoleBinding", "roleRef", "RoleRef can reference a Role in the current namespace or a ClusterRole in the "
-        "global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.")), _AGE,
-    _col("Users", "string", "Users in the roleBinding", 1),
-    _col("Groups", "string", "Groups in the roleBinding", 1),
-    _col("ServiceAccounts", "string", "ServiceAccounts in the roleBinding", 1),
+        "global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.")), AGE_COLUMN,
+    column("Users", "string", "Users in the roleBinding", 1),
+    column("Groups", "string", "Groups in the roleBinding", 1),
+    column("ServiceAccounts", "string", "ServiceAccounts in the roleBinding", 1),
 ]
-DEFAULT_COLUMNS = [_NAME, _col("Created At", "date", _doc("V1ObjectMeta", "creationTimestamp"))]
+DEFAULT_COLUMNS = [NAME_COLUMN, column("Created At", "date", field_doc("V1ObjectMeta", "creationTimestamp"))]
 
 
 # -- time ---------------------------------------------------------------------
@@ -223,7 +221,7 @@ def format_label_selector(selector: Obj | None) -> str:
     return selector_cell(selector) or "<none>"
 
 
-def _container_cells(template: Obj) -> tuple[str, str]:
+def container_cells(template: Obj) -> tuple[str, str]:
     containers = ((template or {}).get("spec") or {}).get("containers") or []
     return ",".join(c.get("name", "") for c in containers), ",".join(c.get("image", "") for c in containers)
 
@@ -236,12 +234,12 @@ def _list_with_more(items: list[str], max_items: int = 3, empty: str = "<unset>"
     return shown or empty
 
 
-def _meta(obj: Obj) -> Obj:
+def object_meta(obj: Obj) -> Obj:
     return obj.get("metadata") or {}
 
 
-def _age(obj: Obj, now: datetime) -> str:
-    return since(_meta(obj).get("creationTimestamp"), now)
+def age(obj: Obj, now: datetime) -> str:
+    return since(object_meta(obj).get("creationTimestamp"), now)
 
 
 # -- printers -------------------------------------------------------------------
@@ -276,7 +274,7 @@ def _later(current: str | None, candidate: str | None) -> str | None:
 
 
 def print_pod(pod: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
-    spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, _meta(pod)
+    spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, object_meta(pod)
     conditions = status.get("conditions") or []
     phase = status.get("phase", "")
     reason = status.get("reason") or phase
@@ -360,7 +358,7 @@ def print_pod(pod: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
             by_type.setdefault(c.get("type", ""), c.get("status", ""))
         gates_cell = f"{sum(by_type.get(g.get('conditionType')) == 'True' for g in gates)}/{len(gates)}"
     cells = [
-        meta.get("name", ""), f"{ready}/{total}", reason, restarts_cell, _age(pod, now),
+        meta.get("name", ""), f"{ready}/{total}", reason, restarts_cell, age(pod, now),
         (pod_ips[0].get("ip") if pod_ips else "") or "<none>",
         spec.get("nodeName") or "<none>",
         status.get("nominatedNodeName") or "<none>",
@@ -411,9 +409,9 @@ def print_service(svc: Obj, now: datetime) -> tuple[Cells, RowConditions | None]
     spec = svc.get("spec") or {}
     cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     return [
-        _meta(svc).get("name", ""), spec.get("type", ""), cluster_ips[0] if cluster_ips else "<none>",
+        object_meta(svc).get("name", ""), spec.get("type", ""), cluster_ips[0] if cluster_ips else "<none>",
         service_external_ip(svc, wide=True), service_ports(spec.get("ports") or []) or "<none>",
-        _age(svc, now), format_labels(spec.get("selector")),
+        age(svc, now), format_labels(spec.get("selector")),
     ], None
 
 
@@ -442,7 +440,7 @@ def format_endpoints(endpoints: Obj) -> str:
 
 
 def print_endpoints(ep: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
-    return [_meta(ep).get("name", ""), format_endpoints(ep), _age(ep, now)], None
+    return [object_meta(ep).get("name", ""), format_endpoints(ep), age(ep, now)], None
 
 
 def print_endpoint_slice(es: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
@@ -455,42 +453,42 @@ def print_endpoint_slice(es: Obj, now: datetime) -> tuple[Cells, RowConditions |
         else:
             ports.append("*")
     addresses = [a for ep in es.get("endpoints") or [] for a in ep.get("addresses") or []]
-    return [_meta(es).get("name", ""), es.get("addressType", ""), _list_with_more(ports),
-            _list_with_more(addresses), _age(es, now)], None
+    return [object_meta(es).get("name", ""), es.get("addressType", ""), _list_with_more(ports),
+            _list_with_more(addresses), age(es, now)], None
 
 
 def print_deployment(d: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
     spec, status = d.get("spec") or {}, d.get("status") or {}
-    names, images = _container_cells(spec.get("template") or {})
+    names, images = container_cells(spec.get("template") or {})
     return [
-        _meta(d).get("name", ""), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
-        status.get("updatedReplicas", 0), status.get("availableReplicas", 0), _age(d, now),
+        object_meta(d).get("name", ""), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        status.get("updatedReplicas", 0), status.get("availableReplicas", 0), age(d, now),
         names, images, selector_cell(spec.get("selector")),
     ], None
 
 
 def print_replica_set(rs: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
     spec, status = rs.get("spec") or {}, rs.get("status") or {}
-    names, images = _container_cells(spec.get("template") or {})
+    names, images = container_cells(spec.get("template") or {})
     return [
-        _meta(rs).get("name", ""), spec.get("replicas", 1), status.get("replicas", 0),
-        status.get("readyReplicas", 0), _age(rs, now), names, images,
+        object_meta(rs).get("name", ""), spec.get("replicas", 1), status.get("replicas", 0),
+        status.get("readyReplicas", 0), age(rs, now), names, images,
         format_label_selector(spec.get("selector")),
     ], None
 
 
 def print_secret(s: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
     # stringData is write-only (merged into data on write), so only data counts.
-    return [_meta(s).get("name", ""), s.get("type", ""), len(s.get("data") or {}), _age(s, now)], None
+    return [object_meta(s).get("name", ""), s.get("type", ""), len(s.get("data") or {}), age(s, now)], None
 
 
 def print_config_map(cm: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
-    return [_meta(cm).get("name", ""), len(cm.get("data") or {}) + len(cm.get("binaryData") or {}),
-            _age(cm, now)], None
+    return [object_meta(cm).get("name", ""), len(cm.get("data") or {}) + len(cm.get("binaryData") or {}),
+            age(cm, now)], None
 
 
 def print_namespace(ns: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
-    return [_meta(ns).get("name", ""), (ns.get("status") or {}).get("phase", ""), _age(ns, now)], None
+    return [object_meta(ns).get("name", ""), (ns.get("status") or {}).get("phase", ""), age(ns, now)], None
 
 
 def node_roles(labels: dict[str, str]) -> list[str]:
@@ -517,8 +515,9 @@ def print_node(node: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
         return next((a.get("address", "") for a in addresses if a.get("type") == kind), "<none>")
 
     return [
-        _meta(node).get("name", ""), ",".join(states), ",".join(node_roles(_meta(node).get("labels") or {})) or "<none>",
-        _age(node, now), info.get("kubeletVersion", ""), address("InternalIP"), address("ExternalIP"),
+        object_meta(node).get("name", ""), ",".join(states),
+        ",".join(node_roles(object_meta(node).get("labels") or {})) or "<none>",
+        age(node, now), info.get("kubeletVersion", ""), address("InternalIP"), address("ExternalIP"),
         info.get("osImage") or "<unknown>", info.get("kernelVersion") or "<unknown>",
         info.get("containerRuntimeVersion") or "<unknown>",
     ], None
@@ -565,16 +564,16 @@ def print_event(event: Obj, now: datetime) -> tuple[Cells, RowConditions | None]
     return [
         last, ev.get("type", ""), ev.get("reason", ""), target, involved.get("fieldPath", ""),
         f"{component}, {instance}" if instance else component, (ev.get("message") or "").strip(),
-        first, count, _meta(ev).get("name", ""),
+        first, count, object_meta(ev).get("name", ""),
     ], None
 
 
 def print_service_account(sa: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
-    return [_meta(sa).get("name", ""), len(sa.get("secrets") or []), _age(sa, now)], None
+    return [object_meta(sa).get("name", ""), len(sa.get("secrets") or []), age(sa, now)], None
 
 
 def print_role(role: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
-    return [_meta(role).get("name", ""), _meta(role).get("creationTimestamp", "")], None
+    return [object_meta(role).get("name", ""), object_meta(role).get("creationTimestamp", "")], None
 
 
 def print_role_binding(binding: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
@@ -587,75 +586,9 @@ def print_role_binding(binding: Obj, now: datetime) -> tuple[Cells, RowCondition
 
     accounts = ", ".join(f'{s.get("namespace", "")}/{s.get("name", "")}' for s in subjects
                          if s.get("kind") == "ServiceAccount")
-    return [_meta(binding).get("name", ""), f'{ref.get("kind", "")}/{ref.get("name", "")}', _age(binding, now),
+    return [object_meta(binding).get("name", ""), f'{ref.get("kind", "")}/{ref.get("name", "")}', age(binding, now),
             names("User"), names("Group"), accounts], None
 
 
 def print_default(obj: Obj, now: datetime) -> tuple[Cells, RowConditions | None]:
-    return [_meta(obj).get("name", ""), _meta(obj).get("creationTimestamp", "")], None
-
-
-PRINTERS: dict[str, tuple[list[Obj], Printer]] = {
-    "pods": (POD_COLUMNS, print_pod),
-    "services": (SERVICE_COLUMNS, print_service),
-    "endpoints": (ENDPOINTS_COLUMNS, print_endpoints),
-    "discovery.k8s.io/endpointslices": (ENDPOINT_SLICE_COLUMNS, print_endpoint_slice),
-    "apps/deployments": (DEPLOYMENT_COLUMNS, print_deployment),
-    "apps/replicasets": (REPLICA_SET_COLUMNS, print_replica_set),
-    "secrets": (SECRET_COLUMNS, print_secret),
-    "configmaps": (CONFIG_MAP_COLUMNS, print_config_map),
-    "namespaces": (NAMESPACE_COLUMNS, print_namespace),
-    "nodes": (NODE_COLUMNS, print_node),
-    "events": (EVENT_COLUMNS, print_event),
-    "events.k8s.io/events": (EVENT_COLUMNS, print_event),
-    "serviceaccounts": (SERVICE_ACCOUNT_COLUMNS, print_service_account),
-    "rbac.authorization.k8s.io/roles": (ROLE_COLUMNS, print_role),
-    "rbac.authorization.k8s.io/clusterroles": (ROLE_COLUMNS, print_role),
-    "rbac.authorization.k8s.io/rolebindings": (ROLE_BINDING_COLUMNS, print_role_binding),
-    "rbac.authorization.k8s.io/clusterrolebindings": (ROLE_BINDING_COLUMNS, print_role_binding),
-}
-
-
-# -- the Table ------------------------------------------------------------------
-
-def column_definitions(res: Resource) -> list[Obj]:
-    """The resource's Table columns (a fresh copy of the constant definitions)."""
-    return copy.deepcopy(PRINTERS.get(res.key, (DEFAULT_COLUMNS, print_default))[0])
-
-
-def _row_object(res: Resource, obj: Obj, include_object: str) -> Obj | None:
-    if include_object == "None":
-        return None
-    if include_object == "Object":
-        return obj
-    # PartialObjectMetadata: what kubectl reads for -A, --show-labels and -L.
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": _meta(obj)}
-
-
-def to_table(res: Resource, objects: list[Obj], *, resource_version: str, include_object: str = "Metadata",
-             with_headers: bool = True, now: datetime | None = None) -> Obj:
-    """A ``meta.k8s.io/v1`` Table of ``objects`` (one row each, in order).
-
-    ``include_object`` is the ``includeObject`` query parameter: ``Metadata``
-    (default), ``Object`` or ``None``. ``with_headers=False`` leaves the column
-    definitions out, as the server does for every watch event after the first.
-    """
-    if include_object not in ("Metadata", "Object", "None"):
-        from ..errors import bad_request
-        raise bad_request(f'unrecognized includeObject value: "{include_object}"')
-    columns, printer = PRINTERS.get(res.key, (DEFAULT_COLUMNS, print_default))
-    now = now or datetime.now(timezone.utc)
-    rows = []
-    for obj in objects:
-        cells, conditions = printer(obj, now)
-        row: Obj = {"cells": cells, "object": _row_object(res, obj, include_object)}
-        if conditions:
-            row["conditions"] = copy.deepcopy(conditions)
-        rows.append(row)
-    return {
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": copy.deepcopy(columns) if with_headers else [],
-        "rows": rows,
-    }
+    return [object_meta(obj).get("name", ""), object_meta(obj).get("creationTimestamp", "")], None

@@ -10,13 +10,16 @@ from ..config import LabConfig
 from ..contracts import ApiClient
 from .base import Controller, Informers
 from .clusterroleaggregation import ClusterRoleAggregationController
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .garbagecollector import GarbageCollector
+from .job import JobController
 from .loadbalancer import LoadBalancerController
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController
+from .replicationcontroller import ReplicationManager
 from .scheduler import Scheduler
 from .serviceaccount import ServiceAccountController
 
@@ -25,7 +28,8 @@ log = logging.getLogger(__name__)
 CONTROLLERS: tuple[type[Controller], ...] = (
     ServiceAccountController, NamespaceController, Scheduler, ReplicaSetController,
     DeploymentController, EndpointsController, EndpointSliceController, GarbageCollector,
-    LoadBalancerController, ClusterRoleAggregationController,
+    LoadBalancerController, ClusterRoleAggregationController, JobController,
+    DaemonSetController, ReplicationManager,
 )
 
 

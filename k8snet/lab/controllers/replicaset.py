@@ -114,14 +114,14 @@ def _has_labels(pod: Obj, labels: dict[str, str]) -> bool:
     return all(have.get(k) == v for k, v in labels.items())
 
 
-def pod_from_template(rs: Obj) -> Obj:
+def pod_from_template(rs: Obj, api_version: str = "apps/v1", kind: str = "ReplicaSet") -> Obj:
     template = rs["spec"]["template"]
     tmeta = template.get("metadata") or {}
     metadata: dict[str, Any] = {
         "generateName": f"{rs['metadata']['name']}-",
         "namespace": rs["metadata"]["namespace"],
         "labels": dict(tmeta.get("labels") or {}),
-        "ownerReferences": [owner_ref_to(rs, "apps/v1", "ReplicaSet")],
+        "ownerReferences": [owner_ref_to(rs, api_version, kind)],
     }
     for field in ("annotations", "finalizers"):
         if tmeta.get(field):
@@ -131,10 +131,15 @@ def pod_from_template(rs: Obj) -> Obj:
 
 class ReplicaSetController(Controller):
     component = "replicaset-controller"
+    # The kind this controller keeps replicas of (the ReplicationController manager
+    # is the same controller for v1 ReplicationControllers, as upstream).
+    resource_key = RS
+    kind = "ReplicaSet"
+    api_version = "apps/v1"
 
     def __init__(self, client: ApiClient, config: LabConfig, *, informers: Informers | None = None):
         super().__init__(client, config, informers=informers)
-        self.replicasets = self.watch(RS, self._on_rs)
+        self.replicasets = self.watch(self.resource_key, self._on_rs)
         self.pods = self.watch("pods", self._on_pod)
         # rs uid -> {pod name: deadline}: created but not yet seen / deleted but not yet gone
         self._adds: dict[str, dict[str, float]] = {}
@@ -152,12 +157,12 @@ class ReplicaSetController(Controller):
         m = pod["metadata"]
         ref = controller_ref(pod)
         if ref is not None:
-            if ref.get("kind") == "ReplicaSet":
+            if ref.get("kind") == self.kind:
                 self.queue.add((m["namespace"], ref["name"]))
             return
         # An orphan: every ReplicaSet that could adopt it should look.
         for rs in self.replicasets.items(m["namespace"]):
-            if selector_matches(rs["spec"].get("selector"), m.get("labels")):
+            if selector_matches(self.selector(rs), m.get("labels")):
                 self.queue.add((m["namespace"], rs["metadata"]["name"]))
 
     def resync(self) -> None:
@@ -177,9 +182,14 @@ class ReplicaSetController(Controller):
             await self._manage(rs, active, uid)
         await self._update_status(rs, [p for p in active if p is not None])
 
+    @staticmethod
+    def selector(rs: Obj) -> Obj | None:
+        """The kind's selector as a LabelSelector."""
+        return rs["spec"].get("selector")
+
     async def _claim_pods(self, rs: Obj) -> list[Obj]:
         """Pods this RS controls, adopting matching orphans and releasing non-matching ones."""
-        selector = rs["spec"].get("selector")
+        selector = self.selector(rs)
         owned = []
         for pod in self.pods.items(rs["metadata"]["namespace"]):
             matches = selector_matches(selector, pod["metadata"].get("labels"))
@@ -192,7 +202,7 @@ class ReplicaSetController(Controller):
             elif (matches and controller_ref(pod) is None and not is_deleting(pod)
                   and not is_deleting(rs)):
                 refs = list(owner_refs(pod))
-                refs.append(owner_ref_to(rs, "apps/v1", "ReplicaSet"))
+                refs.append(owner_ref_to(rs, self.api_version, self.kind))
                 try:
                     owned.append(await self._set_owner_refs(pod, refs))
                 except ApiError as err:
@@ -227,14 +237,14 @@ class ReplicaSetController(Controller):
         elif diff > 0:
             cached = [p for p in active if p is not None]
             related = [p for p in self.pods.items(rs["metadata"]["namespace"]) if is_pod_active(p)
-                       and _same_controller_owner(p, rs, self.replicasets)]
+                       and _same_controller_owner(p, rs, self.replicasets, self.kind)]
             for pod in pods_to_delete(cached, min(diff, BURST_REPLICAS), related):
                 await self._delete_pod(rs, pod, uid)
 
     async def _create_pods(self, rs: Obj, count: int, uid: str) -> None:
         ns = rs["metadata"]["namespace"]
         for batch in slow_start_batches(count):
-            results = await asyncio.gather(*(self.client.create("pods", ns, pod_from_template(rs))
+            results = await asyncio.gather(*(self.client.create("pods", ns, pod_from_template(rs, self.api_version, self.kind))
                                              for _ in range(batch)), return_exceptions=True)
             failed = None
             for result in results:
@@ -244,11 +254,11 @@ class ReplicaSetController(Controller):
                 pod_name = result["metadata"]["name"]
                 self._adds[uid][pod_name] = time.monotonic() + EXPECTATION_TIMEOUT
                 await self.recorder.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {pod_name}",
-                                           kind="ReplicaSet", api_version="apps/v1")
+                                           kind=self.kind, api_version=self.api_version)
             if failed is not None:
                 msg = failed.message if isinstance(failed, ApiError) else str(failed)
                 await self.recorder.record(rs, "Warning", "FailedCreate", f"Error creating: {msg}",
-                                           kind="ReplicaSet", api_version="apps/v1")
+                                           kind=self.kind, api_version=self.api_version)
                 raise failed  # retried with backoff, skipping the remaining batches
 
     async def _delete_pod(self, rs: Obj, pod: Obj, uid: str) -> None:
@@ -260,13 +270,13 @@ class ReplicaSetController(Controller):
                 raise
         self._dels[uid][m["name"]] = time.monotonic() + EXPECTATION_TIMEOUT
         await self.recorder.record(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {m['name']}",
-                                   kind="ReplicaSet", api_version="apps/v1")
+                                   kind=self.kind, api_version=self.api_version)
 
     async def _update_status(self, rs: Obj, pods: list[Obj]) -> None:
         status = replica_set_status(rs, pods)
         if status != (rs.get("status") or {}):
             m = rs["metadata"]
-            await self.client.update(RS, m["namespace"], m["name"], {**rs, "status": status},
+            await self.client.update(self.resource_key, m["namespace"], m["name"], {**rs, "status": status},
                                      subresource="status")
         # Pods that are ready but not yet minReadySeconds old become available later.
         waits = [w for p in pods
@@ -275,11 +285,11 @@ class ReplicaSetController(Controller):
             self.queue.add_after((rs["metadata"]["namespace"], rs["metadata"]["name"]), min(waits) + 0.05)
 
 
-def _same_controller_owner(pod: Obj, rs: Obj, replicasets: Any) -> bool:
+def _same_controller_owner(pod: Obj, rs: Obj, replicasets: Any, kind: str = "ReplicaSet") -> bool:
     """Whether ``pod`` belongs to ``rs`` or to a sibling RS of the same Deployment: the
     "related pods" whose spread over nodes decides which pods are doubled up."""
     ref = controller_ref(pod)
-    if ref is None or ref.get("kind") != "ReplicaSet":
+    if ref is None or ref.get("kind") != kind:
         return False
     if ref.get("uid") == rs["metadata"]["uid"]:
         return True
