@@ -71,19 +71,20 @@ def node_holding(config, ip: str) -> list[int]:
 
 @pytest.fixture()
 def app(proxy_lab, proxy_core, proxy_namespace):
-    """agnhost netexec, two replicas (the scheduler spreads a ReplicaSet's pods, so one
-    per node), behind a two-port NodePort Service."""
+    """agnhost netexec, one replica per node (the scheduler spreads a ReplicaSet's
+    pods, so one on each), behind a two-port NodePort Service."""
     from kubernetes import client
 
     ns = proxy_namespace
     labels = {"app": "web"}
+    replicas = len(proxy_core.list_node().items)
     pod_spec = {"containers": [{"name": "netexec", "image": AGNHOST, "args": ["netexec", "--http-port=8080"],
                                 "ports": [{"containerPort": 8080}],
                                 "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
                                                    "periodSeconds": 1}}]}
     client.AppsV1Api(proxy_core.api_client).create_namespaced_deployment(ns, {
         "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
                  "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
     proxy_core.create_namespaced_service(ns, {
         "metadata": {"name": "web"},
@@ -94,8 +95,8 @@ def app(proxy_lab, proxy_core, proxy_namespace):
     def ready() -> bool:
         sl = client.DiscoveryV1Api(proxy_core.api_client).list_namespaced_endpoint_slice(
             ns, label_selector="kubernetes.io/service-name=web").items
-        return sum(1 for s in sl for e in s.endpoints or [] if e.conditions.ready) == 2
-    eventually(ready, 30, "two ready endpoints")
+        return sum(1 for s in sl for e in s.endpoints or [] if e.conditions.ready) == replicas
+    eventually(ready, 30, "a ready endpoint per node")
     # kube-proxy programs the endpoints a moment after the slices change
     port = proxy_core.read_namespaced_service("web", ns).spec.ports[0].node_port
     for ip in node_addresses(proxy_core).values():
@@ -123,7 +124,7 @@ def test_nodeport_from_the_host_at_every_node(proxy_lab, proxy_core, app) -> Non
         for port in ports.values():
             for _ in range(6):
                 seen.add(http_get(ip, port, "/hostname"))
-    assert len(seen) == 2, f"both pods answer through NodePorts: {seen}"
+    assert len(seen) == len(nodes), f"every pod (one per node) answers through NodePorts: {seen}"
 
 
 def test_loadbalancer_from_the_host(proxy_lab, proxy_core, app) -> None:
