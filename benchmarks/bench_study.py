@@ -128,6 +128,14 @@ def clusterip_over_pod_ip(cluster: k8snet.Cluster, ns: str, connections: int) ->
     return latency.summary["ratio_p50"]["ClusterIP"]
 
 
+def deploy_backends(cluster: k8snet.Cluster, ns: str) -> None:
+    """The measured Services and their pods, waited for until they serve."""
+    cluster.apply(BACKENDS, ns)
+    cluster.wait("Deployment", "backends", namespace=ns, timeout=120, progress=False)
+    for service in ("backends", "solo"):
+        cluster.wait("Service", service, namespace=ns, timeout=60, progress=False)
+
+
 def one_run(lab: str, connections: int = 10000, latency_connections: int = 300) -> dict[str, float]:
     """A fresh lab ``lab``: one ``lb_distribution`` of ``connections`` and ClusterIP vs
     pod IP connect latency; the lab is down again on return."""
@@ -135,10 +143,7 @@ def one_run(lab: str, connections: int = 10000, latency_connections: int = 300) 
     try:
         cluster = k8snet.connect(lab=lab)
         with cluster.namespace("bench") as ns:
-            cluster.apply(BACKENDS, ns)
-            cluster.wait("Deployment", "backends", namespace=ns, timeout=120, progress=False)
-            cluster.wait("Service", "backends", namespace=ns, timeout=60, progress=False)
-            cluster.wait("Service", "solo", namespace=ns, timeout=60, progress=False)
+            deploy_backends(cluster, ns)
             return {"lb_s": lb_run(cluster, ns, connections),
                     "clusterip_over_pod_ip_p50": clusterip_over_pod_ip(cluster, ns, latency_connections)}
     finally:
@@ -175,9 +180,7 @@ def main() -> int:
     try:
         cluster = k8snet.connect(lab=lab)
         with cluster.namespace("bench") as ns:
-            cluster.apply(BACKENDS, ns)
-            cluster.wait("Deployment", "backends", namespace=ns, timeout=120, progress=False)
-            cluster.wait("Service", "backends", namespace=ns, timeout=60, progress=False)
+            deploy_backends(cluster, ns)
             for run in range(args.runs):
                 row: dict[str, float] = {"run": run, "lb_connections": args.connections}
                 # old and new take turns, and which goes first alternates, so drift in the

@@ -18,7 +18,7 @@ from ..contracts import ApiClient, Obj
 from ..errors import ApiError
 from ..events import EventRecorder
 from ..informer import Informer
-from .util import MalformedObject
+from .util import MalformedObject, controller_ref
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,24 @@ class Controller:
         """Subscribes to a resource; the controller waits for it to sync before working."""
         self._watched.append(key)
         return self.informers.subscribe(key, handler) if handler else self.informers.get(key)
+
+    # -- queueing, shared by the owner controllers ---------------------------------------
+    def enqueue(self, etype: str, obj: Obj) -> None:
+        """An informer handler: queue the object's own (namespace, name)."""
+        self.queue.add((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+
+    def enqueue_all(self, informer: Informer) -> None:
+        """Queue every cached object of ``informer`` (a resync)."""
+        for obj in informer.items():
+            self.enqueue("SYNC", obj)
+
+    def enqueue_controller(self, kind: str) -> Handler:
+        """An informer handler for pods: queue the pod's controller when it is a ``kind``."""
+        def handler(etype: str, pod: Obj) -> None:
+            ref = controller_ref(pod)
+            if ref is not None and ref.get("kind") == kind:
+                self.queue.add((pod["metadata"]["namespace"], ref["name"]))
+        return handler
 
     async def run(self) -> None:
         if self._owns_informers:

@@ -31,7 +31,7 @@ from ..contracts import ApiClient, Obj
 from ..errors import ApiError
 from .base import Controller, Informers
 from .scheduler import tolerates
-from .util import controller_ref, is_controlled_by, is_deleting, is_pod_available, is_pod_ready, owner_ref_to
+from .util import is_controlled_by, is_deleting, is_pod_available, is_pod_ready, owner_ref_to
 
 DAEMON_SETS = "apps/daemonsets"
 REVISION_LABEL = "controller-revision-hash"
@@ -101,26 +101,17 @@ class DaemonSetController(Controller):
 
     def __init__(self, client: ApiClient, config: LabConfig, *, informers: Informers | None = None):
         super().__init__(client, config, informers=informers)
-        self.daemonsets = self.watch(DAEMON_SETS, self._on_ds)
-        self.pods = self.watch("pods", self._on_pod)
+        self.daemonsets = self.watch(DAEMON_SETS, self.enqueue)
+        self.pods = self.watch("pods", self.enqueue_controller("DaemonSet"))
         self.nodes = self.watch("nodes", self._on_node)
         # (ds uid, node) -> deadline: created but not yet in the cache
         self._creating: dict[tuple[str, str], float] = {}
-
-    def _on_ds(self, etype: str, ds: Obj) -> None:
-        self.queue.add((ds["metadata"]["namespace"], ds["metadata"]["name"]))
-
-    def _on_pod(self, etype: str, pod: Obj) -> None:
-        ref = controller_ref(pod)
-        if ref is not None and ref.get("kind") == "DaemonSet":
-            self.queue.add((pod["metadata"]["namespace"], ref["name"]))
 
     def _on_node(self, etype: str, node: Obj) -> None:
         self.resync()
 
     def resync(self) -> None:
-        for ds in self.daemonsets.items():
-            self.queue.add((ds["metadata"]["namespace"], ds["metadata"]["name"]))
+        self.enqueue_all(self.daemonsets)
 
     async def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key

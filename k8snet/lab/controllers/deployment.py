@@ -63,8 +63,7 @@ class DeploymentController(Controller):
             self.queue.add((pod["metadata"]["namespace"], owner["name"]))
 
     def resync(self) -> None:
-        for d in self.deployments.items():
-            self.queue.add((d["metadata"]["namespace"], d["metadata"]["name"]))
+        self.enqueue_all(self.deployments)
 
     # -- reconcile ------------------------------------------------------------
     async def reconcile(self, key: tuple[str, str]) -> None:

@@ -174,8 +174,7 @@ class ServiceBackedController(Controller):
                 self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
 
     def resync(self) -> None:
-        for svc in self.services.items():
-            self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
+        self.enqueue_all(self.services)
 
 
 class EndpointsController(ServiceBackedController):

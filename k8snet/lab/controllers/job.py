@@ -34,7 +34,7 @@ from ..contracts import ApiClient, Obj
 from ..errors import ApiError
 from ..timefmt import now, rfc3339
 from .base import Controller, Informers
-from .util import controller_ref, is_controlled_by, is_deleting, is_pod_ready, owner_ref_to, parse_time, restart_count
+from .util import is_controlled_by, is_deleting, is_pod_ready, owner_ref_to, parse_time, restart_count
 
 JOBS = "batch/jobs"
 BACKOFF_BASE_SECONDS = 10.0
@@ -104,20 +104,11 @@ class JobController(Controller):
 
     def __init__(self, client: ApiClient, config: LabConfig, *, informers: Informers | None = None):
         super().__init__(client, config, informers=informers)
-        self.jobs = self.watch(JOBS, self._on_job)
-        self.pods = self.watch("pods", self._on_pod)
-
-    def _on_job(self, etype: str, job: Obj) -> None:
-        self.queue.add((job["metadata"]["namespace"], job["metadata"]["name"]))
-
-    def _on_pod(self, etype: str, pod: Obj) -> None:
-        ref = controller_ref(pod)
-        if ref is not None and ref.get("kind") == "Job":
-            self.queue.add((pod["metadata"]["namespace"], ref["name"]))
+        self.jobs = self.watch(JOBS, self.enqueue)
+        self.pods = self.watch("pods", self.enqueue_controller("Job"))
 
     def resync(self) -> None:
-        for job in self.jobs.items():
-            self.queue.add((job["metadata"]["namespace"], job["metadata"]["name"]))
+        self.enqueue_all(self.jobs)
 
     # -- reconcile --------------------------------------------------------------
     async def reconcile(self, key: tuple[str, str]) -> None:

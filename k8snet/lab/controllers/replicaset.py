@@ -166,8 +166,7 @@ class ReplicaSetController(Controller):
                 self.queue.add((m["namespace"], rs["metadata"]["name"]))
 
     def resync(self) -> None:
-        for rs in self.replicasets.items():
-            self.queue.add((rs["metadata"]["namespace"], rs["metadata"]["name"]))
+        self.enqueue_all(self.replicasets)
 
     # -- reconcile ------------------------------------------------------------
     async def reconcile(self, key: tuple[str, str]) -> None:
