@@ -16,7 +16,8 @@ Per server and round, two dnsperf runs: ``throughput`` (``-q 100``: as many quer
 as 100 outstanding allow) and ``fixed`` (``-Q --rate``: per-query latency from
 ``-v``, p50/p99). The order of the servers alternates between rounds. Writes
 data/results/dns-bench.csv (one row per dnsperf run) and dns-bench.json (medians,
-the ratio lab-pod ÷ dnsmasq, machine and conditions).
+the ratio lab-pod ÷ dnsmasq, machine and conditions). :func:`one_run` is the same
+measurement as ``benchmarks/run.py``'s ``dns`` row.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
 
@@ -115,7 +117,10 @@ class Dnsmasq:
         self.proc.wait(10)
 
 
-def measure(lab_name: str, args: argparse.Namespace, workdir: Path) -> tuple[list[dict], dict]:
+def measure(lab_name: str, workdir: Path, *, services: int, runs: int, seconds: float, rate: int,
+            ttl: int = 30, keep: bool = False) -> tuple[list[dict], dict]:
+    """A fresh lab ``lab_name`` (down again on return unless ``keep``): ``runs`` rounds of
+    dnsperf against each server; one row per dnsperf run, and the conditions."""
     lab_config = LabConfig(name=lab_name, nodes=2)
     t0 = time.monotonic()
     status = lifecycle.up(lab_config)
@@ -125,7 +130,7 @@ def measure(lab_name: str, args: argparse.Namespace, workdir: Path) -> tuple[lis
         api = config.new_client_from_config(config_file=str(status.kubeconfig))
         core = client.CoreV1Api(api)
         names = []
-        for i in range(args.services):
+        for i in range(services):
             svc = core.create_namespaced_service("default", {"metadata": {"name": f"bench-{i}"}, "spec": {
                 "selector": {"app": f"bench-{i}"}, "ports": [{"port": 80}]}})
             names.append((f"bench-{i}.default.svc.{DOMAIN}", svc.spec.cluster_ip))
@@ -141,20 +146,20 @@ def measure(lab_name: str, args: argparse.Namespace, workdir: Path) -> tuple[lis
         queries, hosts = workdir / "queries.txt", workdir / "hosts"
         queries.write_text("".join(f"{name} A\n" for name, _ in names))
         hosts.write_text("".join(f"{ip} {name}\n" for name, ip in names))
-        dnsmasq = Dnsmasq(dns_ns, dns_ip, DNSMASQ_PORT, hosts, args.ttl, workdir)
+        dnsmasq = Dnsmasq(dns_ns, dns_ip, DNSMASQ_PORT, hosts, ttl, workdir)
         targets = {"lab-svc": (lab_config.dns_service_ip, 53), "lab-pod": (dns_ip, 53),
                    "dnsmasq": (dns_ip, DNSMASQ_PORT)}
         for server, port in targets.values():
             wait(lambda server=server, port=port: answers(client_ns, server, port, names[-1][0]))
 
         rows = []
-        for run in range(args.runs):
+        for run in range(runs):
             order = list(targets) if run % 2 == 0 else list(reversed(targets))
             for target in order:
                 server, port = targets[target]
-                for mode, rate in (("throughput", None), ("fixed", args.rate)):
-                    row = {"run": run, "target": target, "mode": mode, "rate": rate or "",
-                           **dnsperf(client_ns, server, port, queries, args.seconds, rate),
+                for mode, mode_rate in (("throughput", None), ("fixed", rate)):
+                    row = {"run": run, "target": target, "mode": mode, "rate": mode_rate or "",
+                           **dnsperf(client_ns, server, port, queries, seconds, mode_rate),
                            "loadavg_1m": os.getloadavg()[0]}
                     print(json.dumps(row), flush=True)
                     rows.append(row)
@@ -163,8 +168,16 @@ def measure(lab_name: str, args: argparse.Namespace, workdir: Path) -> tuple[lis
     finally:
         if dnsmasq is not None:
             dnsmasq.stop()
-        if not args.keep:
+        if not keep:
             lifecycle.down(lab_name)
+
+
+def measure_in_tempdir(lab_name: str, **sizes: Any) -> tuple[list[dict], dict]:
+    """:func:`measure` with the query file, hosts file and dnsmasq's files in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="k8snet-dnsbench-") as tmp:
+        workdir = Path(tmp)
+        workdir.chmod(0o755)
+        return measure(lab_name, workdir, **sizes)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -184,6 +197,26 @@ def summarize(rows: list[dict]) -> dict:
     return summary
 
 
+def ratio_of(summary: dict) -> float:
+    """lab-pod ÷ dnsmasq median throughput: the two differ only in the server answering."""
+    return summary["lab-pod"]["throughput_qps"]["median"] / summary["dnsmasq"]["throughput_qps"]["median"]
+
+
+def one_run(lab: str, services: int = 10, seconds: float = 10, rate: int = 10000, rounds: int = 2) -> dict[str, float]:
+    """``benchmarks/run.py``'s ``dns`` row: a fresh lab ``lab`` (down again on return),
+    ``rounds`` rounds of the servers (the order alternates between rounds), medians per
+    server: throughput QPS, and QPS / p50 / p99 / lost at the fixed ``rate``."""
+    rows, _ = measure_in_tempdir(lab, services=services, runs=rounds, seconds=seconds, rate=rate)
+    summary = summarize(rows)
+    out = {"qps_ratio": ratio_of(summary)}
+    for target, s in summary.items():
+        key = target.replace("-", "_")
+        out |= {f"{key}_qps": s["throughput_qps"]["median"], f"{key}_fixed_qps": s["fixed_rate_qps_median"],
+                f"{key}_p50_ms": s["fixed_rate_p50_ms_median"], f"{key}_p99_ms": s["fixed_rate_p99_ms_median"],
+                f"{key}_lost": s["fixed_rate_lost_median"]}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -197,10 +230,8 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("K8SNET_STATE_ROOT", "/tmp/k8snet-bench")
     load_start = os.getloadavg()[0]  # other work on the machine skews the figures: record it
-    with tempfile.TemporaryDirectory(prefix="k8snet-dnsbench-") as tmp:
-        workdir = Path(tmp)
-        workdir.chmod(0o755)
-        rows, conditions = measure(args.name, args, workdir)
+    rows, conditions = measure_in_tempdir(args.name, services=args.services, runs=args.runs, seconds=args.seconds,
+                                          rate=args.rate, ttl=args.ttl, keep=args.keep)
     RESULTS.mkdir(parents=True, exist_ok=True)
     fields = ["run", "target", "mode", "rate", "qps", "sent", "lost", "avg_ms", "p50_ms", "p99_ms", "loadavg_1m"]
     with open(RESULTS / f"{args.out}.csv", "w", newline="") as f:
@@ -208,7 +239,7 @@ def main() -> int:
         writer.writeheader()
         writer.writerows(rows)
     summary = summarize(rows)
-    ratio = summary["lab-pod"]["throughput_qps"]["median"] / summary["dnsmasq"]["throughput_qps"]["median"]
+    ratio = ratio_of(summary)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1]).stdout.strip()
     usage = subprocess.run(["dnsperf", "-h"], capture_output=True, text=True)

@@ -21,6 +21,8 @@ processes, each in a loop on its own connection:
 body decoded in the event loop, as before isolation; unset: the default pool) and
 measures both in one run. Writes data/results/isolation-bench.csv (one row per
 setting, phase and metric) and isolation-bench.json (machine and conditions).
+:func:`one_run` is ``benchmarks/run.py``'s ``isolation`` row: a fresh lab, the default
+setting.
 """
 
 from __future__ import annotations
@@ -113,8 +115,9 @@ def nested_configmap(name: str) -> dict[str, Any]:
             "extraField": [deep] * 5000}
 
 
-def load_loop(kind: str, kubeconfig: str, stop: Any, out: Any) -> None:
-    """One load process: requests of one kind in a loop; reports (op, seconds, code)."""
+def load_loop(kind: str, kubeconfig: str, stop: Any, out: Any, ready: Any) -> None:
+    """One load process: requests of one kind in a loop; says when it is ``ready`` (its
+    object created), reports (op, seconds, code) to ``out``."""
     api = Https(kubeconfig)
     cms = f"/api/v1/namespaces/{NS}/configmaps"
     name = f"{kind}-{os.getpid()}"
@@ -123,6 +126,7 @@ def load_loop(kind: str, kubeconfig: str, stop: Any, out: Any) -> None:
         code, body = api.request("POST", cms, json.dumps(first).encode())
         if code != 201:
             print(f"{kind}: creating {name} failed: {body[:300]!r}", file=sys.stderr)
+    ready.put(kind)
     samples: list[tuple[str, float, int]] = []
     try:
         _requests(kind, api, cms, name, stop, samples)
@@ -243,12 +247,13 @@ def measure(kubeconfig: str, idle_s: float, load_s: float, load: dict[str, int])
         time.sleep(idle_s)
     result["idle"] = {"healthz": stats(probe.healthz), "pod_bound": stats(probe.reactions)}
     ctx = multiprocessing.get_context("spawn")
-    stop, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=load_loop, args=(kind, kubeconfig, stop, out))
+    stop, out, ready = ctx.Event(), ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=load_loop, args=(kind, kubeconfig, stop, out, ready))
              for kind, count in load.items() for _ in range(count)]
     for p in procs:
         p.start()
-    time.sleep(1.0)  # the load processes' first objects are created
+    for _ in procs:  # sample the load, not the processes' start-up (a spawned child imports its parent's __main__)
+        ready.get(timeout=300)
     with Probe(kubeconfig) as probe:
         time.sleep(load_s)
     stop.set()
@@ -276,7 +281,8 @@ def rows_of(label: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def run_on_new_lab(name: str, workers: str | None, args: argparse.Namespace) -> dict[str, Any]:
+def run_on_new_lab(name: str, workers: str | None, idle_s: float, load_s: float,
+                   load: dict[str, int]) -> dict[str, Any]:
     saved = os.environ.pop("K8SNET_API_BODY_WORKERS", None)
     if workers is not None:
         os.environ["K8SNET_API_BODY_WORKERS"] = workers  # read by the supervisor lab up starts
@@ -287,9 +293,31 @@ def run_on_new_lab(name: str, workers: str | None, args: argparse.Namespace) -> 
         if saved is not None:
             os.environ["K8SNET_API_BODY_WORKERS"] = saved
     try:
-        return measure(str(st.kubeconfig), args.idle, args.seconds, load_of(args))
+        return measure(str(st.kubeconfig), idle_s, load_s, load)
     finally:
         lifecycle.down(name)
+
+
+def one_run(lab: str, idle_s: float = 10.0, load_s: float = 30.0, json_writers: int = 0, yaml_writers: int = 2,
+            nested_writers: int = 0) -> dict[str, float]:
+    """A fresh lab ``lab`` with the default body workers (down again on return): /healthz
+    and pod binding idle, then under one bomb process and that many processes of each
+    other kind (the defaults: the load of the README's recorded figure);
+    p50 / p99 in milliseconds."""
+    result = run_on_new_lab(lab, None, idle_s, load_s, {"bomb": 1, "json": json_writers, "yaml": yaml_writers,
+                                                      "nested": nested_writers})
+    bomb = result["load"]["requests"].get("bomb", {"n": 0})
+    if bomb["n"] == 0 or bomb["codes"] != [400]:
+        # the bomb's answer time means something only if it was answered, and refused
+        raise RuntimeError(f"the alias bomb was not refused with 400 alone: {bomb}")
+    idle, load = result["idle"], result["load"]
+    samples = {"healthz_idle": idle["healthz"], "pod_bound_idle": idle["pod_bound"], "healthz_load": load["healthz"],
+               "pod_bound_load": load["pod_bound"], **{op.replace("-", "_"): s for op, s in load["requests"].items()}}
+    out: dict[str, float] = {}
+    for name, s in samples.items():
+        if s["n"]:  # a short phase may see no pod bound
+            out |= {f"{name}_p50_ms": s["p50_ms"], f"{name}_p99_ms": s["p99_ms"], f"{name}_n": s["n"]}
+    return out
 
 
 def load_of(args: argparse.Namespace) -> dict[str, int]:
@@ -319,8 +347,9 @@ def main() -> int:
             raise SystemExit(f"lab {args.lab!r} is {st.phase}: {st.message}")
         results = {args.label: measure(str(st.kubeconfig), args.idle, args.seconds, load_of(args))}
     else:
-        results = {"inline (K8SNET_API_BODY_WORKERS=0)": run_on_new_lab(args.name, "0", args),
-                   "workers (default)": run_on_new_lab(args.name, None, args)}
+        results = {"inline (K8SNET_API_BODY_WORKERS=0)": run_on_new_lab(args.name, "0", args.idle, args.seconds,
+                                                                        load_of(args)),
+                   "workers (default)": run_on_new_lab(args.name, None, args.idle, args.seconds, load_of(args))}
     rows = [r for label, res in results.items() for r in rows_of(label, res)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / f"{args.out}.csv", "w", newline="") as f:

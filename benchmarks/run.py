@@ -23,7 +23,7 @@ against its goal with the load average, and writes to ``--out`` (default
 ``<!-- bench:end -->`` from ``bench.json``: measured median (min–max), goal, met or not,
 with the conditions and the command that re-measures them.
 
-Adding a row (e.g. ``bench_dns.py``, ``bench_isolation.py`` on merge): give the script
+Adding a row (as ``dns`` and ``isolation`` were): give the script
 a function that measures once and returns ``{metric: value}`` (it brings up and takes
 down its own lab, or needs none), then register it at the end of :data:`ROWS`'
 definition below::
@@ -74,11 +74,24 @@ class Sizes:
     latency_connections: int = 300  # connections per target and round, ClusterIP vs pod IP (study row)
     scale_pods: int = 1000  # busybox sleep pods (scale row)
     scale_nodes: int = 4
+    dns_services: int = 10  # Services, one query-file line each (dns row)
+    dns_seconds: int = 10  # each dnsperf run (dns row)
+    dns_rate: int = 10000  # QPS of the fixed-rate runs the p99 comes from (dns row)
+    dns_rounds: int = 2  # rounds of the three servers per repetition, the order alternating (dns row)
+    isolation_idle_s: int = 10  # sampling without load (isolation row)
+    isolation_load_s: int = 30  # sampling under the hostile load (isolation row)
+    # processes writing ~1.4 MiB JSON, ~1.4 MiB YAML, 95-deep JSON beside the bomb's (isolation row); the defaults
+    # are the load of the figure recorded before the row existed (a nested writer stalls the loop for seconds)
+    isolation_json: int = 0
+    isolation_yaml: int = 2
+    isolation_nested: int = 0
 
 
 #: Small enough for the tests: seconds per row (the notebooks row has no smaller size: nbval runs at CI sizes).
 SMOKE = Sizes(small=3, big=10, services=(10, 100), proxy_connections=50, lb_connections=100,
-              latency_connections=50, scale_pods=10, scale_nodes=4)
+              latency_connections=50, scale_pods=10, scale_nodes=4, dns_services=10, dns_seconds=2, dns_rate=1000,
+              dns_rounds=1, isolation_idle_s=2, isolation_load_s=5, isolation_json=1, isolation_yaml=1,
+              isolation_nested=1)  # the smoke run sends every kind of body once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +168,17 @@ def _scale(sizes: Sizes, lab: str) -> dict[str, float]:
     return bench_scale.one_run(lab, sizes.scale_pods, sizes.scale_nodes)
 
 
+def _dns(sizes: Sizes, lab: str) -> dict[str, float]:
+    import bench_dns
+    return bench_dns.one_run(lab, sizes.dns_services, sizes.dns_seconds, sizes.dns_rate, sizes.dns_rounds)
+
+
+def _isolation(sizes: Sizes, lab: str) -> dict[str, float]:
+    import bench_isolation
+    return bench_isolation.one_run(lab, sizes.isolation_idle_s, sizes.isolation_load_s, sizes.isolation_json,
+                                   sizes.isolation_yaml, sizes.isolation_nested)
+
+
 ROWS: tuple[Row, ...] = (
     Row("lab", "lab up and pod start-up (bench_lab.py)", _lab,
         lambda s: f"fresh lab of 2 nodes, iptables; nginx Deployments of {s.small} and {s.big} replicas",
@@ -193,6 +217,24 @@ ROWS: tuple[Row, ...] = (
                 note="kernel: SUnreclaim + PageTables + KernelStack + Shmem"),
          Metric("memory_pss_per_pod_kib", "memory per pod, shared pages divided: Δ(PSS + kernel) ÷ pods", "KiB"),
          Metric("down_s", "`lab down` with every pod running", "s"))),
+    Row("dns", "cluster DNS vs dnsmasq, dnsperf from a pod, same run (bench_dns.py)", _dns,
+        lambda s: f"fresh lab of 2 nodes; `dnsperf` from a busybox pod, A queries for {s.dns_services} Service "
+                  f"FQDNs; dnsmasq in the coredns pod's network namespace serving the same names; {s.dns_rounds} "
+                  f"round(s) of {s.dns_seconds} s runs per server: `-q 100` throughput, then `-Q {s.dns_rate}`",
+        (Metric("qps_ratio", "cluster DNS ÷ dnsmasq throughput (`dnsperf -q 100`, at the coredns pod, same run)", "×",
+                0.5, higher_is_better=True),
+         Metric("lab_pod_p99_ms", "cluster DNS latency p99 at a fixed rate (10,000 QPS at full size)", "ms", 1.0),
+         Metric("lab_pod_fixed_qps", "cluster DNS QPS answered at that fixed rate", "QPS",
+                note="the rate offered is in the conditions"),
+         Metric("dnsmasq_p99_ms", "dnsmasq latency p99 at the same fixed rate, same run", "ms",
+                note="the tail the machine allows"))),
+    Row("isolation", "/healthz and the alias bomb under hostile-but-allowed bodies (bench_isolation.py)", _isolation,
+        lambda s: f"fresh lab of 2 nodes, default body workers; {s.isolation_idle_s} s idle, then {s.isolation_load_s} s "
+                  f"of /healthz every 20 ms while processes send in a loop: 1 the alias bomb, {s.isolation_json} "
+                  f"~1.4 MiB JSON and {s.isolation_yaml} ~1.4 MiB YAML ConfigMaps, {s.isolation_nested} 95-deep JSON",
+        (Metric("bomb_p99_ms", "the YAML alias bomb refused (400), p99, under that load", "ms", 100.0),
+         Metric("healthz_load_p99_ms", "`/healthz` p99 meanwhile", "ms", 50.0),
+         Metric("healthz_idle_p99_ms", "`/healthz` p99 with the lab idle", "ms"))),
 )
 BY_NAME = {row.name: row for row in ROWS}
 OUT = results.results_dir() / "bench"
@@ -215,8 +257,9 @@ def parse_sizes(base: Sizes, assignments: list[str]) -> Sizes:
 
 
 def unit_of(key: str) -> str:
-    """The unit an undeclared value's name ends with (``_s``, ``_us``, ``_kib``)."""
-    return next((unit for suffix, unit in (("_s", "s"), ("_us", "µs"), ("_kib", "KiB")) if key.endswith(suffix)), "")
+    """The unit an undeclared value's name ends with (``_s``, ``_ms``, ``_us``, ``_kib``, ``_qps``)."""
+    return next((unit for suffix, unit in (("_s", "s"), ("_ms", "ms"), ("_us", "µs"), ("_kib", "KiB"), ("_qps", "QPS"))
+                 if key.endswith(suffix)), "")
 
 
 def run(rows: list[Row], sizes: Sizes, repetitions: int, lab: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

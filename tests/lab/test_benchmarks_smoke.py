@@ -18,7 +18,7 @@ import pytest
 from benchmarks import run as bench
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = ("lab", "proxy", "study", "scale")
+ROWS = ("lab", "proxy", "study", "scale", "dns", "isolation")
 # include the kernel's part, read machine-wide from /proc/meminfo: other work on a shared
 # machine freeing memory meanwhile can make them negative at smoke sizes
 MACHINE_WIDE = {"memory_per_pod_kib", "memory_pss_per_pod_kib"}
@@ -27,7 +27,7 @@ MACHINE_WIDE = {"memory_per_pod_kib", "memory_pss_per_pod_kib"}
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory, state_root: Path) -> tuple[Path, str, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("bench")
-    lab = f"bs{os.getpid() % 100000}"
+    lab = os.environ.get("K8SNET_BENCH_LAB") or f"bs{os.getpid() % 100000}"  # brought up and down row by row
     env = {**os.environ, "PYTHONPATH": str(ROOT), "K8SNET_STATE_ROOT": str(state_root), "K8SNET_MERGE_KUBECONFIG": "0"}
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--rows", ",".join(ROWS),
                            "--lab", lab, "--out", str(out)], env=env, capture_output=True, text=True, timeout=900)
@@ -69,6 +69,15 @@ def test_the_csv_has_every_declared_metric_once_with_sane_values(smoke) -> None:
             got[("proxy", f"{mode}_p50_us")] / got[("proxy", f"{mode}_p50_us_fewest")])
         assert got[("proxy", f"{mode}_direct_p50_us")] > 0
     assert got[("lab", "up_to_ready_s")] < got[("lab", "up_to_reachable_s")]
+    # DNS: the ratio of the same run's two throughputs; no server answered more than the fixed rate offered
+    assert got[("dns", "qps_ratio")] == pytest.approx(got[("dns", "lab_pod_qps")] / got[("dns", "dnsmasq_qps")])
+    for target in ("lab_svc", "lab_pod", "dnsmasq"):
+        assert 0 < got[("dns", f"{target}_p50_ms")] <= got[("dns", f"{target}_p99_ms")]
+        assert 0 < got[("dns", f"{target}_fixed_qps")] <= bench.SMOKE.dns_rate * 1.05
+    # isolation: /healthz sampled in both phases, the bomb answered (the row fails unless refused with 400)
+    for name in ("healthz_idle", "healthz_load", "bomb"):
+        assert got[("isolation", f"{name}_n")] >= 1
+        assert 0 < got[("isolation", f"{name}_p50_ms")] <= got[("isolation", f"{name}_p99_ms")]
 
 
 def test_the_json_records_provenance_and_a_verdict_per_goal(smoke) -> None:

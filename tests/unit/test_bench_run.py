@@ -42,6 +42,7 @@ def test_the_summary_is_min_median_max_per_metric_with_the_verdict() -> None:
                                      "goal_text": "≤ 2 s", "met": False}
     assert summary["r.extra_kib"]["median"] == 7.0 and "met" not in summary["r.extra_kib"]
     assert bench.unit_of("extra_kib") == "KiB" and bench.unit_of("p50_us") == "µs" and bench.unit_of("ratio") == ""
+    assert bench.unit_of("bomb_p99_ms") == "ms" and bench.unit_of("lab_svc_qps") == "QPS"
 
 
 def test_every_row_declares_distinct_metrics_and_conditions_for_both_sizes() -> None:
