@@ -164,6 +164,12 @@ def print_apiservice(obj: Obj, now: datetime) -> tuple[tables.Cells, tables.RowC
 class APIServiceStrategy(Strategy):
     table = Printing(APISERVICE_COLUMNS, print_apiservice)
 
+    def default(self, obj: Obj) -> None:
+        """SetDefaults_ServiceReference: the service port is 443."""
+        service = _service_ref(obj)
+        if service is not None and service.get("port") is None:
+            service["port"] = 443
+
     def name_problems(self, name: str) -> list[str]:
         # path-segment names (the core group's is "v1."); the spec check above ties it to group and version
         return [f"may not contain '{c}'" for c in ("/", "%") if c in name] + (
