@@ -28,10 +28,11 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
+        # metav1.Status's field order (details before code): clients compare the body as text
         if self.details is not None:
             body["details"] = self.details
+        body["code"] = self.code
         return body
 
 
