@@ -31,7 +31,8 @@ class ApiError(Exception):
         }
         # metav1.Status's field order (details before code): clients compare the body as text
         if self.details is not None:
-            body["details"] = self.details
+            # StatusDetails.group is omitempty: the core group's is left out
+            body["details"] = {k: v for k, v in self.details.items() if not (k == "group" and v == "")}
         body["code"] = self.code
         return body
 
