@@ -22,6 +22,9 @@ import yaml
 
 from .api import bootstrappolicy
 from .api.authorizer import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
+from .api.registry.apiservices import RESOURCE as APISERVICES
+from .api.registry.apiservices import local_apiservice
+from .api.resources import GROUP_VERSIONS
 from .config import LabConfig
 from .contracts import ApiClient, Obj
 from .errors import ApiError
@@ -177,3 +180,6 @@ async def bootstrap(client: ApiClient, config: LabConfig) -> None:
         await ensure(client, key, obj)
     await ensure(client, "configmaps", kube_proxy_configmap(config))
     await ensure(client, "configmaps", lab_facts_configmap(config))
+    # autoregister: one Local APIService per group-version the server serves
+    for group, version in GROUP_VERSIONS:
+        await ensure(client, APISERVICES.key, local_apiservice(group, version))

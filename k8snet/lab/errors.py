@@ -28,10 +28,12 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
+        # metav1.Status's field order (details before code): clients compare the body as text
         if self.details is not None:
-            body["details"] = self.details
+            # StatusDetails.group is omitempty: the core group's is left out
+            body["details"] = {k: v for k, v in self.details.items() if not (k == "group" and v == "")}
+        body["code"] = self.code
         return body
 
 

@@ -82,7 +82,8 @@ def _response(obj: Any, status: int = 200, warnings: list[str] | None = None,
               content_type: str = JSON) -> web.Response:
     headers = [_warning_header(w) for w in warnings or []]
     headers.append(("Content-Type", content_type))
-    return web.Response(body=_dumps(obj), status=status, headers=headers)
+    # apimachinery's JSON serializer is a json.Encoder: every body ends with a newline
+    return web.Response(body=_dumps(obj) + b"\n", status=status, headers=headers)
 
 
 def _status_response(err: ApiError) -> web.Response:

@@ -8,6 +8,7 @@ namespace controller all read this list.
 from __future__ import annotations
 
 from . import (
+    apiservices,
     configmaps,
     daemonsets,
     deployments,
@@ -51,6 +52,7 @@ STRATEGIES: tuple[Strategy, ...] = (
     rbac.ROLE_BINDINGS,
     rbac.CLUSTER_ROLES,
     rbac.CLUSTER_ROLE_BINDINGS,
+    apiservices.STRATEGY,
     *generic.REVIEWS,
 )
 

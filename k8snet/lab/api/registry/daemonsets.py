@@ -82,6 +82,10 @@ class DaemonSetStrategy(Strategy):
     tracks_generation = True
     table = Printing(DAEMON_SET_COLUMNS, print_daemon_set)
 
+    def initial_status(self, obj: Obj) -> Obj:
+        # the DaemonSetStatus counters Go always serializes (no omitempty); typed clients require them
+        return {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}
+
     def default(self, obj: Obj) -> None:
         default_daemonset(obj)
 

@@ -24,6 +24,10 @@ class ReplicaSetStrategy(Strategy):
     tracks_generation = True
     table = Printing(tables.REPLICA_SET_COLUMNS, tables.print_replica_set)
 
+    def initial_status(self, obj: Obj) -> Obj:
+        # status.replicas is always serialized by Go (no omitempty); typed clients require it
+        return {"replicas": 0}
+
     def default(self, obj: Obj) -> None:
         default_replicaset(obj)
 

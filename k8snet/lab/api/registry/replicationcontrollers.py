@@ -80,6 +80,10 @@ class ReplicationControllerStrategy(Strategy):
     tracks_generation = True
     table = Printing(REPLICATION_CONTROLLER_COLUMNS, print_replication_controller)
 
+    def initial_status(self, obj: Obj) -> Obj:
+        # status.replicas is always serialized by Go (no omitempty); typed clients require it
+        return {"replicas": 0}
+
     def default(self, obj: Obj) -> None:
         default_replication_controller(obj)
 
