@@ -127,19 +127,26 @@ def validate_int_or_port_name(errs: FieldErrors, path: str, value: Any) -> None:
         errs.invalid(path, value, "must be an integer or a port name")
 
 
+
+def unique_label_name(errs: FieldErrors, path: str, name: Any, names: set[str]) -> None:
+    """A required DNS-1123 label, unique among ``names`` (containers, volumes, ports);
+    a valid new one joins ``names``."""
+    if not name:
+        errs.required(path)
+    elif name in names:
+        errs.duplicate(path, name)
+    else:
+        errs.each_invalid(path, name, sv.is_dns1123_label(name))
+        names.add(name)
+
+
 def _validate_container(errs: FieldErrors, path: str, c: Any, volumes: set[str], names: set[str],
                         require_image: bool) -> None:
     if not isinstance(c, dict):
         errs.invalid(path, c, "must be an object")
         return
     name = c.get("name")
-    if not name:
-        errs.required(f"{path}.name")
-    elif name in names:
-        errs.duplicate(f"{path}.name", name)
-    else:
-        errs.each_invalid(f"{path}.name", name, sv.is_dns1123_label(name))
-        names.add(name)
+    unique_label_name(errs, f"{path}.name", name, names)
     image = c.get("image")
     if not image:
         if require_image:
@@ -200,13 +207,7 @@ def _validate_volumes(errs: FieldErrors, path: str, volumes: Any) -> set[str]:
             errs.invalid(vp, v, "must be an object")
             continue
         name = v.get("name")
-        if not name:
-            errs.required(f"{vp}.name")
-        elif name in names:
-            errs.duplicate(f"{vp}.name", name)
-        else:
-            errs.each_invalid(f"{vp}.name", name, sv.is_dns1123_label(name))
-            names.add(name)
+        unique_label_name(errs, f"{vp}.name", name, names)
         for source in ("configMap", "secret"):
             if isinstance(v.get(source), dict):
                 cv.validate_key_to_paths(errs, f"{vp}.{source}", v[source].get("items"))
