@@ -135,6 +135,18 @@ def test_internal_traffic_policy_local(mode, draw):
 
 
 @modes
+def test_internal_traffic_policy_local_masquerades_sources_outside_the_pod_network(mode):
+    # kube-proxy writes the "masquerade off-cluster sources" rule into the chain cluster-IP
+    # traffic goes to: with internalTrafficPolicy Local that is the local chain.
+    pod = send(mode, "internal_traffic_policy_local", POD, "10.96.0.100", 80)
+    assert (pod.dnat, pod.masquerade) == ("10.244.0.5:80", False)
+    host = send(mode, "internal_traffic_policy_local", HOST, "10.96.0.100", 80)
+    assert (host.dnat, host.masquerade) == ("10.244.0.5:80", True)
+    node = send(mode, "internal_traffic_policy_local", NODE.ip, "10.96.0.100", 80, from_node=True)
+    assert (node.dnat, node.masquerade, node.hooks) == ("10.244.0.5:80", True, ("output", "postrouting"))
+
+
+@modes
 def test_session_affinity_returns_a_remembered_client(mode):
     new = send(mode, "session_affinity", POD, "10.96.0.50", 80, draw=0.1)
     assert new.dnat == "10.244.0.5:80"

@@ -267,13 +267,17 @@ def _render_service(rs: NftRuleset, sp: ServicePort, node: NodeInfo) -> None:
         if has_external:
             rules.append(f"goto {external_policy}")
 
+    if has_internal:
+        # Cluster-IP traffic from outside the pod network (the node itself, or a client
+        # that routes the service range to this node) is masqueraded so replies come
+        # back here. The rule goes where cluster-IP traffic goes: the local chain under
+        # internalTrafficPolicy Local. The cluster chain then has no such rule; traffic
+        # short-circuited into it from the external chain does not target the cluster IP.
+        match = f"ip daddr {sp.cluster_ip} {proto} dport {port}"
+        source = "" if node.masquerade_all else f" ip saddr != {node.cluster_cidr}"
+        rs.chain(internal_chain).append(f"{match}{source} jump {MARK_MASQ}")
     if cat.cluster and sp.uses_cluster_endpoints:
-        rules = rs.chain(svc)
-        if node.masquerade_all:
-            rules.append(f"ip daddr {sp.cluster_ip} {proto} dport {port} jump {MARK_MASQ}")
-        else:
-            rules.append(f"ip daddr {sp.cluster_ip} {proto} dport {port} ip saddr != {node.cluster_cidr} jump {MARK_MASQ}")
-        _dispatch(rules, sp, cat.cluster)
+        _dispatch(rs.chain(svc), sp, cat.cluster)
     if cat.local and sp.uses_local_endpoints:
         _dispatch(rs.chain(loc), sp, cat.local)
 
