@@ -112,14 +112,25 @@ def case_loadbalancer():
 
 
 def case_loadbalancer_source_ranges():
-    # Only clients in the ranges may use the load-balancer IP; the second range holds
-    # the node's own address, so the VIP looping back as source is allowed too.
+    # Only clients in the ranges may use the load-balancer IP. The second range holds
+    # the node's own address (172.31.0.2) but not the VIP (172.31.0.210), so the VIP
+    # looping back as source is allowed only by the rule kube-proxy adds for that case.
     lb = service("fw", [{"name": "http", "port": 80, "targetPort": 80, "nodePort": 31090}], type="LoadBalancer",
                  cluster_ip="10.96.0.90", externalTrafficPolicy="Cluster",
-                 loadBalancerSourceRanges=["203.0.113.0/24", "172.31.0.0/24"],
+                 loadBalancerSourceRanges=["203.0.113.0/24", "172.31.0.0/28"],
                  status={"loadBalancer": {"ingress": [{"ip": "172.31.0.210", "ipMode": "VIP"}]}})
     return ([lb], [endpoint_slice("fw", "fw001", HTTP_EP,
                                   [endpoint("10.244.0.5"), endpoint("10.244.1.5", node=OTHER_NODE)])])
+
+
+def case_loadbalancer_source_ranges_no_endpoints():
+    # The same firewall on a Service without endpoints: nftables mode keeps the
+    # firewall (others are dropped), iptables mode has none (everyone is rejected).
+    lb = service("fw-empty", [{"name": "http", "port": 80, "targetPort": 80, "nodePort": 31091}],
+                 type="LoadBalancer", cluster_ip="10.96.0.91", externalTrafficPolicy="Cluster",
+                 loadBalancerSourceRanges=["203.0.113.0/24"],
+                 status={"loadBalancer": {"ingress": [{"ip": "172.31.0.211", "ipMode": "VIP"}]}})
+    return ([lb], [endpoint_slice("fw-empty", "fwe01", HTTP_EP, [])])
 
 
 def case_internal_traffic_policy_local():

@@ -26,11 +26,13 @@ EMPTY_NODE = NodeInfo(name="kind-worker2", ip="172.31.0.4", cluster_cidr="10.244
 modes = pytest.mark.parametrize("mode", PROXY_MODES)
 
 
-def send(mode: str, case: str, src: str, dst: str, dport: int, *, node: NodeInfo = NODE, **packet) -> TraceResult:
+def send(mode: str, case: str, src: str, dst: str, dport: int, *, node: NodeInfo = NODE,
+         also_local: tuple[str, ...] = (), **packet) -> TraceResult:
+    """``also_local``: addresses the node holds besides its own (an announced VIP)."""
     services, slices = CASES[case]()
     backend = backend_for(mode, node)
     text = backend.render(build_model(services, slices, node.name))
-    return backend.trace(text, Packet(src, dst, dport, **packet), local_addresses=[node.ip])
+    return backend.trace(text, Packet(src, dst, dport, **packet), local_addresses=[node.ip, *also_local])
 
 
 def draws(n: int) -> list[tuple[float, int]]:
@@ -103,6 +105,42 @@ def test_load_balancer_source_ranges(mode, source, allowed):
         assert (out.verdict, out.dnat) == ("DROP", None)
     # the ranges guard the load-balancer IP only: the node port takes anyone
     assert send(mode, "loadbalancer_source_ranges", "198.51.100.7", NODE.ip, 31090).dnat == "10.244.0.5:80"
+
+
+@modes
+@pytest.mark.parametrize("source,allowed", [("172.31.0.5", True), ("172.31.0.100", False)])
+def test_load_balancer_source_ranges_are_ranges(mode, source, allowed):
+    # 172.31.0.0/28 holds the first, not the second
+    assert send(mode, "loadbalancer_source_ranges", source, "172.31.0.210", 80).verdict == (
+        "ACCEPT" if allowed else "DROP")
+
+
+@modes
+def test_load_balancer_vip_looping_back_from_the_node_is_allowed(mode):
+    # The node holds the VIP (the lab's announcer puts it on eth0), so a process on the
+    # node connecting to it gets the VIP as its source. A source range holds the node's
+    # address, so kube-proxy allows the VIP as a source too (allowFromNode in both proxiers).
+    out = send(mode, "loadbalancer_source_ranges", "172.31.0.210", "172.31.0.210", 80, from_node=True,
+               also_local=("172.31.0.210",), draw=0.7)
+    assert (out.verdict, out.dnat, out.masquerade) == ("ACCEPT", "10.244.1.5:80", True)
+    # ... but only for a node in the ranges
+    far = NodeInfo(name="kind-control-plane", ip="172.31.0.50", cluster_cidr="10.244.0.0/16")
+    out = send(mode, "loadbalancer_source_ranges", "172.31.0.210", "172.31.0.210", 80, from_node=True,
+               node=far, also_local=("172.31.0.210",))
+    assert (out.verdict, out.dnat) == ("DROP", None)
+
+
+@modes
+@pytest.mark.parametrize("source", ["198.51.100.7", POD])
+def test_load_balancer_source_ranges_without_endpoints(mode, source):
+    # Upstream's two proxiers differ here: nftables keeps the firewall chain for a
+    # Service with no endpoints (usesFWChain does not look at hasEndpoints), so a
+    # source outside the ranges is dropped before the no-endpoints reject; iptables
+    # builds KUBE-FW/KUBE-PROXY-FIREWALL only with endpoints, so everyone is rejected.
+    out = send(mode, "loadbalancer_source_ranges_no_endpoints", source, "172.31.0.211", 80)
+    assert (out.verdict, out.dnat) == ("DROP" if mode == "nftables" else "REJECT", None)
+    # a source in the ranges learns that the Service has no endpoints, in both modes
+    assert send(mode, "loadbalancer_source_ranges_no_endpoints", "203.0.113.7", "172.31.0.211", 80).verdict == "REJECT"
 
 
 @modes

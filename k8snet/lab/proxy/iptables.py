@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 from functools import lru_cache
 from typing import Iterable
 
@@ -361,12 +360,8 @@ def _render_service(sp: ServicePort, node: NodeInfo, filt: TablePart, nat: Table
     if uses_fw:
         nat.chain(fw)
         head = f"-A {fw} -m comment --comment {_q(name + ' loadbalancer IP')}"
-        for cidr in sp.load_balancer_source_ranges:
-            nat.add(head, f"-s {cidr}", "-j", ext)
-        if any(_contains(cidr, node.ip) for cidr in sp.load_balancer_source_ranges):
-            # A VIP that is local to the node loops back with the VIP as source.
-            for ip in sp.load_balancer_ips:
-                nat.add(head, f"-s {ip}", "-j", ext)
+        for source in sp.firewall_sources(node.ip):
+            nat.add(head, f"-s {source}", "-j", ext)
         # Whatever falls off the end is not DNATed and KUBE-PROXY-FIREWALL drops it.
         nat.add("-A", fw, "-m comment --comment", _q(f"other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"))
 
@@ -407,13 +402,6 @@ def _reject_with(target: str) -> str:
     # kube-proxy writes a bare "-j REJECT"; iptables' default for it is
     # icmp-port-unreachable, which we spell out so iptables-save shows the same.
     return "--reject-with icmp-port-unreachable" if target == "REJECT" else ""
-
-
-def _contains(cidr: str, ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return False
 
 
 def rule_count(text: str) -> int:

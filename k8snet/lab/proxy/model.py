@@ -97,6 +97,22 @@ class ServicePort:
     def uses_local_endpoints(self) -> bool:
         return self.internal_policy_local or (self.external_policy_local and self.externally_accessible)
 
+    @property
+    def firewalled(self) -> bool:
+        """loadBalancerSourceRanges guard this port's load-balancer IPs."""
+        return bool(self.load_balancer_ips) and bool(self.load_balancer_source_ranges)
+
+    def firewall_sources(self, node_ip: str) -> tuple[str, ...]:
+        """The sources a firewalled load-balancer IP accepts on the node at ``node_ip``.
+
+        The ranges, and, when one of them holds the node's address, the load-balancer
+        IPs themselves: a node that has the VIP as a local address (the lab's announcer
+        puts it on eth0) connects to it *from* the VIP, and the node is meant to be let in.
+        """
+        if any(_contains(cidr, node_ip) for cidr in self.load_balancer_source_ranges):
+            return self.load_balancer_source_ranges + self.load_balancer_ips
+        return self.load_balancer_source_ranges
+
     def categorize(self) -> Categorized:
         return categorize_endpoints(self)
 
@@ -112,7 +128,7 @@ class ServicePort:
             # The external chain is needed even without externally usable endpoints:
             # it still short-circuits traffic that starts on this node or in its pods.
             uses_ext=cat.has_any and self.externally_accessible,
-            uses_fw=cat.has_any and bool(self.load_balancer_ips) and bool(self.load_balancer_source_ranges),
+            uses_fw=cat.has_any and self.firewalled,
         )
 
 
@@ -123,7 +139,9 @@ class Routing:
     external_local: bool
     has_external: bool
     uses_ext: bool  # the service needs its external-traffic chain
-    uses_fw: bool  # ... and a firewall chain (loadBalancerSourceRanges)
+    # ... and a firewall chain (loadBalancerSourceRanges). iptables mode's rule; nftables
+    # mode keeps its firewall without endpoints too (ServicePort.firewalled).
+    uses_fw: bool
 
 
 @dataclass(frozen=True)
@@ -174,6 +192,13 @@ def _sorted(eps: Iterable[Endpoint]) -> tuple[Endpoint, ...]:
 
 
 # -- building ------------------------------------------------------------
+
+def _contains(cidr: str, ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+
 
 def _is_ipv4(text: str) -> bool:
     try:

@@ -228,7 +228,11 @@ def _render_service(rs: NftRuleset, sp: ServicePort, node: NodeInfo) -> None:
     route = sp.routing(cat)
     internal_chain = loc if route.internal_local else svc
     external_policy = loc if route.external_local else svc
-    has_internal, has_external, uses_ext, uses_fw = route.has_internal, route.has_external, route.uses_ext, route.uses_fw
+    has_internal, has_external, uses_ext = route.has_internal, route.has_external, route.uses_ext
+    # Unlike iptables mode, the firewall does not wait for endpoints: it runs in
+    # filter-prerouting, before the no-endpoints reject, so a source outside the
+    # ranges is dropped rather than told the Service has no endpoints.
+    uses_fw = sp.firewalled
     # What to do with traffic that has no endpoint to go to.
     int_verdict = "goto " + REJECT_CHAIN if not cat.has_any else "drop"
     ext_verdict = int_verdict
@@ -253,8 +257,8 @@ def _render_service(rs: NftRuleset, sp: ServicePort, node: NodeInfo) -> None:
             rs.element("no-endpoint-nodeports", f"{proto} . {sp.node_port} : {ext_verdict}")
 
     if uses_fw:
-        ranges = ", ".join(sp.load_balancer_source_ranges)
-        rs.chain(fw).append(f'ip saddr != {{ {ranges} }} drop comment "other traffic to {sp.name_string} is not accepted"')
+        sources = ", ".join(sp.firewall_sources(node.ip))
+        rs.chain(fw).append(f'ip saddr != {{ {sources} }} drop comment "other traffic to {sp.name_string} is not accepted"')
 
     if uses_ext:
         rules = rs.chain(ext)
