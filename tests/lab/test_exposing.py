@@ -201,3 +201,74 @@ def test_pods_cannot_open_connections_to_the_host(proxy_lab, proxy_core, app) ->
                        capture_output=True, text=True, check=True).stdout for i in range(config.nodes))
     assert re.search(r"reject with tcp reset", counters)
     assert any(int(n) > 0 for n in re.findall(r"tcp counter packets (\d+)", counters)), counters
+
+
+def _outcome(ip: str, port: int, timeout: float = 1.5) -> str:
+    """"answered", "refused" (a reject reached the client) or "timeout" (dropped)."""
+    try:
+        http_get(ip, port, "/hostname", timeout=timeout)
+        return "answered"
+    except urllib.error.URLError as err:
+        reason: object = err.reason
+    except OSError as err:
+        reason = err
+    if isinstance(reason, ConnectionRefusedError):
+        return "refused"
+    if isinstance(reason, TimeoutError):
+        return "timeout"
+    return repr(reason)
+
+
+# Run inside a node's network namespace: connect to the VIP the node itself holds.
+_FROM_NODE = """
+import socket, sys
+s = socket.socket()
+s.settimeout(1.5)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print("answered", s.getsockname()[0])
+except ConnectionRefusedError:
+    print("refused")
+except OSError:
+    print("timeout")
+"""
+
+
+def test_loadbalancer_source_ranges(proxy_lab, proxy_core, app) -> None:
+    """loadBalancerSourceRanges guard the LoadBalancer IP (not the NodePort): others
+    are dropped; the node holding the VIP may connect to it from the VIP when a range
+    holds the node's address; without endpoints nftables mode still drops others,
+    iptables mode rejects everyone (as upstream's two proxiers do)."""
+    from kubernetes import client
+
+    config = lifecycle.load_config(proxy_lab.name)
+    nodes = list(node_addresses(proxy_core).values())
+    elsewhere = ["198.51.100.0/24"]
+    proxy_core.patch_namespaced_service("web", app, {"spec": {
+        "type": "LoadBalancer", "loadBalancerSourceRanges": elsewhere}})
+    ing = eventually(lambda: proxy_core.read_namespaced_service("web", app).status.load_balancer.ingress, 5,
+                     "an EXTERNAL-IP")
+    ip = ing[0].ip
+    port = proxy_core.read_namespaced_service("web", app).spec.ports[0].node_port
+    eventually(lambda: _outcome(ip, 8080) == "timeout", 10, "the host dropped at the VIP")
+    assert http_get(nodes[0], port, "/hostname")  # the NodePort takes anyone
+
+    # The host and the nodes in the ranges (not the VIP itself).
+    allowed = [f"{config.host_ip}/32", *(f"{n}/32" for n in nodes)]
+    proxy_core.patch_namespaced_service("web", app, {"spec": {"loadBalancerSourceRanges": allowed}})
+    eventually(lambda: _outcome(ip, 8080) == "answered", 10, "the host let in")
+    holder = eventually(lambda: node_holding(config, ip), 5, "a node holding the VIP")[0]
+    from_node = subprocess.run(["ip", "netns", "exec", config.node_netns(holder), "python3", "-c", _FROM_NODE,
+                                ip, "8080"], capture_output=True, text=True, timeout=30).stdout.split()
+    assert from_node == ["answered", ip], from_node  # the VIP as source, let in (allowFromNode)
+
+    # No endpoints: a client in the ranges learns it (refused) ...
+    client.AppsV1Api(proxy_core.api_client).patch_namespaced_deployment_scale(
+        "web", app, {"spec": {"replicas": 0}})
+    eventually(lambda: _outcome(ip, 8080) == "refused", 60, "the Service without endpoints refused")
+    # ... one outside them is dropped in nftables mode, refused in iptables mode.
+    proxy_core.patch_namespaced_service("web", app, {"spec": {"loadBalancerSourceRanges": elsewhere}})
+    want = "timeout" if config.proxy_mode == "nftables" else "refused"
+    eventually(lambda: _outcome(ip, 8080) == want, 10, f"the host {want} without endpoints")
+    time.sleep(1)
+    assert _outcome(ip, 8080) == want  # settled, not a sync in flight
