@@ -13,7 +13,9 @@ never be rebuilt with different content.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Callable
 
 from ..contracts import Obj
@@ -27,13 +29,28 @@ Printer = Callable[[Obj, datetime], "tuple[Cells, RowConditions | None]"]
 
 # -- column definitions -------------------------------------------------------
 
-def field_doc(model: str, field: str, default: str = "") -> str:
-    """The field's API documentation, as ``SwaggerDoc()`` gives it to the Go printers.
+@dataclass(frozen=True)
+class FieldDoc:
+    """A column description that is a field's API documentation, as ``SwaggerDoc()``
+    gives it to the Go printers, looked up when a Table is first served.
 
     Read from the installed ``kubernetes`` client's models (generated from the same
-    OpenAPI text), so descriptions are real without being copied in here. Fields
-    that reference another type carry no text there; ``default`` is Go's.
+    OpenAPI text), so descriptions are real without being copied in here. Not at
+    import: loading the ~40 models the columns name cost ~0.4 s of every ``lab up``
+    (the supervisor imports this module before it starts). Fields that reference
+    another type carry no text there; ``default`` is Go's.
     """
+
+    model: str
+    field: str
+    default: str = ""
+
+    def text(self) -> str:
+        return _field_doc_text(self.model, self.field, self.default)
+
+
+@cache
+def _field_doc_text(model: str, field: str, default: str) -> str:
     try:
         from kubernetes.client import models
         fields = getattr(models, model).model_fields
@@ -45,8 +62,20 @@ def field_doc(model: str, field: str, default: str = "") -> str:
     return default
 
 
-def column(name: str, type_: str, description: str, priority: int = 0, format_: str = "") -> Obj:
+def field_doc(model: str, field: str, default: str = "") -> FieldDoc:
+    """The description of a column that shows ``model``'s ``field`` (see :class:`FieldDoc`)."""
+    return FieldDoc(model, field, default)
+
+
+def column(name: str, type_: str, description: str | FieldDoc, priority: int = 0, format_: str = "") -> Obj:
     return {"name": name, "type": type_, "format": format_, "description": description, "priority": priority}
+
+
+def column_definitions(columns: list[Obj]) -> list[Obj]:
+    """``columns`` as a Table's ``columnDefinitions``: fresh dicts (callers may change
+    them), with every :class:`FieldDoc` turned into its text."""
+    return [{**c, "description": c["description"].text() if isinstance(c["description"], FieldDoc)
+             else c["description"]} for c in columns]
 
 
 NAME_COLUMN = column("Name", "string", field_doc("V1ObjectMeta", "name"), format_="name")

@@ -13,6 +13,7 @@ from ..errors import bad_request
 from .apiresource import Resource
 from .registry import strategy_for
 from .tables import Printer, object_meta
+from .tables import column_definitions as _definitions
 
 
 def _printing(res: Resource) -> tuple[list[Obj], Printer]:
@@ -23,7 +24,7 @@ def _printing(res: Resource) -> tuple[list[Obj], Printer]:
 
 def column_definitions(res: Resource) -> list[Obj]:
     """The resource's Table columns (a fresh copy of the constant definitions)."""
-    return copy.deepcopy(_printing(res)[0])
+    return _definitions(_printing(res)[0])
 
 
 def _row_object(res: Resource, obj: Obj, include_object: str) -> Obj | None:
@@ -58,6 +59,6 @@ def to_table(res: Resource, objects: list[Obj], *, resource_version: str, includ
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": copy.deepcopy(columns) if with_headers else [],
+        "columnDefinitions": _definitions(columns) if with_headers else [],
         "rows": rows,
     }
