@@ -31,6 +31,8 @@ class WorkQueue:
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
         self._pending: set[Hashable] = set()
+        self._batched_at: dict[Hashable, float] = {}  # add_batched: when the key last went in
+        self._deferred: dict[Hashable, asyncio.TimerHandle] = {}  # add_batched: due at the period's end
 
     def add(self, key: Hashable) -> None:
         if key not in self._pending:
@@ -39,6 +41,31 @@ class WorkQueue:
 
     def add_after(self, key: Hashable, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self.add, key)
+
+    def add_batched(self, key: Hashable, period: float) -> None:
+        """Queues ``key`` at most once per ``period`` seconds: the first change after a
+        quiet spell is reconciled at once, and every later one in the next ``period``
+        is folded into a single reconcile at its end. kube-controller-manager's
+        endpoint controllers do the same with ``--endpoint-updates-batch-period``
+        (there as a plain delay): a burst of 100 pod updates becomes a few reconciles
+        of the Service, not 100 rewrites of a 100-address object."""
+        if key in self._deferred:
+            return  # a reconcile at the end of this period is already due
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        last = self._batched_at.get(key)
+        if last is None or now - last >= period:
+            self._batched_at[key] = now
+            self.add(key)
+            if len(self._batched_at) > 4096:  # forget keys idle for a period: they start afresh
+                self._batched_at = {k: t for k, t in self._batched_at.items() if now - t < period}
+            return
+        self._deferred[key] = loop.call_at(last + period, self._add_deferred, key)
+
+    def _add_deferred(self, key: Hashable) -> None:
+        del self._deferred[key]
+        self._batched_at[key] = asyncio.get_running_loop().time()
+        self.add(key)
 
     async def get(self) -> Hashable:
         key = await self._queue.get()

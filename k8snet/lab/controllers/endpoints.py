@@ -18,6 +18,11 @@ from .base import Controller, Informers
 from .util import is_deleting, is_pod_ready, map_selector_matches
 
 HEADLESS_LABEL = "service.kubernetes.io/headless"
+# Pod changes reach a Service's endpoints at most this often (the first one at once):
+# short next to a pod's start-up, long enough that pods starting together share a
+# write (docs/performance.md, "Pod start-up"). Upstream's flag defaults to 0 but
+# there each sync is cheap next to the API round trip; here it is the same CPU.
+POD_BATCH_PERIOD = 0.2
 
 
 # -- shared with the EndpointSlice controller -----------------------------------
@@ -168,10 +173,12 @@ class ServiceBackedController(Controller):
 
     def _on_pod(self, etype: str, pod: Obj) -> None:
         # Any pod change may add, drop or change an address; reconciling every selecting
-        # Service of the namespace is cheap and writes nothing when nothing changed.
+        # Service of the namespace writes nothing when nothing changed. Batched: each
+        # reconcile reads all of the Service's pods and may rewrite an object listing
+        # all of them, so one per pod change would make a burst quadratic.
         for svc in self.services.items(pod["metadata"]["namespace"]):
             if has_selector(svc):
-                self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
+                self.queue.add_batched((svc["metadata"]["namespace"], svc["metadata"]["name"]), POD_BATCH_PERIOD)
 
     def resync(self) -> None:
         self.enqueue_all(self.services)
