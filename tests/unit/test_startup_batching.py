@@ -65,3 +65,21 @@ def test_node_graph_decodes_only_changed_pods(monkeypatch) -> None:
     del texts[("ns", "a")]
     generation[0] += 1
     assert not graph.related("n1", "ns", "secrets", "sa")
+
+
+def test_batch_period_grows_with_size_up_to_a_cap() -> None:
+    from k8snet.lab.controllers.base import MAX_BATCH_PERIOD, batch_period
+    assert batch_period(0) == 0  # unknown or empty: at once
+    assert batch_period(10) < batch_period(50) < MAX_BATCH_PERIOD
+    assert batch_period(100_000) == MAX_BATCH_PERIOD
+
+
+def test_add_batched_with_no_period_is_add() -> None:
+    async def scenario() -> int:
+        q = WorkQueue()
+        q.add_batched("k", 0)
+        await q.get()
+        q.add_batched("k", 0)
+        return len(q)
+
+    assert asyncio.run(scenario()) == 1

@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 Handler = Callable[[str, Obj], Awaitable[None] | None]
 
 
+# add_batched's period for an object listing or counting ``size`` pods: 2 ms a pod, at
+# most 0.2 s. A reconcile's cost grows with the size, so this bounds the CPU a burst of
+# pod changes spends on one key per second whatever its size, while a small Service or
+# ReplicaSet still follows its pods within milliseconds (docs/performance.md,
+# "Pod start-up").
+BATCH_SECONDS_PER_POD = 0.002
+MAX_BATCH_PERIOD = 0.2
+
+
+def batch_period(size: int) -> float:
+    return min(MAX_BATCH_PERIOD, BATCH_SECONDS_PER_POD * size)
+
+
 class WorkQueue:
     """A deduplicating FIFO of keys: a key queued twice before it is taken runs once."""
 
@@ -49,6 +62,9 @@ class WorkQueue:
         endpoint controllers do the same with ``--endpoint-updates-batch-period``
         (there as a plain delay): a burst of 100 pod updates becomes a few reconciles
         of the Service, not 100 rewrites of a 100-address object."""
+        if period <= 0:
+            self.add(key)
+            return
         if key in self._deferred:
             return  # a reconcile at the end of this period is already due
         loop = asyncio.get_running_loop()

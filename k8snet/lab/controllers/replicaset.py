@@ -20,8 +20,9 @@ from typing import Any
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from ..errors import ApiError
-from .base import Controller, Informers
+from .base import Controller, Informers, batch_period
 from .util import (
+    MalformedObject,
     controller_ref,
     is_controlled_by,
     is_deleting,
@@ -40,10 +41,6 @@ from .util import (
 RS = "apps/replicasets"
 BURST_REPLICAS = 500          # the real controller's per-sync cap on creates/deletes
 EXPECTATION_TIMEOUT = 30.0    # forget an expectation the cache never confirmed
-# A live pod's status changes (its IP, Ready) only move the status counters: they reach
-# the ReplicaSet at most this often (the first at once), so 100 pods starting together
-# make a few status writes, not 100 (docs/performance.md, "Pod start-up").
-STATUS_BATCH_PERIOD = 0.2
 
 
 def pods_to_delete(pods: list[Obj], diff: int, related: list[Obj] | None = None) -> list[Obj]:
@@ -164,7 +161,15 @@ class ReplicaSetController(Controller):
             if ref.get("kind") != self.kind:
                 return
             if etype == "MODIFIED" and is_pod_active(pod):
-                self.queue.add_batched((m["namespace"], ref["name"]), STATUS_BATCH_PERIOD)
+                # A live pod's status (its IP, Ready) only moves the status counters, and
+                # each reconcile reads every pod of the set: batched, so 100 pods starting
+                # together make a few status writes, not 100.
+                rs = self.replicasets.get(m["namespace"], ref["name"])
+                try:
+                    size = spec_replicas(rs) if rs is not None else 0
+                except MalformedObject:  # its reconcile reports it
+                    size = 0
+                self.queue.add_batched((m["namespace"], ref["name"]), batch_period(size))
             else:  # created, gone, finished or being deleted: replicas to make up at once
                 self.queue.add((m["namespace"], ref["name"]))
             return
