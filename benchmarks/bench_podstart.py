@@ -1,7 +1,7 @@
 """Benchmark: where a Deployment's pod start-up goes (docs/performance.md, "Pod start-up").
 
     sudo .venv/bin/python benchmarks/bench_podstart.py [--runs 3] [--small 10] [--big 100] [--lab pstart]
-                                                       [--profile OUT.raw]
+                                                       [--attach-seconds 3]
 
 Per run, on a fresh 2-node lab: a ``--small`` and then a ``--big`` nginx Deployment
 (``bench_lab.deploy``: time until all are in the endpoints, per-pod start-up first seen
@@ -9,8 +9,10 @@ Per run, on a fresh 2-node lab: a ``--small`` and then a ``--big`` nginx Deploym
 process (API server, controllers, kubelets, proxies), of the short-lived processes it
 waited for (``ip``, ``iptables-restore``) and of its live descendants (the containers:
 their init and nginx), and the API writes by resource and type, read from the store's
-event log. ``--profile`` attaches ``py-spy record --idle --threads`` (100 Hz, raw
-output) to the supervisor during the big Deployment (py-spy must be on PATH).
+event log. To profile, ``--attach-seconds N`` prints the supervisor's pid and waits N
+seconds before the big Deployment, time to attach a profiler by hand (py-spy, from a
+throw-away venv: it is no tool of the project's):
+``py-spy record -p PID -r 100 -f raw --idle --threads -d 15 -o start.raw``.
 
 To compare with an older commit, copy this file into a worktree of that commit and run
 it from there, taking turns with this checkout (the script measures the ``k8snet`` of
@@ -22,9 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -75,7 +75,7 @@ def store_writes(db: sqlite3.Connection, since: int) -> dict[str, int]:
     return {f"{key} {etype}": n for key, etype, n in rows}
 
 
-def one_run(name: str, small: int, big: int, profile: str | None) -> dict[str, Any]:
+def one_run(name: str, small: int, big: int, attach_seconds: float) -> dict[str, Any]:
     cfg = LabConfig(name=name, nodes=2)
     st = lifecycle.up(cfg)
     try:
@@ -86,18 +86,14 @@ def one_run(name: str, small: int, big: int, profile: str | None) -> dict[str, A
         small_all, small_startups = deploy(apps, core, "bench", "small", small)
         db = sqlite3.connect(f"file:{cfg.db_path}?mode=ro", uri=True)
         rv0 = db.execute("SELECT max(rv) FROM events").fetchone()[0]
-        spy = None
-        if profile:
-            spy = subprocess.Popen(["py-spy", "record", "-p", str(st.pid), "-r", "100", "-f", "raw", "-o", profile,
-                                    "--idle", "--threads"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(1.5)  # attached before the first pod
+        if attach_seconds > 0:
+            print(f"supervisor pid {st.pid}: the {big}-replica Deployment starts in {attach_seconds:g} s",
+                  file=sys.stderr, flush=True)
+            time.sleep(attach_seconds)
         load = os.getloadavg()[0]
         cpu0 = cpu_seconds(st.pid)
         big_all, big_startups = deploy(apps, core, "bench", "big", big)
         cpu1 = cpu_seconds(st.pid)
-        if spy is not None:
-            spy.send_signal(2)
-            spy.wait(60)
         time.sleep(1.0)  # the last status and endpoint writes
         writes = store_writes(db, rv0)
         db.close()
@@ -121,13 +117,12 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=10)
     parser.add_argument("--big", type=int, default=100)
     parser.add_argument("--lab", default="pstart", help="the lab's name (up and down once per run)")
-    parser.add_argument("--profile", help="py-spy raw output for the big Deployment (last run's)")
+    parser.add_argument("--attach-seconds", type=float, default=0.0,
+                        help="print the supervisor's pid and wait this long before the big Deployment")
     args = parser.parse_args()
-    if args.profile and shutil.which("py-spy") is None:
-        parser.error("--profile needs py-spy on PATH")
     os.environ.setdefault("K8SNET_STATE_ROOT", "/tmp/k8snet-bench")
     for _ in range(args.runs):
-        print(json.dumps(one_run(args.lab, args.small, args.big, args.profile)), flush=True)
+        print(json.dumps(one_run(args.lab, args.small, args.big, args.attach_seconds)), flush=True)
     return 0
 
 
