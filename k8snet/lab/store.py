@@ -126,6 +126,12 @@ class Store:
         from its objects is current while this stays the same."""
         return self._generations.get(key, 0)
 
+    def texts(self, key: str) -> builtins.list[tuple[tuple[str, str], str]]:
+        """((namespace, name), stored JSON text) of every object of ``key``, unsorted.
+        A text is replaced, never changed, by a write: a cache keyed on it need only
+        decode the objects that changed."""
+        return builtins.list(self._bodies.get(key, {}).items())
+
     def objects(self, key: str) -> builtins.list[Obj]:
         """All objects of ``key``: the lister admission uses for allocation."""
         return self.list(key)[0]

@@ -107,7 +107,7 @@ class Supervisor:
         store = self.store = Store(config.db_path)
         admission = Admission(config, lambda key: store.list(key)[0])
         core = ApiCore(config, store, admission, self.pki)
-        authorizer = Authorizer(RbacSource(store.objects, store.generation))
+        authorizer = Authorizer(RbacSource(store.objects, store.generation, store.texts))
         self.server = ApiServer(core, self.pki, lambda node: self.kubelets.get(node), authorizer=authorizer,
                                 decoder=BodyDecoder(body_workers()))
 

@@ -46,7 +46,7 @@ def _authorizer(tmp_path: Path) -> tuple[Store, Authorizer]:
         store.create(CLUSTER_ROLES, "", role["metadata"]["name"], role)
     for binding in bootstrappolicy.cluster_role_bindings():
         store.create(CLUSTER_ROLE_BINDINGS, "", binding["metadata"]["name"], binding)
-    return store, Authorizer(RbacSource(store.objects, store.generation))
+    return store, Authorizer(RbacSource(store.objects, store.generation, store.texts))
 
 
 def test_bootstrap_policy_and_bindings(tmp_path: Path) -> None:

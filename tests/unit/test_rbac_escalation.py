@@ -59,7 +59,7 @@ class Lab:
         pki.create(["127.0.0.1"], ["localhost"])
         pki.ensure_token_key()
         self.core = ApiCore(config, self.store, Admission(config, lambda key: self.store.list(key)[0]), pki)
-        self.authorizer = Authorizer(RbacSource(self.store.objects, self.store.generation))
+        self.authorizer = Authorizer(RbacSource(self.store.objects, self.store.generation, self.store.texts))
         self.core.guards[:] = [EscalationCheck(self.authorizer, self.store.get), NodeRestriction(self.store.get)]
         for ns in ("default", "dev", "prod"):
             self.run(self.core.create("namespaces", None, {"metadata": {"name": ns}}))

@@ -48,9 +48,11 @@ class Grant:
 class RbacSource:
     """What the index is built from: the store's objects and per-kind write counts."""
 
-    def __init__(self, objects: Callable[[str], list[Obj]], generation: Callable[[str], int]):
+    def __init__(self, objects: Callable[[str], list[Obj]], generation: Callable[[str], int],
+                 texts: Callable[[str], list[tuple[tuple[str, str], str]]]):
         self.objects = objects
         self.generation = generation
+        self.texts = texts  # the stored JSON by (namespace, name): the node graph decodes only changes
 
 
 def _subject_key(subject: Obj, binding_namespace: str) -> SubjectKey | None:
@@ -72,7 +74,7 @@ class Authorizer:
         self._cluster: dict[SubjectKey, list[Grant]] = {}
         self._namespaced: dict[str, dict[SubjectKey, list[Grant]]] = {}
         self._cache: dict[tuple[UserInfo, Attributes], Decision] = {}
-        self.node = NodeAuthorizer(NodeGraph(lambda: source.objects("pods"), lambda: source.generation("pods")),
+        self.node = NodeAuthorizer(NodeGraph(lambda: source.texts("pods"), lambda: source.generation("pods")),
                                    bootstrappolicy.node_rules())
 
     # -- the index ---------------------------------------------------------------------

@@ -4,7 +4,7 @@ what a kubelet (user ``system:node:<name>`` in group ``system:nodes``) may do.
 - Secrets, ConfigMaps, PersistentVolumeClaims and ServiceAccount tokens: only those a
   pod bound to the node references (the real one walks a graph it keeps of
   node <- pod <- secret/configmap/pvc/serviceaccount edges; the lab asks the store
-  for the node's pods instead, an index rebuilt when pods change);
+  for the node's pods instead, an index brought up to date when pods change);
 - Pods: get a pod bound to it, list/watch only with ``spec.nodeName=<node>``; Nodes:
   read only its own (``AuthorizeNodeWithSelectors``, on by default since 1.34);
   Leases: its own in ``kube-node-lease``;
@@ -17,6 +17,7 @@ A "no opinion" carries the real reason; the next authorizer (RBAC) has its say.
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 from ..contracts import Obj
@@ -38,26 +39,41 @@ def node_name(user: UserInfo) -> str | None:
 
 
 class NodeGraph:
-    """For each node, what its pods reference: {node: {(namespace, resource, name)}}."""
+    """For each node, what its pods reference: {node: {(namespace, resource, name)}}.
 
-    def __init__(self, pods: Callable[[], list[Obj]], generation: Callable[[], int]):
+    Built from the store's pod texts when pods changed; a pod whose text is the one
+    seen last time keeps its edges undecoded. (Decoding every pod again on each
+    change made a 100-pod start-up quadratic: every pod's token request came after
+    some pod changed.)"""
+
+    def __init__(self, pods: Callable[[], list[tuple[tuple[str, str], str]]], generation: Callable[[], int]):
         self._pods = pods
         self._generation = generation
         self._built_at: int | None = None
         self._edges: dict[str, set[tuple[str, str, str]]] = {}
+        # (namespace, name) -> (the text decoded, its node or None, its edges)
+        self._per_pod: dict[tuple[str, str], tuple[str, str | None, set[tuple[str, str, str]]]] = {}
 
     def related(self, node: str, namespace: str, resource: str, name: str) -> bool:
         generation = self._generation()
         if generation != self._built_at:
+            per_pod = {}
+            for key, text in self._pods():
+                seen = self._per_pod.get(key)
+                per_pod[key] = seen if seen is not None and seen[0] == text else _pod_edges(key, text)
             edges: dict[str, set[tuple[str, str, str]]] = {}
-            for pod in self._pods():
-                bound = (pod.get("spec") or {}).get("nodeName")
+            for _, bound, pod_edges in per_pod.values():
                 if bound:
-                    ns, pod_name = pod["metadata"].get("namespace", ""), pod["metadata"]["name"]
-                    refs: set[Ref] = {*pod_refs(pod), ("pods", pod_name)}
-                    edges.setdefault(bound, set()).update((ns, r, n) for r, n in refs)
-            self._edges, self._built_at = edges, generation
+                    edges.setdefault(bound, set()).update(pod_edges)
+            self._per_pod, self._edges, self._built_at = per_pod, edges, generation
         return (namespace, resource, name) in self._edges.get(node, set())
+
+
+def _pod_edges(key: tuple[str, str], text: str) -> tuple[str, str | None, set[tuple[str, str, str]]]:
+    pod = json.loads(text)
+    bound = (pod.get("spec") or {}).get("nodeName") or None
+    refs: set[Ref] = {*pod_refs(pod), ("pods", key[1])} if bound else set()
+    return text, bound, {(key[0], r, n) for r, n in refs}
 
 
 class NodeAuthorizer:

@@ -145,7 +145,7 @@ class ApiServer:
                  decoder: bodyworkers.BodyDecoder | None = None):
         self.core = core
         self.pki = pki
-        self.authorizer = authorizer or Authorizer(RbacSource(core.store.objects, core.store.generation))
+        self.authorizer = authorizer or Authorizer(RbacSource(core.store.objects, core.store.generation, core.store.texts))
         # The checks of writes that need the request's user and the authorizer:
         # RBAC's escalation prevention and the NodeRestriction admission plugin.
         core.guards[:] = [EscalationCheck(self.authorizer, core.store.get), NodeRestriction(core.store.get)]

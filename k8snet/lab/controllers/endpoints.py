@@ -14,7 +14,7 @@ from typing import Any
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from ..errors import ApiError
-from .base import Controller, Informers
+from .base import Controller, Informers, batch_period
 from .util import is_deleting, is_pod_ready, map_selector_matches
 
 HEADLESS_LABEL = "service.kubernetes.io/headless"
@@ -162,16 +162,22 @@ class ServiceBackedController(Controller):
         super().__init__(client, config, informers=informers)
         self.services = self.watch("services", self._on_service)
         self.pods = self.watch("pods", self._on_pod)
+        # Service key -> endpoints at its last reconcile: sizes the batching of pod changes
+        self.sizes: dict[tuple[str, str], int] = {}
 
     def _on_service(self, etype: str, svc: Obj) -> None:
         self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
 
     def _on_pod(self, etype: str, pod: Obj) -> None:
         # Any pod change may add, drop or change an address; reconciling every selecting
-        # Service of the namespace is cheap and writes nothing when nothing changed.
+        # Service of the namespace writes nothing when nothing changed. Batched (as
+        # upstream's --endpoint-updates-batch-period, there a fixed delay): a reconcile
+        # reads all of the Service's pods and may rewrite an object listing all of them,
+        # so one per pod change would make a burst of N pod changes cost N².
         for svc in self.services.items(pod["metadata"]["namespace"]):
             if has_selector(svc):
-                self.queue.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
+                key = (svc["metadata"]["namespace"], svc["metadata"]["name"])
+                self.queue.add_batched(key, batch_period(self.sizes.get(key, 0)))
 
     def resync(self) -> None:
         self.enqueue_all(self.services)
@@ -198,6 +204,7 @@ class EndpointsController(ServiceBackedController):
         svc = self.services.get(ns, name)
         current = self.endpoints.get(ns, name)
         if svc is None:
+            self.sizes.pop(key, None)
             # The Service is gone; its Endpoints go with it (they carry no ownerReference).
             if current is not None:
                 try:
@@ -209,6 +216,8 @@ class EndpointsController(ServiceBackedController):
         if not has_selector(svc) or is_deleting(svc):
             return
         want = desired_endpoints(svc, self.pods.items(ns))
+        self.sizes[key] = sum(len(s.get("addresses") or []) + len(s.get("notReadyAddresses") or [])
+                              for s in want.get("subsets") or [])
         if current is None:
             await self.client.create("endpoints", ns, want)
             return

@@ -188,10 +188,13 @@ class EndpointSliceController(ServiceBackedController):
         ns, name = key
         svc = self.services.get(ns, name)
         if svc is None or not has_selector(svc) or is_deleting(svc):
+            self.sizes.pop(key, None)
             return  # the garbage collector removes slices of deleted Services
         if not self._cache_caught_up(key):
             return  # re-queued by the slice's ADDED event (or the resync)
-        creates, updates, deletes = plan_slices(svc, self.pods.items(ns), self._owned_slices(ns, name))
+        owned = self._owned_slices(ns, name)
+        self.sizes[key] = sum(len(s.get("endpoints") or []) for s in owned)
+        creates, updates, deletes = plan_slices(svc, self.pods.items(ns), owned)
         # Create and update before deleting, so a moving endpoint never disappears.
         for body in creates:
             created = await self.client.create(SLICES, ns, body)

@@ -20,8 +20,9 @@ from typing import Any
 from ..config import LabConfig
 from ..contracts import ApiClient, Obj
 from ..errors import ApiError
-from .base import Controller, Informers
+from .base import Controller, Informers, batch_period
 from .util import (
+    MalformedObject,
     controller_ref,
     is_controlled_by,
     is_deleting,
@@ -157,7 +158,19 @@ class ReplicaSetController(Controller):
         m = pod["metadata"]
         ref = controller_ref(pod)
         if ref is not None:
-            if ref.get("kind") == self.kind:
+            if ref.get("kind") != self.kind:
+                return
+            if etype == "MODIFIED" and is_pod_active(pod):
+                # A live pod's status (its IP, Ready) only moves the status counters, and
+                # each reconcile reads every pod of the set: batched, so 100 pods starting
+                # together make a few status writes, not 100.
+                rs = self.replicasets.get(m["namespace"], ref["name"])
+                try:
+                    size = spec_replicas(rs) if rs is not None else 0
+                except MalformedObject:  # its reconcile reports it
+                    size = 0
+                self.queue.add_batched((m["namespace"], ref["name"]), batch_period(size))
+            else:  # created, gone, finished or being deleted: replicas to make up at once
                 self.queue.add((m["namespace"], ref["name"]))
             return
         # An orphan: every ReplicaSet that could adopt it should look.

@@ -245,10 +245,11 @@ class PodWorker:
         for rec, container in zip(self.init_records, spec.get("initContainers") or []):
             if not await self._run_init(rec, container, volume_paths):
                 return
-        for rec in self.records:
-            if rec.state.get("waiting", {}).get("reason") == "PodInitializing":
-                rec.set_waiting("ContainerCreating")
-        self.changed()
+        initialized = [rec for rec in self.records if rec.state.get("waiting", {}).get("reason") == "PodInitializing"]
+        for rec in initialized:
+            rec.set_waiting("ContainerCreating")
+        if initialized:  # else nothing to tell: the pod IP goes out with the first container's state
+            self.changed()
         sups = [asyncio.create_task(self._supervise(rec, c, volume_paths))
                 for rec, c in zip(self.records, spec.get("containers") or [])]
         self._tasks += sups

@@ -267,6 +267,12 @@ def _checked(values: Mapping[str, str | int]) -> dict[str, str]:
     return vals
 
 
+def write_sysctls_here(values: Mapping[str, str | int]) -> None:
+    """Writes net.* sysctls in the calling thread's namespace: for code already running
+    in a thread switched into a lab namespace (``run_in_netns``), never the host's."""
+    _write_sysctls_here(_checked(values))
+
+
 def write_sysctls_sync(netns: str, values: Mapping[str, str | int]) -> None:
     """Writes net.* sysctls inside ``netns`` (never the host's)."""
     run_in_netns_sync(netns, _write_sysctls_here, _checked(values))

@@ -3,9 +3,10 @@
 Each pod gets its own namespace ``<lab prefix>p<hash>`` and a veth pair: ``eth0``
 in the pod with a /32 from the node's pod CIDR, ``v<hash>`` in the node namespace
 with the node's gateway address (.1/32, shared by all pod veths) and a /32 route to
-the pod. Setup costs two ``ip`` processes: one creates the namespace and the veth
-(both ends placed directly in their namespaces), then the node side and the pod side
-are configured concurrently.
+the pod. Setup costs one ``ip`` process, which creates the namespace and the veth
+(both ends placed directly in their namespaces); then the node side and the pod side
+are configured concurrently, each with the same lines an ``ip -batch`` would take,
+sent as rtnetlink requests from a thread inside its namespace (``rtnl``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from k8snet.lab.config import LabConfig
-from k8snet.lab.net import nsutil
+from k8snet.lab.net import nsutil, rtnl
 from k8snet.lab.net.ipam import IpamStore, ipam_root
 
 POD_IFACE = "eth0"
@@ -87,6 +88,12 @@ def pod_side_commands(config: LabConfig, index: int, ip: str) -> list[str]:
             f"route add default via {gw} dev {POD_IFACE}"]
 
 
+def _configure_pod_side(commands: list[str]) -> None:
+    """In a thread inside the pod's namespace: its interfaces and routes, then its sysctls."""
+    rtnl.apply(commands)
+    nsutil.write_sysctls_here(POD_SYSCTLS)
+
+
 class NodeNetwork:
     """Pod networking of node ``index``: namespaces, veths, IPs (persisted)."""
 
@@ -132,10 +139,13 @@ class NodeNetwork:
                 if held or net.netns_path.exists():  # stale: its node-side veth may linger
                     await self._teardown(net)
                 await nsutil.ip_batch(create_commands(self.config, self.index, pod_uid))
+                # Both sides as rtnetlink requests from threads in their namespaces: no
+                # process per side (the pod's sysctls go in the same thread as its side).
                 await asyncio.gather(
-                    nsutil.ip_batch(node_side_commands(self.config, self.index, pod_uid, ip), self.node_netns),
-                    nsutil.ip_batch(pod_side_commands(self.config, self.index, ip), net.netns),
-                    nsutil.write_sysctls(net.netns, POD_SYSCTLS))
+                    nsutil.run_in_netns(self.node_netns, rtnl.apply,
+                                        node_side_commands(self.config, self.index, pod_uid, ip)),
+                    nsutil.run_in_netns(net.netns, _configure_pod_side,
+                                        pod_side_commands(self.config, self.index, ip)))
             except BaseException:
                 await self._teardown(net)
                 self.ipam.release(pod_uid)
