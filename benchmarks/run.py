@@ -189,7 +189,10 @@ ROWS: tuple[Row, ...] = (
                 "s", 0.3),
          Metric("deploy_big_pod_startup_p99_s", "pod start-up p99, big Deployment", "s", 1.0,
                 note="Kubernetes SLO ≤ 5 s"),
-         Metric("deploy_big_all_ready_s", "big Deployment: apply → every pod in the endpoints", "s"))),
+         Metric("deploy_big_all_ready_s", "big Deployment: apply → every pod in the endpoints", "s"),
+         Metric("deploy_big_supervisor_cpu_s", "big Deployment: CPU of the lab's supervisor (API, controllers, "
+                "kubelets, proxies)", "s", note="the pod start-up floor: CPU per pod on 2 cores"),
+         Metric("deploy_big_api_writes", "big Deployment: API writes (SQLite commits and watch events)", ""))),
     Row("proxy", "kube-proxy programming and first packet, iptables vs nftables (bench_proxy.py)", _proxy,
         lambda s: f"renderers + iptables-restore / nft -f in throwaway namespaces, {max(s.services)} Services "
                   f"(ratio against {min(s.services)}), {s.proxy_connections} connections",
