@@ -158,6 +158,7 @@ def one_run(name: str = "bench", small: int = 10, big: int = 100, attach_seconds
             "deploy_big_all_ready_s": tbig, "deploy_big_pod_startup_p50_s": percentile(sbig, 50),
             "deploy_big_pod_startup_p99_s": percentile(sbig, 99),
             **{f"deploy_big_{who}_cpu_s": cpu1[who] - cpu0[who] for who in cpu0},
+            "deploy_big_cpu_per_pod_ms": sum(cpu1[who] - cpu0[who] for who in cpu0) / big * 1000,
             "deploy_big_api_writes": float(writes)}
 
 

@@ -190,8 +190,8 @@ ROWS: tuple[Row, ...] = (
          Metric("deploy_big_pod_startup_p99_s", "pod start-up p99, big Deployment", "s", 1.0,
                 note="Kubernetes SLO ≤ 5 s"),
          Metric("deploy_big_all_ready_s", "big Deployment: apply → every pod in the endpoints", "s"),
-         Metric("deploy_big_supervisor_cpu_s", "big Deployment: CPU of the lab's supervisor (API, controllers, "
-                "kubelets, proxies)", "s", note="the pod start-up floor: CPU per pod on 2 cores"),
+         Metric("deploy_big_cpu_per_pod_ms", "big Deployment: CPU per pod (the lab's supervisor, the processes it "
+                "ran, the containers)", "ms", note="× pods ÷ 2 cores: the start-up floor"),
          Metric("deploy_big_api_writes", "big Deployment: API writes (SQLite commits and watch events)", ""))),
     Row("proxy", "kube-proxy programming and first packet, iptables vs nftables (bench_proxy.py)", _proxy,
         lambda s: f"renderers + iptables-restore / nft -f in throwaway namespaces, {max(s.services)} Services "
@@ -357,7 +357,7 @@ def readme_table(meta: dict[str, Any]) -> str:
                 continue
             verdict = {True: "met", False: "**not met**", None: ""}[s["met"]]
             lines.append(f"| {s['what']} | {_number(s['median'])} ({_number(s['min'])}–{_number(s['max'])}) "
-                         f"{s['unit']} | {s['goal_text']} | {verdict} |")
+                         f"{s['unit']}".rstrip() + f" | {s['goal_text']} | {verdict} |")
     lines += ["", "Conditions per row: " + "; ".join(f"**{k}**: {v}" for k, v in meta["conditions"].items()) + "."]
     if meta.get("errors"):
         lines += ["", "Failed in this run: " + "; ".join(f"{e['row']} (repetition {e['repetition'] + 1}): {e['error']}"
@@ -365,7 +365,8 @@ def readme_table(meta: dict[str, Any]) -> str:
     lines += ["", f"Re-measure (after `sudo bash scripts/setup.sh`, on a quiet machine): "
                   f"`sudo .venv/bin/python {meta['command']}`, then `.venv/bin/python benchmarks/run.py --readme`. "
                   "Every measurement with its load average is in `data/results/bench/bench.csv`, the machine and "
-                  "software in `bench.json`."]
+                  "software in `bench.json`. For each goal not met, `docs/performance.md` shows by profile where "
+                  "the time goes and the floor that remains."]
     return "\n".join(lines)
 
 
