@@ -23,6 +23,8 @@ from k8snet.lab.proxy.model import NodeInfo, build_model
 from k8snet.lab.proxy.nftables import render_nftables
 from k8snet.lab.proxy.proxy import apply_ruleset
 
+from .kube import assert_uniform
+
 NODE = NodeInfo(name="t-node", ip="172.31.0.2", cluster_cidr="10.244.0.0/16")
 GATEWAY = "10.244.0.1"
 CLUSTER_IP, EMPTY_IP, NODE_PORT = "10.96.0.100", "10.96.0.101", 30080
@@ -141,18 +143,6 @@ def objects() -> tuple[list[dict], list[dict]]:
     return [svc("web", CLUSTER_IP, nodePort=NODE_PORT), svc("empty", EMPTY_IP)], slices
 
 
-def chi_square_p(counts: list[int]) -> float:
-    try:
-        from scipy.stats import chisquare
-        return float(chisquare(counts).pvalue)
-    except ImportError:  # k-1 = 2 degrees of freedom: survival function is exp(-x/2)
-        import math
-        expected = sum(counts) / len(counts)
-        stat = sum((c - expected) ** 2 / expected for c in counts)
-        assert len(counts) == 3
-        return math.exp(-stat / 2)
-
-
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
 def test_service_rules_in_a_node(topo: Topology, mode: str) -> None:
     services, slices = objects()
@@ -165,7 +155,7 @@ def test_service_rules_in_a_node(topo: Topology, mode: str) -> None:
     assert result["errors"] == {}
     counts = [result["answers"].get(ns, 0) for ns in topo.endpoints]
     assert all(counts), counts
-    assert chi_square_p(counts) > 0.001, counts
+    assert_uniform(counts)
 
     # Hairpin: an endpoint reaching its own service gets an answer (maybe from itself).
     result = run_in(topo.endpoints[0], CLIENT, CLUSTER_IP, "80", "20")

@@ -10,9 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from scipy.stats import chisquare
-
-from .kube import exec_in, wait_until
+from .kube import assert_uniform, exec_in, wait_until
 from .svcprobe import client_pod, connect, hostname_pod, node_names, service, wait_answers, wait_endpoints, wait_ready
 
 DNS_QUERY = r"""
@@ -47,7 +45,7 @@ def test_services_in_both_modes(proxy_lab, proxy_core, proxy_namespace):
     # ClusterIP: 300 new connections spread evenly over the three pods.
     counts = Counter(connect(core, ns, "client", svc.spec.cluster_ip, 80, 300))
     assert set(counts) == backends, counts
-    assert chisquare(list(counts.values())).pvalue > 0.001, counts
+    assert_uniform(counts.values(), counts)
 
     # No endpoints: refused at once (REJECT), not a timeout.
     empty_ip = core.read_namespaced_service("empty", ns).spec.cluster_ip

@@ -7,9 +7,8 @@ from collections import Counter
 
 import pytest
 from kubernetes import client, config
-from scipy.stats import chisquare
 
-from .kube import deployment, exec_in, pod, ready_pods, wait_until
+from .kube import assert_uniform, deployment, exec_in, pod, ready_pods, wait_until
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 
@@ -56,8 +55,7 @@ def test_new_connections_spread_uniformly_over_three_replicas(core, apps, namesp
     assert code == 0, err
     counts = Counter(json.loads(out))
     assert set(counts) == {p.metadata.name for p in backends}, counts
-    p_value = chisquare(list(counts.values())).pvalue
-    assert p_value > 0.001, f"spread {dict(counts)} is not uniform (p={p_value:.2g})"
+    assert_uniform(counts.values(), dict(counts))
 
 
 def test_deleted_pod_is_replaced_and_endpoints_follow(core, apps, namespace):
