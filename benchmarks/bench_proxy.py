@@ -197,6 +197,7 @@ def program(topo: Topology, mode: str, objects: tuple[list[dict], list[dict]]) -
     start = time.perf_counter()
     asyncio.run(apply_ruleset(topo.node, mode, backend.render(model1)))
     add_one_full_s = time.perf_counter() - start
+    backend.close()
     return Programming(render_s, initial_s - render_s, add_one_s, add_one_render_s, endpoint_change_s,
                        add_one_full_s)
 

@@ -10,12 +10,14 @@ into code; the proxy, ``k8snet.datapath`` and the doctor all go through it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import re
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Iterable, TypeVar
 
@@ -26,6 +28,7 @@ from .iptsync import iptables_transaction
 from .model import NodeInfo, ServicePort
 from .nft_trace import parse_nft
 from .nftables import TABLE, NftablesRenderer, NftRuleset, nft_rule_count
+from .nftlib import NftError, NftSession, run_once
 from .nftsync import nft_ruleset_count, nft_transaction
 from .tracer import Packet, ParsedRuleset, TraceResult, trace
 
@@ -40,6 +43,8 @@ R = TypeVar("R")  # a mode's ruleset object
 # kube-proxy's --iptables-sync-period); at lab sizes a full restore costs milliseconds.
 FULL_SYNC_SECONDS = 3600.0
 IPTABLES_FULL_SYNC_SECONDS = 60.0
+IPTABLES_ARGV = ("iptables-restore", "-w")  # replaces the tables it is given
+IPTABLES_PARTIAL_ARGV = (*IPTABLES_ARGV, "--noflush")  # changes only the chains it names
 
 
 class ApplyError(RuntimeError):
@@ -65,8 +70,6 @@ class ProxyBackend(ABC, Generic[R]):
     """
 
     mode: ClassVar[ProxyMode]
-    apply_argv: ClassVar[tuple[str, ...]]  # reads a whole ruleset on stdin
-    partial_argv: ClassVar[tuple[str, ...]]  # reads a partial sync's input on stdin
     live_argv: ClassVar[tuple[str, ...]]  # prints what the kernel holds
     full_sync_seconds: ClassVar[float] = FULL_SYNC_SECONDS
 
@@ -111,6 +114,13 @@ class ProxyBackend(ABC, Generic[R]):
         """Makes the next :meth:`apply` load the whole ruleset."""
         self._applied = None
 
+    async def load(self, netns: str, text: str, *, partial: bool) -> None:
+        """Sends a whole ruleset or a partial sync's input to the kernel (ApplyError if refused)."""
+        await apply_ruleset(netns, self.mode, text, partial=partial)
+
+    def close(self) -> None:
+        """Frees what the backend keeps open between syncs. Nothing by default."""
+
     async def apply(self, netns: str, model: list[ServicePort]) -> Applied:
         """Makes ``netns`` hold ``model``'s rules, sending only what changed since the
         last successful apply unless a full sync is due."""
@@ -122,7 +132,7 @@ class ProxyBackend(ABC, Generic[R]):
         render_s = time.monotonic() - start
         if tx:
             try:
-                await apply_ruleset(netns, self.mode, tx, partial=True)
+                await self.load(netns, tx, partial=True)
             except ApplyError as err:
                 # The kernel no longer holds what we think it does: start over.
                 log.warning("kube-proxy %s: partial sync failed, reloading: %s", self.node.name, err)
@@ -132,7 +142,7 @@ class ProxyBackend(ABC, Generic[R]):
             self._applied = None
             text = self.ruleset_text(rules)
             render_s = time.monotonic() - start
-            await apply_ruleset(netns, self.mode, text)
+            await self.load(netns, text, partial=False)
             self._last_full_sync = time.monotonic()
             self.index(rules)
             _freeze_heap()
@@ -165,8 +175,6 @@ class IptablesBackend(ProxyBackend[IptablesRuleset]):
     changed chains (:mod:`.iptsync`)."""
 
     mode = "iptables"
-    apply_argv = ("iptables-restore", "-w")
-    partial_argv = ("iptables-restore", "-w", "--noflush")
     live_argv = ("iptables-save",)
     full_sync_seconds = IPTABLES_FULL_SYNC_SECONDS
 
@@ -205,18 +213,28 @@ class IptablesBackend(ProxyBackend[IptablesRuleset]):
 
 
 class NftablesBackend(ProxyBackend[NftRuleset]):
-    """Table ``ip kube-proxy``: a full ``nft -f`` reload first (and every
-    FULL_SYNC_SECONDS or after a failure), else a transaction of only the changes
-    (:mod:`.nftsync`)."""
+    """Table ``ip kube-proxy``: a full reload first (and every FULL_SYNC_SECONDS or
+    after a failure), else a transaction of only the changes (:mod:`.nftsync`), both
+    through one libnftables context per node kept between syncs (:mod:`.nftlib`)."""
 
     mode = "nftables"
-    apply_argv = ("nft", "-f", "-")
-    partial_argv = apply_argv
     live_argv = ("nft", "list", "table", "ip", TABLE)
 
     def __init__(self, node: NodeInfo) -> None:
         super().__init__(node)
         self._renderer = NftablesRenderer(node)
+        self._session: NftSession | None = None
+
+    async def load(self, netns: str, text: str, *, partial: bool) -> None:
+        if self._session is None or self._session.netns != netns:
+            self.close()
+            self._session = NftSession(netns)
+        await _load_nft(self._session.run, netns, text)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def ruleset(self, model: list[ServicePort]) -> NftRuleset:
         return self._renderer.ruleset(model)
@@ -273,16 +291,26 @@ async def apply_ruleset(netns: str, mode: str, text: str, *, partial: bool = Fal
 
     A plain (not ``--noflush``) iptables-restore replaces the filter and nat
     tables atomically, a ``--noflush`` one changes only what it names (each table
-    one transaction); ``nft -f`` runs the file as one transaction.
+    one transaction); nftables input runs as one transaction (libnftables, in a
+    context of its own: a backend keeps one between syncs instead).
     """
-    cls = backend_class(mode)
-    argv = cls.partial_argv if partial else cls.apply_argv
+    if proxy_mode(mode) == "nftables":
+        await _load_nft(functools.partial(run_once, netns), netns, text)
+        return
+    argv = IPTABLES_PARTIAL_ARGV if partial else IPTABLES_ARGV
     proc = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", netns, *argv,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate(text.encode())
+    _, stderr = await proc.communicate(text.encode())
     if proc.returncode != 0:
-        raise ApplyError(f"{argv[0]} in {netns} failed: {err.decode().strip()}\n{_context(text, err.decode())}")
+        raise ApplyError(f"{argv[0]} in {netns} failed: {stderr.decode().strip()}\n{_context(text, stderr.decode())}")
+
+
+async def _load_nft(run: Callable[[str], Awaitable[None]], netns: str, text: str) -> None:
+    try:
+        await run(text)
+    except NftError as err:
+        raise ApplyError(f"nft in {netns} failed: {err}") from None
 
 
 def _context(text: str, err: str) -> str:

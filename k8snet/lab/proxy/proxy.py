@@ -63,8 +63,11 @@ class KubeProxy:
 
     async def run(self) -> None:
         """Runs until cancelled."""
-        await self.watch.run(self.sync_now, debounce=self.debounce, retry_on=(ApplyError, OSError),
-                             resync=self.backend.full_sync_seconds)
+        try:
+            await self.watch.run(self.sync_now, debounce=self.debounce, retry_on=(ApplyError, OSError),
+                                 resync=self.backend.full_sync_seconds)
+        finally:
+            self.backend.close()
 
     def model(self) -> list[ServicePort]:
         return self._model.model()
