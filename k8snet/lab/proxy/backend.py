@@ -226,6 +226,14 @@ class NftablesBackend(ProxyBackend[NftRuleset]):
         self._session: NftSession | None = None
 
     async def load(self, netns: str, text: str, *, partial: bool) -> None:
+        if not partial:
+            # A whole load goes through a context of its own: the kept context's cache
+            # predates it, and a context that ran it would hold the whole table as parsed
+            # from the text, which its next transaction frees and fetches again (slower
+            # than a fresh context's first fetch).
+            self.close()
+            await apply_ruleset(netns, self.mode, text)
+            return
         if self._session is None or self._session.netns != netns:
             self.close()
             self._session = NftSession(netns)
