@@ -244,6 +244,23 @@ spec:
     assert _pod_gone(kubectl, "slow")
 
 
+def test_a_second_delete_shortens_the_grace_period(kubectl):
+    """A pod whose PID 1 ignores SIGTERM waits out its grace period after a plain
+    delete; `kubectl delete --now` meanwhile (grace 1 s) ends it within about a second,
+    as the kubelet's pod workers cut a termination short (a grace period only shrinks)."""
+    kubectl("run", "stubborn", "--image=busybox", "--restart=Never", "--command", "--", "sleep", "3600")
+    kubectl("wait", "--for=condition=Ready", "pod/stubborn", "--timeout=60s")
+    kubectl("delete", "pod", "stubborn", "--wait=false")  # grace 30 s: sleep as PID 1 ignores SIGTERM
+    time.sleep(2)
+    assert re.search(r"stubborn\s+1/1\s+Terminating", kubectl("get", "pod", "stubborn")), "still terminating"
+    start = time.monotonic()
+    out = kubectl("delete", "pod", "stubborn", "--now")
+    took = time.monotonic() - start
+    assert 'pod "stubborn" deleted' in out
+    assert took < 5, took  # the 1 s grace had passed already: killed at once, not 28 s later
+    assert _pod_gone(kubectl, "stubborn")
+
+
 def test_scale_and_rollout_status(kubectl):
     """`rollout status --timeout=60s` returns once rolled out: kubectl 1.37 watches the
     Deployment through a streaming list and timed out when the lab never ended the

@@ -106,6 +106,11 @@ class PodWorker:
         self.gone = False  # the API object no longer exists
         self._dirty = asyncio.Event()
         self._deleted = asyncio.Event()
+        # Termination: when it began (loop time) and with what grace; `_kill_now` ends
+        # the grace early when a later delete shortens it (see `update`).
+        self._terminating: tuple[float, float] | None = None
+        self._kill_now = asyncio.Event()
+        self._kill_timer: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task] = []
         self.task: asyncio.Task | None = None
         self.seq = next(host.arrivals)  # older pods go first through host.start_slots
@@ -133,6 +138,23 @@ class PodWorker:
             self.pod = pod
         if pod["metadata"].get("deletionTimestamp"):
             self._deleted.set()
+            self._shorten_grace()
+
+    def _shorten_grace(self) -> None:
+        """A delete with a shorter grace period while the pod terminates (``kubectl
+        delete --now`` after a plain delete): like the kubelet's pod workers, stop
+        waiting at the new, earlier deadline. A grace period never grows."""
+        if self._terminating is None:
+            return  # not terminating yet: terminate() reads the grace period when it starts
+        began, grace = self._terminating
+        shorter = self._grace()
+        if shorter >= grace:
+            return
+        self._terminating = (began, shorter)
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._kill_timer = loop.call_at(began + shorter, self._kill_now.set)
 
     def forget(self) -> None:
         """The pod object is gone: tear down without writing to the API."""
@@ -218,18 +240,24 @@ class PodWorker:
         return float(grace)
 
     async def terminate(self, grace: float) -> None:
-        """Stops every container (SIGTERM, SIGKILL after ``grace``) and removes the sandbox."""
+        """Stops every container (SIGTERM, SIGKILL after ``grace`` or a shorter grace
+        period a later delete gives) and removes the sandbox."""
         self.stopping = True
+        self._terminating = (asyncio.get_running_loop().time(), grace)
         for t in self._tasks:
             t.cancel()
-        await self._release_sandbox(grace)
+        try:
+            await self._release_sandbox(grace)
+        finally:
+            if self._kill_timer is not None:
+                self._kill_timer.cancel()
 
     async def _release_sandbox(self, grace: float) -> None:
         running = list(self.running.values())
         if running:
             for ct in running:
                 self.event("Normal", "Killing", f"Stopping container {ct.config.name}", ct.config.name)
-            await asyncio.gather(*(ct.stop(grace) for ct in running))
+            await asyncio.gather(*(ct.stop(grace, sooner=self._kill_now) for ct in running))
         if self.net is not None and self.sandbox_ready:
             try:
                 await self.k.network.remove_pod(self.uid)

@@ -125,16 +125,25 @@ class Container:
                 pass
             return
 
-    async def stop(self, grace_seconds: float) -> int:
-        """SIGTERM, then SIGKILL after the grace period (the kubelet's KillContainer)."""
+    async def stop(self, grace_seconds: float, sooner: asyncio.Event | None = None) -> int:
+        """SIGTERM, then SIGKILL after the grace period (the kubelet's KillContainer),
+        or as soon as ``sooner`` is set (the grace period was shortened)."""
         if self.exit_code is not None:
             return self.exit_code
-        if grace_seconds > 0:
+        if grace_seconds > 0 and not (sooner is not None and sooner.is_set()):
             self.signal(signal.SIGTERM)
+            exited = asyncio.ensure_future(asyncio.shield(self.wait()))
+            waits: set[asyncio.Future] = {exited}
+            if sooner is not None:
+                waits.add(asyncio.ensure_future(sooner.wait()))
             try:
-                return await asyncio.wait_for(asyncio.shield(self.wait()), grace_seconds)
-            except TimeoutError:
-                pass
+                await asyncio.wait(waits, timeout=grace_seconds, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits - {exited}:
+                    w.cancel()
+            if exited.done():
+                return exited.result()
+            exited.cancel()
         self.signal(signal.SIGKILL)
         try:
             return await asyncio.wait_for(asyncio.shield(self.wait()), 10)
