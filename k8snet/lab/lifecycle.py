@@ -26,13 +26,15 @@ import contextlib
 import dataclasses
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, TypeGuard
+from typing import Any, BinaryIO, Callable, Iterator, TypeGuard
 
 from . import kubeconfig, statelock
 from .config import LabConfig, read_config, state_root
@@ -120,6 +122,25 @@ def _read_status(config: LabConfig) -> dict[str, Any]:
         return json.loads((config.state_dir / "status.json").read_text())
     except (OSError, ValueError):
         return {}
+
+
+def wait_told(told: BinaryIO, ready: Callable[[], bool], timeout: float, recheck: float = 0.5) -> None:
+    """Waits until ``ready()``, which is asked whenever the supervisor writes to the
+    pipe ``told`` (it does when Ready or Failed: no 50 ms polling of ``status.json``
+    between the two) and at least every ``recheck`` seconds (a supervisor that died
+    without a word only closes it). Raises TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    open_ = True
+    while not ready():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"not ready after {timeout:.0f} s")
+        if not open_:
+            time.sleep(min(left, 0.05))
+            continue
+        readable, _, _ = select.select([told], [], [], min(left, recheck))
+        if readable and not told.read(64):
+            open_ = False  # closed: poll for the exit the next checks report
 
 
 def _alive(pid: int | None) -> TypeGuard[int]:  # alive: pid is a number
@@ -242,14 +263,21 @@ def _up_locked(config: LabConfig, timeout: float, target: UserKubeconfig | None)
 def _launch(config: LabConfig, timeout: float, target: UserKubeconfig | None, restoring: bool) -> LabStatus:
     """Starts the supervisor on ``config``'s state folder and waits until it is Ready."""
     log_fd = os.open(config.state_dir / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    ready_r, ready_w = os.pipe()  # the supervisor writes a line when it is Ready (or Failed)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "k8snet.lab.supervisor", str(config.state_dir / "config.json")],
+            [sys.executable, "-m", "k8snet.lab.supervisor", str(config.state_dir / "config.json"),
+             "--ready-fd", str(ready_w)],
             stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, start_new_session=True, close_fds=True,
+            pass_fds=(ready_w,),
             env={**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")},
         )
+    except BaseException:
+        os.close(ready_r)
+        raise
     finally:
         os.close(log_fd)
+        os.close(ready_w)
     _note_starting(config, proc.pid)
     log = config.state_dir / "supervisor.log"
 
@@ -267,7 +295,8 @@ def _launch(config: LabConfig, timeout: float, target: UserKubeconfig | None, re
         return False
 
     try:
-        wait_until(f"lab {config.name!r} to be Ready", ready, timeout, interval=0.05)
+        with os.fdopen(ready_r, "rb", buffering=0) as told:
+            wait_told(told, ready, timeout)
     except TimeoutError:
         _give_up(config, restoring, f"not Ready after {timeout:.0f} s")
         raise LabError(f"lab {config.name!r} was not Ready after {timeout:.0f} s (log: {log})") from None

@@ -1,10 +1,11 @@
-"""Every Service and EndpointSlice, and a debounced sync after any change: the loop
-kube-proxy and the LoadBalancer announcer share."""
+"""Every Service and EndpointSlice, and a sync after any change, at most one per
+minimum interval: the loop kube-proxy and the LoadBalancer announcer share."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Awaitable, Callable
 
 from .contracts import ApiClient
@@ -42,13 +43,15 @@ class ServiceWatch:
             self._on_slice(etype, obj)
         self.dirty.set()
 
-    async def run(self, sync: Callable[[], Awaitable[object]], *, debounce: float,
+    async def run(self, sync: Callable[[], Awaitable[object]], *, min_interval: float,
                   retry_on: tuple[type[BaseException], ...], resync: float | None = None) -> None:
-        """Calls ``sync`` once both caches are full, then after every burst of changes
-        (``debounce`` seconds after the first of them) and, with ``resync``, at least
-        that often even without changes (so a periodic repair is not left waiting for
-        one); a sync failing with one of ``retry_on`` is retried after a second. Runs
-        until cancelled."""
+        """Calls ``sync`` once both caches are full, then after every change, but never
+        sooner than ``min_interval`` seconds after the previous sync started (kube-proxy's
+        ``minSyncPeriod``, its BoundedFrequencyRunner): a change after a quiet spell is
+        synced at once, and the changes of a burst that come within the interval are
+        coalesced into one sync at its end. With ``resync``, it syncs at least that often
+        even without changes (so a periodic repair is not left waiting for one); a sync
+        failing with one of ``retry_on`` is retried after a second. Runs until cancelled."""
         tasks = [asyncio.create_task(self.services.run(self._service_changed), name=f"{self.name}/services"),
                  asyncio.create_task(self.slices.run(self._slice_changed), name=f"{self.name}/slices")]
         try:
@@ -56,13 +59,17 @@ class ServiceWatch:
             # look like one without endpoints.
             await asyncio.gather(self.services.synced.wait(), self.slices.synced.wait())
             self.dirty.set()
+            last_start = -float("inf")
             while True:
                 try:
                     await asyncio.wait_for(self.dirty.wait(), timeout=resync)
                 except TimeoutError:
                     pass  # the periodic sync
-                await asyncio.sleep(debounce)
+                too_soon = last_start + min_interval - time.monotonic()
+                if too_soon > 0:
+                    await asyncio.sleep(too_soon)
                 self.dirty.clear()
+                last_start = time.monotonic()
                 try:
                     await sync()
                 except retry_on as err:

@@ -1,9 +1,10 @@
 """The lab's supervisor: one process that owns a running lab.
 
-``python -m k8snet.lab.supervisor <state>/config.json`` builds the network, starts
+``python -m k8snet.lab.supervisor <state>/config.json [--ready-fd N]`` builds the network, starts
 the API server, the controllers, one kubelet and one kube-proxy per node, creates
 the bootstrap objects, waits until every node is Ready and cluster DNS answers
-through its Service IP, then reports Ready in ``status.json``. SIGTERM stops
+through its Service IP, then reports Ready in ``status.json`` (and writes a line to
+fd N, a pipe ``lab up`` waits on, so that it need not poll the file). SIGTERM stops
 everything and removes what the lab made on the host; the state folder stays.
 
 A state folder that already holds a store (``lab start``, or ``up`` after a stop, a
@@ -54,8 +55,9 @@ log = logging.getLogger("k8snet.lab")
 
 
 class Supervisor:
-    def __init__(self, config: LabConfig):
+    def __init__(self, config: LabConfig, ready_fd: int | None = None):
         self.config = config
+        self.ready_fd = ready_fd  # told once, when the start is over (Ready or Failed)
         self.pki = Pki(config.pki_dir)
         self.tasks: list[asyncio.Task[Any]] = []
         self.kubelets: dict[str, Kubelet] = {}
@@ -71,6 +73,11 @@ class Supervisor:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         os.replace(tmp, path)
+        if phase in ("Ready", "Failed") and self.ready_fd is not None:
+            fd, self.ready_fd = self.ready_fd, None
+            with contextlib.suppress(OSError):  # whoever waited may be gone: the file says it all
+                os.write(fd, phase.encode() + b"\n")
+            os.close(fd)
 
     # -- start ----------------------------------------------------------------
     def _listen(self) -> tuple[socket.socket, socket.socket]:
@@ -255,10 +262,10 @@ def _use_pidfd_child_watcher() -> None:
 _SWITCH_INTERVAL_S = 0.0005
 
 
-async def _main(config: LabConfig) -> int:
+async def _main(config: LabConfig, ready_fd: int | None = None) -> int:
     _use_pidfd_child_watcher()
     sys.setswitchinterval(_SWITCH_INTERVAL_S)
-    supervisor = Supervisor(config)
+    supervisor = Supervisor(config, ready_fd)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -290,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # store, logs, pod files: root's only (containers set their own)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = read_config(Path(argv[0]))
-    return asyncio.run(_main(config))
+    ready_fd = int(argv[argv.index("--ready-fd") + 1]) if "--ready-fd" in argv else None
+    if ready_fd is not None:
+        os.set_inheritable(ready_fd, False)  # no container may hold it open
+    return asyncio.run(_main(config, ready_fd))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def setup(core: client.CoreV1Api) -> Iterator[dict[str, str]]:
                      "web": core.read_namespaced_service("web", namespace).spec.cluster_ip,
                      "empty": core.read_namespaced_service("empty", namespace).spec.cluster_ip}
 
-        # kube-proxy lags the Services by its debounce. The REJECT of "empty" is asked
+        # kube-proxy lags the Services by up to its minSyncPeriod. The REJECT of "empty" is asked
         # once a second: the node's ICMP replies are rate-limited per destination (the
         # kernel's icmp_ratelimit), and a refused SYN that gets no ICMP is resent after 1 s.
         wait_until("kube-proxy to program web", functools.partial(_answers, core, namespace, "http://web/"))

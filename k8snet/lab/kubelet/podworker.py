@@ -114,6 +114,9 @@ class PodWorker:
         self._tasks: list[asyncio.Task] = []
         self.task: asyncio.Task | None = None
         self.seq = next(host.arrivals)  # older pods go first through host.start_slots
+        # When the pod's probe workers were made: their tickers run from here (see
+        # probes.probe_loop), as the kubelet adds a pod's probes before its sandbox.
+        self.probes_added = time.monotonic()
 
     @staticmethod
     def _record(container: Obj) -> ContainerRecord:
@@ -532,6 +535,9 @@ class PodWorker:
         def runner(probe: Obj):
             return probes.probe_runner(probe, container, ct, netns, ip)
 
+        def loop(probe: Obj, on_result: Callable[[bool], Any]) -> Coroutine[Any, Any, None]:
+            return probes.probe_loop(probe, runner(probe), on_result, origin=self.probes_added)
+
         async def kill(kind: str) -> bool:
             self.event("Warning", "Unhealthy", f"{kind} probe failed", rec.name)
             self.event("Normal", "Killing", f"Container {rec.name} failed {kind.lower()} probe, will be restarted",
@@ -552,13 +558,13 @@ class PodWorker:
                     started.set()
                     return False
                 return await kill("Startup")
-            await probes.probe_loop(startup, runner(startup), on_startup)
+            await loop(startup, on_startup)
             if not started.is_set():
                 return
         loops = []
         if container.get("livenessProbe"):
             live = container["livenessProbe"]
-            loops.append(probes.probe_loop(live, runner(live), lambda ok: True if ok else kill("Liveness")))
+            loops.append(loop(live, lambda ok: True if ok else kill("Liveness")))
         if container.get("readinessProbe"):
             ready = container["readinessProbe"]
 
@@ -566,7 +572,7 @@ class PodWorker:
                 rec.ready = ok and ct.running
                 self.changed()
                 return True
-            loops.append(probes.probe_loop(ready, runner(ready), on_ready))
+            loops.append(loop(ready, on_ready))
         await asyncio.gather(*loops)
 
 

@@ -8,7 +8,9 @@ Success rules follow pkg/probe: HTTP 200-399, a TCP connect, exit status 0.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
+import time
 from typing import Any, Awaitable, Callable
 
 from ..config import LabConfig
@@ -99,15 +101,38 @@ def probe_runner(probe: Obj, container_spec: Obj, container: Container, netns: s
     raise ValueError("probe has no handler (exec, httpGet, tcpSocket); grpc is not supported by the lab")
 
 
+def until_next_tick(origin: float, period: float, now: float) -> float:
+    """Seconds from ``now`` to the next tick of a ticker started at ``origin`` with
+    ``period`` (the ticks are origin + k·period, k ≥ 1): the kubelet's probe worker
+    keeps one ticker from the moment it is created, whatever the container does."""
+    if now < origin:
+        return origin - now + period
+    elapsed = now - origin
+    return (math.floor(elapsed / period) + 1) * period - elapsed
+
+
 async def probe_loop(probe: Obj, attempt: Callable[[], Awaitable[bool]],
-                     on_result: Callable[[bool], Awaitable[bool] | bool]) -> None:
-    """Runs ``attempt`` every periodSeconds after initialDelaySeconds; calls
-    ``on_result(state)`` whenever the thresholded result changes (and on the first
-    result). ``on_result`` returns False to stop the loop."""
+                     on_result: Callable[[bool], Awaitable[bool] | bool], *,
+                     origin: float | None = None) -> None:
+    """Runs ``attempt`` once at once (after initialDelaySeconds), then on every tick of
+    a ``periodSeconds`` ticker started at ``origin`` (``time.monotonic()``; default:
+    now); calls ``on_result(state)`` whenever the thresholded result changes (and on
+    the first result). ``on_result`` returns False to stop the loop.
+
+    ``origin`` is when the pod's probe workers were made: the kubelet creates them
+    (``probeManager.AddPod``) before the runtime makes the sandbox and starts the
+    containers, and each worker's ticker runs from then on. The attempt at container
+    start is the run the kubelet's status sync triggers for a container that is not
+    ready yet (``UpdatePodStatus``); the next one is the ticker's next tick, which
+    comes less than a period after the start — not a full period after it."""
     period = float(probe.get("periodSeconds") or 10)
     success_threshold = int(probe.get("successThreshold") or 1)
     failure_threshold = int(probe.get("failureThreshold") or 3)
-    await asyncio.sleep(float(probe.get("initialDelaySeconds") or 0))
+    origin = time.monotonic() if origin is None else origin
+    delay = float(probe.get("initialDelaySeconds") or 0)
+    if delay:  # probes are off until then; the first is the first tick after it
+        await asyncio.sleep(delay)
+        await asyncio.sleep(until_next_tick(origin, period, time.monotonic()))
     successes = failures = 0
     state: bool | None = None
     while True:
@@ -125,4 +150,4 @@ async def probe_loop(probe: Obj, attempt: Callable[[], Awaitable[bool]],
                 result = await result
             if result is False:
                 return
-        await asyncio.sleep(period)
+        await asyncio.sleep(until_next_tick(origin, period, time.monotonic()))

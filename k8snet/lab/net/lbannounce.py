@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 NODE_IFACE = "eth0"
 COMPONENT = "lb-announcer"
-DEBOUNCE_SECONDS = 0.02
+MIN_SYNC_INTERVAL_SECONDS = 0.02
 
 
 # -- pure decisions ------------------------------------------------------------------
@@ -109,7 +109,7 @@ class Announcer:
 
     async def run(self) -> None:
         """Runs until cancelled."""
-        await self.watch.run(self.sync, debounce=DEBOUNCE_SECONDS, retry_on=(nsutil.NetError, OSError))
+        await self.watch.run(self.sync, min_interval=MIN_SYNC_INTERVAL_SECONDS, retry_on=(nsutil.NetError, OSError))
 
     async def sync(self) -> None:
         want = assignments(self.services.items(), self.slices.items(), self.config.node_names,

@@ -1,13 +1,14 @@
 """One node's kube-proxy: watch Services and EndpointSlices, keep the node's rules current.
 
-Level-triggered like kube-proxy: every change marks the state dirty; after a
-short debounce (so a Deployment rollout's burst of slice updates costs one
-restore, like kube-proxy's minSyncPeriod) the ruleset is rendered from the
-informer caches (only changed services are re-rendered) and loaded in one atomic
-transaction inside the node's namespace. Like the real proxiers, both modes load
-the whole ruleset on the first sync, then send only what changed: iptables mode
-the chains of changed Services (``iptables-restore --noflush``), nftables mode the
-changed chains and map elements; a full reload follows any failure and comes
+Level-triggered like kube-proxy: every change marks the state dirty and syncs,
+at most once per ``MIN_SYNC_PERIOD_SECONDS`` (kube-proxy's minSyncPeriod: a
+change after a quiet spell is applied at once, a Deployment rollout's burst of
+slice updates costs one restore at the end of the interval); the ruleset is
+rendered from the informer caches (only changed services are re-rendered) and
+loaded in one atomic transaction inside the node's namespace. Like the real
+proxiers, both modes load the whole ruleset on the first sync, then send only what
+changed: iptables mode the chains of changed Services (``iptables-restore
+--noflush``), nftables mode the changed chains and map elements; a full reload follows any failure and comes
 every ``backend.full_sync_seconds`` (a timer syncs even when nothing changed).
 """
 
@@ -26,7 +27,7 @@ from .model import ModelBuilder, NodeInfo, ServicePort
 
 __all__ = ["ApplyError", "FULL_SYNC_SECONDS", "KubeProxy", "SyncStats", "apply_ruleset"]
 
-DEBOUNCE_SECONDS = 0.05
+MIN_SYNC_PERIOD_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,12 @@ class SyncStats:
 
 class KubeProxy:
     def __init__(self, config: LabConfig, client: ApiClient, node_index: int, *,
-                 debounce: float = DEBOUNCE_SECONDS):
+                 min_sync_period: float = MIN_SYNC_PERIOD_SECONDS):
         self.config = config
         self.node = NodeInfo.from_config(config, node_index)
         self.netns = config.node_netns(node_index)
         self.mode = config.proxy_mode
-        self.debounce = debounce
+        self.min_sync_period = min_sync_period
         self._model = ModelBuilder(self.node.name)
         self.watch = ServiceWatch(client, f"kube-proxy/{self.node.name}",
                                   on_service=self._model.service_event, on_slice=self._model.slice_event)
@@ -64,7 +65,7 @@ class KubeProxy:
     async def run(self) -> None:
         """Runs until cancelled."""
         try:
-            await self.watch.run(self.sync_now, debounce=self.debounce, retry_on=(ApplyError, OSError),
+            await self.watch.run(self.sync_now, min_interval=self.min_sync_period, retry_on=(ApplyError, OSError),
                                  resync=self.backend.full_sync_seconds)
         finally:
             self.backend.close()
