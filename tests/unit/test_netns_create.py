@@ -31,3 +31,23 @@ def test_named_namespace_usable_by_ip_and_removable() -> None:
     finally:
         assert nsutil.delete_netns(name)
     assert name not in nsutil.list_netns("k8snet-t")
+
+
+def test_pooled_threads_never_start_a_job_inside_a_lab_namespace() -> None:
+    name = f"k8snet-t{uuid.uuid4().hex[:8]}"
+    host = os.readlink("/proc/self/ns/net")
+
+    def where() -> str:
+        return os.readlink("/proc/thread-self/ns/net")
+
+    async def jobs() -> tuple[list[str], list[str]]:
+        inside = await asyncio.gather(*(nsutil.run_in_netns(name, where) for _ in range(20)))
+        after = await asyncio.gather(*(nsutil._netns_threads().run(where) for _ in range(20)))
+        return list(inside), list(after)
+    try:
+        asyncio.run(nsutil.run_in_new_netns(name, where))
+        inside, after = asyncio.run(jobs())
+    finally:
+        nsutil.delete_netns(name)
+    assert set(inside) != {host} and len(set(inside)) == 1
+    assert set(after) == {host}

@@ -3,7 +3,7 @@
 Each pod gets its own namespace ``<lab prefix>p<hash>`` and a veth pair: ``eth0``
 in the pod with a /32 from the node's pod CIDR, ``v<hash>`` in the node namespace
 with the node's gateway address (.1/32, shared by all pod veths) and a /32 route to
-the pod. Setup starts no process: one fresh thread creates the namespace as ``ip
+the pod. Setup starts no process: one thread (``nsutil.run_in_new_netns``) creates the namespace as ``ip
 netns add`` would (``nsutil.create_netns_here``) and, from inside it, sends the lines
 an ``ip -batch`` would take as rtnetlink requests (``rtnl``): the veth pair (its peer
 created straight into the node namespace), the pod side, then, switched into the node
@@ -139,7 +139,7 @@ class NodeNetwork:
             try:
                 if held or net.netns_path.exists():  # stale: its node-side veth may linger
                     await self._teardown(net)
-                # No process: a fresh thread makes the namespace and wires both sides
+                # No process: one thread makes the namespace and wires both sides
                 # (an ``ip`` fork/exec from the supervisor cost more than all of it).
                 await nsutil.run_in_new_netns(
                     net.netns, _wire_sandbox,
