@@ -30,7 +30,7 @@ medians; docs/performance.md, "Pod start-up"):
   (from a small process: forking the supervisor costs more). For a 100-pod start that
   is 0.8-2.3 CPU-seconds more, of ~4.3 in all.
 - what it sends is fixed and small (address, link up, route), the code that builds it
-  ~60 lines, checked against ``ip -batch`` by ``tests/unit/test_rtnl.py``; pyroute2
+  ~80 lines, checked against ``ip -batch`` by ``tests/unit/test_rtnl.py``; pyroute2
   would save those lines but not the need for that test.
 """
 
