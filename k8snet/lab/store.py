@@ -24,6 +24,7 @@ import asyncio
 import builtins  # Store has a list() method, which shadows list in its annotations
 import json
 import sqlite3
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ HISTORY = 50_000          # events kept for watch resume
 _COMPACT_EVERY = 1_000    # compact the log once per this many writes
 _BATCH = 500              # events read per query by a watcher
 _DECODED = 4_096          # recent events kept decoded, shared by every watcher
+_RECENT = 1_024           # per kind: the latest events' rows kept in memory for watchers
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -96,6 +98,11 @@ class Store:
         # key -> revision of its last write since opened; keys not written since were
         # last written at or before the revision the store opened with
         self._last_write: dict[str, int] = {}
+        # key -> its latest event rows (rv, type, namespace, name, body, prev), oldest
+        # first, and the revision after which the list holds every event of the key:
+        # a watcher near the head reads them here, not back from SQLite
+        self._recent: dict[str, builtins.list[tuple[int, str, str, str, str, str | None]]] = {}
+        self._recent_after: dict[str, int] = {}
         self._opened_rv = self._rv
         self._decoded: dict[int, tuple[Obj, Obj | None]] = {}  # rv -> (object, prev), oldest first
 
@@ -208,6 +215,13 @@ class Store:
             stored[(namespace, name)] = body
         self._rv = rv
         self._last_write[key] = rv
+        recent = self._recent.setdefault(key, [])
+        if not recent:
+            self._recent_after[key] = rv - 1
+        recent.append((rv, etype, namespace, name, body, prev))
+        if len(recent) >= 2 * _RECENT:  # trimmed in halves: amortized, not per write
+            self._recent_after[key] = recent[-_RECENT - 1][0]
+            del recent[:-_RECENT]
         self._writes += 1
         self._generations[key] = self._generations.get(key, 0) + 1
         if self._writes % _COMPACT_EVERY == 0:
@@ -237,6 +251,16 @@ class Store:
             raise errors.gone(f"too old resource version: {since} ({self._compacted})")
 
     def _events_after(self, key: str, namespace: str | None, since: int) -> builtins.list[Event]:
+        recent = self._recent.get(key)
+        if recent and since >= self._recent_after[key]:
+            events = []
+            for rv, t, ns, n, b, p in recent[bisect_right(recent, since, key=lambda row: row[0]):]:
+                if namespace is None or ns == namespace:
+                    obj, prev = self._decode(rv, b, p)
+                    events.append(Event(t, key, ns, n, obj, rv, prev))
+                    if len(events) == _BATCH:
+                        break
+            return events
         sql = "SELECT rv, type, namespace, name, body, prev FROM events WHERE key = ? AND rv > ?"
         args: list[Any] = [key, since]
         if namespace is not None:

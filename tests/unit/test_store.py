@@ -162,3 +162,26 @@ def test_a_write_wakes_only_watchers_of_its_kind(tmp_path: Path, monkeypatch: py
             assert (ev.name, ev.rv) == ("d", 14)
     asyncio.run(scenario())
     s.close()
+
+
+def test_watchers_read_recent_events_from_memory_and_older_ones_from_the_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both paths give the same events, namespace filter and batch size included."""
+    monkeypatch.setattr(store_mod, "_RECENT", 4)
+    monkeypatch.setattr(store_mod, "_BATCH", 3)
+    s = Store(tmp_path / "db")
+    for i in range(12):  # pods in a and b, interleaved with services
+        s.create("pods", "ab"[i % 2], f"p{i}", _obj(f"p{i}"))
+        s.create("services", "default", f"s{i}", _obj(f"s{i}"))
+    memory_from = s._recent_after["pods"]
+    assert 0 < memory_from < s.resource_version  # older pod events are in the log only
+
+    def read(since: int, namespace: str | None) -> list[tuple[str, str, int]]:
+        return [(e.type, e.name, e.rv) for e in s._events_after("pods", namespace, since)]
+    for namespace in (None, "a", "b"):
+        for since in range(0, s.resource_version + 1):
+            sql = "SELECT type, name, rv FROM events WHERE key = 'pods' AND rv > ?" + (
+                " AND namespace = ?" if namespace else "") + " ORDER BY rv LIMIT 3"
+            expected = [tuple(r) for r in s._db.execute(sql, (since, namespace) if namespace else (since,))]
+            assert read(since, namespace) == expected, (since, namespace)
+    s.close()
