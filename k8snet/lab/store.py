@@ -37,7 +37,7 @@ HISTORY = 50_000          # events kept for watch resume
 _COMPACT_EVERY = 1_000    # compact the log once per this many writes
 _BATCH = 500              # events read per query by a watcher
 _DECODED = 4_096          # recent events kept decoded, shared by every watcher
-_RECENT = 1_024           # per kind: the latest events' rows kept in memory for watchers
+_RECENT = 256             # per kind: the latest events' rows kept in memory for watchers (2x at most)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
