@@ -24,6 +24,7 @@ import asyncio
 import builtins  # Store has a list() method, which shadows list in its annotations
 import json
 import sqlite3
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ HISTORY = 50_000          # events kept for watch resume
 _COMPACT_EVERY = 1_000    # compact the log once per this many writes
 _BATCH = 500              # events read per query by a watcher
 _DECODED = 4_096          # recent events kept decoded, shared by every watcher
+_RECENT = 256             # per kind: the latest events' rows kept in memory for watchers (2x at most)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -89,7 +91,19 @@ class Store:
         self._compacted = self._meta("compacted")  # events with rv <= this are gone
         self._writes = 0
         self._generations: dict[str, int] = {}  # key -> writes since opened (caches of one kind check it)
-        self._waiters: set[asyncio.Event] = set()
+        # key -> the sleeping watchers of that kind: a write wakes only its own kind's
+        # (waking every watcher on every write had each of ~20 run a query that found
+        # nothing: a share of the event loop that grew with every write in a burst)
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        # key -> revision of its last write since opened; keys not written since were
+        # last written at or before the revision the store opened with
+        self._last_write: dict[str, int] = {}
+        # key -> its latest event rows (rv, type, namespace, name, body, prev), oldest
+        # first, and the revision after which the list holds every event of the key:
+        # a watcher near the head reads them here, not back from SQLite
+        self._recent: dict[str, builtins.list[tuple[int, str, str, str, str, str | None]]] = {}
+        self._recent_after: dict[str, int] = {}
+        self._opened_rv = self._rv
         self._decoded: dict[int, tuple[Obj, Obj | None]] = {}  # rv -> (object, prev), oldest first
 
     def close(self) -> None:
@@ -104,6 +118,10 @@ class Store:
     def resource_version(self) -> int:
         """The revision of the last write (0 for an empty store)."""
         return self._rv
+
+    def last_write(self, key: str) -> int:
+        """A revision no older than the last write of ``key``."""
+        return self._last_write.get(key, self._opened_rv)
 
     @property
     def oldest_resumable(self) -> int:
@@ -196,11 +214,19 @@ class Store:
         else:
             stored[(namespace, name)] = body
         self._rv = rv
+        self._last_write[key] = rv
+        recent = self._recent.setdefault(key, [])
+        if not recent:
+            self._recent_after[key] = rv - 1
+        recent.append((rv, etype, namespace, name, body, prev))
+        if len(recent) >= 2 * _RECENT:  # trimmed in halves: amortized, not per write
+            self._recent_after[key] = recent[-_RECENT - 1][0]
+            del recent[:-_RECENT]
         self._writes += 1
         self._generations[key] = self._generations.get(key, 0) + 1
         if self._writes % _COMPACT_EVERY == 0:
             self._compact()
-        for waiter in self._waiters:
+        for waiter in self._waiters.get(key, ()):
             waiter.set()
         return obj
 
@@ -225,6 +251,16 @@ class Store:
             raise errors.gone(f"too old resource version: {since} ({self._compacted})")
 
     def _events_after(self, key: str, namespace: str | None, since: int) -> builtins.list[Event]:
+        recent = self._recent.get(key)
+        if recent and since >= self._recent_after[key]:
+            events = []
+            for rv, t, ns, n, b, p in recent[bisect_right(recent, since, key=lambda row: row[0]):]:
+                if namespace is None or ns == namespace:
+                    obj, prev = self._decode(rv, b, p)
+                    events.append(Event(t, key, ns, n, obj, rv, prev))
+                    if len(events) == _BATCH:
+                        break
+            return events
         sql = "SELECT rv, type, namespace, name, body, prev FROM events WHERE key = ? AND rv > ?"
         args: list[Any] = [key, since]
         if namespace is not None:
@@ -262,10 +298,10 @@ class StoreWatch:
         self.progress = since
         self._buffer: list[Event] = []
         self._wake = asyncio.Event()
-        store._waiters.add(self._wake)
+        store._waiters.setdefault(key, set()).add(self._wake)
 
     def close(self) -> None:
-        self._store._waiters.discard(self._wake)
+        self._store._waiters.get(self._key, set()).discard(self._wake)
 
     async def next(self, timeout: float | None = None) -> Event | None:
         """The next event, or None if ``timeout`` seconds pass without one."""
@@ -274,11 +310,12 @@ class StoreWatch:
         while not self._buffer:
             # Clear before reading: a write after the read sets it again, so no wake-up is lost.
             self._wake.clear()
-            self._store._check_resumable(self.progress)
             seen_upto = self._store.resource_version
-            self._buffer = self._store._events_after(self._key, self._namespace, self.progress)
-            if self._buffer:
-                break
+            if self._store.last_write(self._key) > self.progress:  # else nothing to read: no query
+                self._store._check_resumable(self.progress)
+                self._buffer = self._store._events_after(self._key, self._namespace, self.progress)
+                if self._buffer:
+                    break
             self.progress = max(self.progress, seen_upto)
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
@@ -286,7 +323,9 @@ class StoreWatch:
             try:
                 await asyncio.wait_for(self._wake.wait(), remaining)
             except TimeoutError:
-                return None
+                # once more with the time up: writes of other kinds woke nothing, so
+                # this is where ``progress`` catches up with them (for a BOOKMARK)
+                deadline = loop.time()
         event = self._buffer.pop(0)
         self.progress = event.rv
         return event

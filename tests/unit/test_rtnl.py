@@ -6,6 +6,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
@@ -17,7 +18,7 @@ def test_unknown_forms_are_refused_not_guessed() -> None:
     for line in ["addr add 10.0.0.1/32 dev lo label x", "route add 10.0.0.0/8 via 10.0.0.1", "link set lo down",
                  "netns add x"]:
         with pytest.raises(ValueError):
-            rtnl._request(line.split())
+            rtnl._request(line.split(), ExitStack())
 
 
 @pytest.fixture
@@ -56,3 +57,24 @@ def test_same_result_as_ip_batch(netns_pair: tuple[str, str]) -> None:
         nsutil.run_in_netns_sync(mine, rtnl.apply, ["addr add 10.244.2.7/32 dev eth0"])
     with pytest.raises(RtnlError, match='Cannot find device "nope"'):
         nsutil.run_in_netns_sync(mine, rtnl.apply, ["link set nope up"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
+def test_veth_pair_and_delete_as_ip_does(netns_pair: tuple[str, str]) -> None:
+    """link add ... type veth peer ... netns: the same two ends as ``ip`` makes; link del."""
+    mine, ips = netns_pair
+    nsutil.run_in_netns_sync(mine, rtnl.apply, [f"link add e1 type veth peer name p1 netns {ips}"])
+    nsutil.ip_batch_sync([f"link add e2 type veth peer name p2 netns {mine}"], ips)
+
+    def links(ns: str) -> set[str]:
+        out = subprocess.run(["ip", "-n", ns, "-o", "link"], check=True, capture_output=True, text=True).stdout
+        return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+    assert {"e1", "p2"} <= links(mine) and {"e2", "p1"} <= links(ips)
+    with pytest.raises(RtnlError, match="File exists"):
+        nsutil.run_in_netns_sync(mine, rtnl.apply, [f"link add e1 type veth peer name p3 netns {ips}"])
+    with pytest.raises(RtnlError, match="Invalid"):
+        nsutil.run_in_netns_sync(mine, rtnl.apply, ["link add e3 type veth peer name p3 netns k8snet-nope"])
+    nsutil.run_in_netns_sync(mine, rtnl.apply, ["link del e1"])
+    assert "e1" not in links(mine) and "p1" not in links(ips)  # a veth goes with its peer
+    with pytest.raises(RtnlError, match='Cannot find device "e1"'):
+        nsutil.run_in_netns_sync(mine, rtnl.apply, ["link del e1"])

@@ -133,3 +133,55 @@ def test_update_with_the_callers_current_object(store: Store) -> None:
     assert err.value.code == 409
     gone = store.delete("pods", "default", "a", current=store.get("pods", "default", "a"))
     assert gone["x"] == 1 and store.get("pods", "default", "a") is None
+
+
+def test_a_write_wakes_only_watchers_of_its_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes of other kinds neither wake a watcher nor, after compaction, expire it;
+    its progress (what a BOOKMARK reports) still catches up with them."""
+    monkeypatch.setattr(store_mod, "HISTORY", 5)
+    monkeypatch.setattr(store_mod, "_COMPACT_EVERY", 5)
+    s = Store(tmp_path / "db")
+    s.create("configmaps", "default", "c", _obj("c"))  # rv 1
+
+    async def scenario() -> None:
+        with s.watch("configmaps", None, 1) as cursor:
+            for i in range(12):  # rv 2..13, compacted past the watcher's progress
+                asyncio.get_running_loop().call_later(0.005 * i, s.create, "pods", "default", f"p{i}", _obj(f"p{i}"))
+            reads = 0
+            real = s._events_after
+
+            def counted(*args: object) -> list:
+                nonlocal reads
+                reads += 1
+                return real(*args)  # type: ignore[arg-type]
+            s._events_after = counted  # type: ignore[method-assign]
+            assert await cursor.next(0.2) is None
+            assert cursor.progress == 13 and reads == 0 and s.oldest_resumable > 1
+            asyncio.get_running_loop().call_later(0.01, s.create, "configmaps", "default", "d", _obj("d"))
+            ev = await cursor.next(1)  # not 410: no configmap event was compacted away
+            assert (ev.name, ev.rv) == ("d", 14)
+    asyncio.run(scenario())
+    s.close()
+
+
+def test_watchers_read_recent_events_from_memory_and_older_ones_from_the_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both paths give the same events, namespace filter and batch size included."""
+    monkeypatch.setattr(store_mod, "_RECENT", 4)
+    monkeypatch.setattr(store_mod, "_BATCH", 3)
+    s = Store(tmp_path / "db")
+    for i in range(12):  # pods in a and b, interleaved with services
+        s.create("pods", "ab"[i % 2], f"p{i}", _obj(f"p{i}"))
+        s.create("services", "default", f"s{i}", _obj(f"s{i}"))
+    memory_from = s._recent_after["pods"]
+    assert 0 < memory_from < s.resource_version  # older pod events are in the log only
+
+    def read(since: int, namespace: str | None) -> list[tuple[str, str, int]]:
+        return [(e.type, e.name, e.rv) for e in s._events_after("pods", namespace, since)]
+    for namespace in (None, "a", "b"):
+        for since in range(0, s.resource_version + 1):
+            sql = "SELECT type, name, rv FROM events WHERE key = 'pods' AND rv > ?" + (
+                " AND namespace = ?" if namespace else "") + " ORDER BY rv LIMIT 3"
+            expected = [tuple(r) for r in s._db.execute(sql, (since, namespace) if namespace else (since,))]
+            assert read(since, namespace) == expected, (since, namespace)
+    s.close()

@@ -17,14 +17,16 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 IFNAMSIZ = 16  # the kernel's limit includes the trailing NUL: names are at most 15 chars
 MNT_DETACH = 2
+MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 0x100000
 
 T = TypeVar("T")
 
@@ -82,6 +84,60 @@ def delete_netns(name: str) -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+_netns_dir_ready = threading.Lock()
+_netns_dir_shared = False
+
+
+def _mount(source: str | Path, target: str | Path, flags: int) -> None:
+    if _libc.mount(os.fsencode(source), os.fsencode(target), b"none", flags, None) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {source} on {target}: {os.strerror(e)}")
+
+
+def _share_netns_dir() -> None:
+    """/run/netns as a shared mount point, as ``ip netns add`` leaves it (its
+    netns_add): namespace mounts made later then show in other mount namespaces too.
+    Once per process: the first ``ip netns add`` of ``lab up`` has usually done it."""
+    global _netns_dir_shared
+    with _netns_dir_ready:
+        if _netns_dir_shared:
+            return
+        NETNS_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+        try:
+            _mount("", NETNS_DIR, MS_SHARED | MS_REC)
+        except OSError as e:
+            if e.errno != errno.EINVAL:  # EINVAL: not a mount point yet; make it one
+                raise
+            _mount(NETNS_DIR, NETNS_DIR, MS_BIND | MS_REC)
+            _mount("", NETNS_DIR, MS_SHARED | MS_REC)
+        _netns_dir_shared = True
+
+
+def create_netns_here(name: str) -> None:
+    """``ip netns add NAME`` without a process, and moves the *calling thread* into the
+    new namespace (from the event loop: :func:`run_in_new_netns`).
+
+    What iproute2 does in its own process: an empty file /run/netns/NAME, a new network
+    namespace (``unshare``: here only the calling thread's), and the thread's namespace
+    file bind-mounted onto the name, which keeps the namespace alive. A failure leaves
+    no name behind."""
+    _share_netns_dir()
+    path = netns_path(name)
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    except FileExistsError:
+        raise NetError(f'Cannot create namespace file "{path}": File exists') from None
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise NetError(f"Failed to create a new network namespace \"{name}\": {os.strerror(e)}")
+        _mount("/proc/thread-self/ns/net", path, MS_BIND)
+    except BaseException:
+        umount_lazy(path)
+        path.unlink(missing_ok=True)
+        raise
 
 
 # -- ip commands -----------------------------------------------------------------
@@ -161,30 +217,65 @@ def in_netns(name: str) -> Iterator[None]:
         os.close(orig)
 
 
+class _NetnsThreads:
+    """The threads that namespace work runs in off the event loop.
+
+    Pooled, not one fresh thread per call: starting a thread blocks the event loop
+    until the new thread has run (``Thread.start`` waits for it), which under load cost
+    more than the namespace work itself (18 % of the busy loop in a 100-pod start).
+    A pooled thread must never carry a lab namespace into its next job, so each job
+    first switches its thread back to the namespace the thread was born in (the
+    event loop's: the host's), whatever the previous job left."""
+
+    MAX_THREADS = 8  # a node's start slots and probes; namespace creation waits in the kernel
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(self.MAX_THREADS, thread_name_prefix="netns", initializer=self._born)
+
+    def _born(self) -> None:
+        self._local.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+    def _homed(self, body: Callable[[], T]) -> T:
+        _setns(self._local.home)
+        return body()
+
+    async def run(self, body: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._homed, body)
+
+
+_threads: _NetnsThreads | None = None
+
+
+def _netns_threads() -> _NetnsThreads:
+    global _threads
+    if _threads is None:
+        _threads = _NetnsThreads()
+    return _threads
+
+
 async def run_in_netns(name: str, fn: Callable[..., T], *args: object) -> T:
-    """Runs ``fn(*args)`` in a fresh thread switched into namespace ``name``.
+    """Runs ``fn(*args)`` in a thread switched into namespace ``name`` (and back)."""
+    def body() -> T:
+        with in_netns(name):
+            return fn(*args)
+    return await _netns_threads().run(body)
 
-    A fresh thread rather than the default executor: if switching back ever failed,
-    a pooled thread would carry the lab namespace into unrelated work.
-    """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = loop.create_future()
 
-    def deliver(setter: Callable[[Any], None], value: Any) -> None:
-        if not fut.done():
-            setter(value)
-
-    def target() -> None:
+async def run_in_new_netns(name: str, fn: Callable[..., T], *args: object) -> T:
+    """Creates network namespace ``name`` (:func:`create_netns_here`) and runs
+    ``fn(*args)`` inside it, in a thread that then goes back to its own namespace."""
+    def body() -> T:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            with in_netns(name):
-                result = fn(*args)
-        except BaseException as exc:  # handed to the awaiting coroutine
-            loop.call_soon_threadsafe(deliver, fut.set_exception, exc)
-        else:
-            loop.call_soon_threadsafe(deliver, fut.set_result, result)
-
-    threading.Thread(target=target, name=f"netns:{name}", daemon=True).start()
-    return await fut
+            create_netns_here(name)
+            return fn(*args)
+        finally:
+            try:  # at once: a thread left inside would keep the pod's namespace alive
+                _setns(home)
+            finally:
+                os.close(home)
+    return await _netns_threads().run(body)
 
 
 async def open_connection_in_netns(name: str, host: str, port: int,

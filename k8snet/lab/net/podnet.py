@@ -3,10 +3,11 @@
 Each pod gets its own namespace ``<lab prefix>p<hash>`` and a veth pair: ``eth0``
 in the pod with a /32 from the node's pod CIDR, ``v<hash>`` in the node namespace
 with the node's gateway address (.1/32, shared by all pod veths) and a /32 route to
-the pod. Setup costs one ``ip`` process, which creates the namespace and the veth
-(both ends placed directly in their namespaces); then the node side and the pod side
-are configured concurrently, each with the same lines an ``ip -batch`` would take,
-sent as rtnetlink requests from a thread inside its namespace (``rtnl``).
+the pod. Setup starts no process: one thread (``nsutil.run_in_new_netns``) creates the namespace as ``ip
+netns add`` would (``nsutil.create_netns_here``) and, from inside it, sends the lines
+an ``ip -batch`` would take as rtnetlink requests (``rtnl``): the veth pair (its peer
+created straight into the node namespace), the pod side, then, switched into the node
+namespace, the node side. Teardown deletes the veth the same way.
 """
 
 from __future__ import annotations
@@ -63,12 +64,9 @@ class PodNetwork:
 
 
 def create_commands(config: LabConfig, index: int, pod_uid: str) -> list[str]:
-    """Host-level ``ip -batch`` lines: the pod namespace and its veth pair, each end
-    created directly inside its namespace (nothing appears on the host)."""
-    ns = pod_netns_name(config, pod_uid)
-    return [f"netns add {ns}",
-            f"link add {host_veth_name(pod_uid)} netns {config.node_netns(index)} "
-            f"type veth peer name {POD_IFACE} netns {ns}"]
+    """The veth pair, as a line run inside the new pod namespace: ``eth0`` there, its
+    peer created directly in the node namespace (nothing appears on the host)."""
+    return [f"link add {POD_IFACE} type veth peer name {host_veth_name(pod_uid)} netns {config.node_netns(index)}"]
 
 
 def node_side_commands(config: LabConfig, index: int, pod_uid: str, ip: str) -> list[str]:
@@ -88,10 +86,13 @@ def pod_side_commands(config: LabConfig, index: int, ip: str) -> list[str]:
             f"route add default via {gw} dev {POD_IFACE}"]
 
 
-def _configure_pod_side(commands: list[str]) -> None:
-    """In a thread inside the pod's namespace: its interfaces and routes, then its sysctls."""
-    rtnl.apply(commands)
+def _wire_sandbox(pod_lines: list[str], node_netns: str, node_lines: list[str]) -> None:
+    """In a thread inside the pod's new namespace: the veth pair and the pod side, the
+    pod's sysctls, then the node side from inside the node namespace."""
+    rtnl.apply(pod_lines)
     nsutil.write_sysctls_here(POD_SYSCTLS)
+    with nsutil.in_netns(node_netns):
+        rtnl.apply(node_lines)
 
 
 class NodeNetwork:
@@ -138,14 +139,12 @@ class NodeNetwork:
             try:
                 if held or net.netns_path.exists():  # stale: its node-side veth may linger
                     await self._teardown(net)
-                await nsutil.ip_batch(create_commands(self.config, self.index, pod_uid))
-                # Both sides as rtnetlink requests from threads in their namespaces: no
-                # process per side (the pod's sysctls go in the same thread as its side).
-                await asyncio.gather(
-                    nsutil.run_in_netns(self.node_netns, rtnl.apply,
-                                        node_side_commands(self.config, self.index, pod_uid, ip)),
-                    nsutil.run_in_netns(net.netns, _configure_pod_side,
-                                        pod_side_commands(self.config, self.index, ip)))
+                # No process: one thread makes the namespace and wires both sides
+                # (an ``ip`` fork/exec from the supervisor cost more than all of it).
+                await nsutil.run_in_new_netns(
+                    net.netns, _wire_sandbox,
+                    create_commands(self.config, self.index, pod_uid) + pod_side_commands(self.config, self.index, ip),
+                    self.node_netns, node_side_commands(self.config, self.index, pod_uid, ip))
             except BaseException:
                 await self._teardown(net)
                 self.ipam.release(pod_uid)
@@ -171,7 +170,7 @@ class NodeNetwork:
             nsutil.delete_netns(net.netns)  # the node is gone, and with it the veth
             return
         try:
-            await nsutil.ip_batch([f"link del {net.host_veth}"], self.node_netns)
+            await nsutil.run_in_netns(self.node_netns, rtnl.apply, [f"link del {net.host_veth}"])
         except nsutil.NetError as e:
             if "Cannot find device" not in str(e):
                 raise
