@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from .pki import Pki
+from .privatefiles import write_private
 
 #: the three lists of a kubeconfig, with the key each entry keeps its body under
 SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
@@ -72,11 +73,7 @@ def render(lab_name: str, server: str, pki: Pki) -> str:
 
 def write(path: Path, text: str) -> None:
     """Writes the kubeconfig with mode 0600 from the first byte: it holds a private key."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_private(path, text)
 
 
 # -- merging a lab's context into another kubeconfig (pure, on dicts) -----------------
@@ -377,6 +374,5 @@ def read_records(path: Path) -> list[MergeRecord]:
 
 
 def write_records(path: Path, records: list[MergeRecord]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([r.to_json() for r in records], indent=2))
-    os.replace(tmp, path)
+    """The lab's record of the users' kubeconfigs it merged into: a state file (0600)."""
+    write_private(path, json.dumps([r.to_json() for r in records], indent=2))

@@ -40,6 +40,7 @@ from . import kubeconfig, statelock
 from .config import LabConfig, read_config, state_root
 from .kubeconfig import UserKubeconfig
 from .polling import wait_until
+from .privatefiles import write_private
 
 READY_TIMEOUT_S = 90.0
 #: how much longer than its own timeout a command waits for another one's lock
@@ -87,19 +88,10 @@ def check_host() -> None:
         raise LabError(f"missing host tools: {', '.join(missing)} (apt-get install iproute2 util-linux iptables nftables)")
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Writes a state file readable by root only, 0600 from the first byte, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def save_config(config: LabConfig) -> None:
     data = dataclasses.asdict(config)
     data["state_dir"] = str(config.state_dir)
-    _write_private(config.state_dir / "config.json", json.dumps(data, indent=2))
+    write_private(config.state_dir / "config.json", json.dumps(data, indent=2))
 
 
 def load_config(name: str) -> LabConfig:
@@ -446,7 +438,7 @@ def restrict_modes(folder: Path) -> None:
 
 
 def _write_status(config: LabConfig, phase: str, message: str = "", **extra: Any) -> None:
-    _write_private(config.state_dir / "status.json", json.dumps({"phase": phase, "message": message, **extra}))
+    write_private(config.state_dir / "status.json", json.dumps({"phase": phase, "message": message, **extra}))
 
 
 #: what a running lab keeps in its state folder for itself only: gone after a stop

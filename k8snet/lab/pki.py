@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .privatefiles import write_private
+
 _VALIDITY = dt.timedelta(days=365)
 
 
@@ -29,13 +30,6 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     if org:
         attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
     return x509.Name(attrs)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Writes a file readable by its owner only, created that way (no window at 0644)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -103,17 +97,17 @@ class Pki:
         sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
         cert, key = leaf(_name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans)
         self.server_cert.write_bytes(cert)
-        _write_private(self.server_key, key)
+        write_private(self.server_key, key)
         cert, key = leaf(_name("kubernetes-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, [])
         self.admin_cert.write_bytes(cert)
-        _write_private(self.admin_key, key)
+        write_private(self.admin_key, key)
         self.ensure_token_key()
 
     def ensure_token_key(self) -> None:
         """Creates the token-signing key if it is missing (a lab made before tokens were
         JWTs kept an HMAC secret instead; its old tokens stop working, new ones are issued)."""
         if not self.token_key.exists():
-            _write_private(self.token_key, _key_pem(ec.generate_private_key(ec.SECP256R1())))
+            write_private(self.token_key, _key_pem(ec.generate_private_key(ec.SECP256R1())))
 
     def server_ssl_context(self) -> ssl.SSLContext:
         """TLS for the API server: client certificates are optional (tokens also work)
