@@ -208,8 +208,17 @@ def _node_of(cluster: Cluster, pod: str, namespace: str) -> tuple[str, str | Non
 
 # -- load balancing ----------------------------------------------------------------------------
 
-#: kube-proxy applies endpoint changes at its next sync (the lab's min-sync-period is 1 s)
+#: kube-proxy applies endpoint changes at its next sync: up to its minSyncPeriod after the
+#: change (1 s by default, in kind too) plus the sync itself
 PROXY_SYNC_SECONDS = 1.5
+#: the same on a k8snet lab, whose kube-proxy syncs a change at once, or at most its
+#: minSyncPeriod (``k8snet.lab.proxy.proxy.MIN_SYNC_PERIOD_SECONDS``, 0.05 s) after the last sync
+LAB_PROXY_SYNC_SECONDS = 0.5
+
+
+def proxy_sync_seconds(cluster: Cluster) -> float:
+    """How long to let kube-proxy catch up with an endpoint change on ``cluster``."""
+    return LAB_PROXY_SYNC_SECONDS if cluster.lab_facts() is not None else PROXY_SYNC_SECONDS
 
 
 def wait_backends(cluster: Cluster, service: str, namespace: str, count: int, timeout: float = 120.0) -> int:
@@ -225,7 +234,7 @@ def wait_backends(cluster: Cluster, service: str, namespace: str, count: int, ti
         if time.monotonic() >= deadline:
             raise ProbeError(f"service {service} has {ready} ready endpoints after {timeout:.0f} s, not {count}")
         time.sleep(0.2)
-    time.sleep(PROXY_SYNC_SECONDS)
+    time.sleep(proxy_sync_seconds(cluster))
     return ready
 
 

@@ -39,12 +39,26 @@ class FakeEndpoints:
         self.calls += 1
         return pd.DataFrame({"ready": [True] * min(self.calls, 3)})
 
+    def lab_facts(self):
+        return None  # not a k8snet lab: the default kube-proxy's timing
+
 
 def test_wait_backends_waits_for_the_count_then_a_proxy_sync(monkeypatch):
     monkeypatch.setattr(measure, "PROXY_SYNC_SECONDS", 0.0)
     cluster = FakeEndpoints()
     assert measure.wait_backends(cluster, "web", "ns", 3, timeout=10) == 3
     assert cluster.calls == 3
+
+
+def test_a_lab_waits_less_for_its_proxy_but_longer_than_its_min_sync_period():
+    from k8snet.lab.proxy.proxy import MIN_SYNC_PERIOD_SECONDS
+
+    class OnALab(FakeEndpoints):
+        def lab_facts(self):
+            return object()
+
+    assert measure.proxy_sync_seconds(FakeEndpoints()) == measure.PROXY_SYNC_SECONDS
+    assert MIN_SYNC_PERIOD_SECONDS < measure.proxy_sync_seconds(OnALab()) < measure.PROXY_SYNC_SECONDS
 
 
 def test_wait_backends_says_how_many_are_ready_when_it_gives_up(monkeypatch):
