@@ -151,14 +151,17 @@ def one_run(lab: str, connections: int = 10000, latency_connections: int = 300) 
 
 
 def notebooks_run(lab: str) -> float:
-    env = {**os.environ, "K8SNET_LAB": lab, "PYTHONPATH": str(ROOT),
+    # the kit's kubectl first, as scripts/test.sh has it: a `kubectl` elsewhere on root's PATH may not be one
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "K8SNET_LAB": lab, "PYTHONPATH": str(ROOT),
            "K8SNET_RESULTS_DIR": tempfile.mkdtemp(prefix="k8snet-bench-results-")}
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "notebooks/", "-q", "-p", "no:cacheprovider",
                            "--nbval-sanitize-with", "tests/notebooks/sanitize.cfg"], cwd=ROOT, env=env,
                           capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stdout[-2000:])
+    if proc.returncode != 0:  # the failed cells and pytest's summary line; the whole output is too long to keep
+        lines = proc.stdout.strip().splitlines()
+        raise RuntimeError("; ".join([*(line for line in lines if line.startswith("FAILED ")), *lines[-1:]]))
     return time.monotonic() - t0
 
 

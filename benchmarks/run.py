@@ -341,6 +341,12 @@ def _number(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def _one_line(error: str, limit: int = 240) -> str:
+    """An error as one table-friendly line (bench.json keeps it whole)."""
+    line = " ".join(error.split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
 def readme_table(meta: dict[str, Any]) -> str:
     """The README's performance section from ``bench.json``."""
     machine, load = meta["machine"], meta["load_average"]
@@ -360,7 +366,7 @@ def readme_table(meta: dict[str, Any]) -> str:
                          f"{s['unit']}".rstrip() + f" | {s['goal_text']} | {verdict} |")
     lines += ["", "Conditions per row: " + "; ".join(f"**{k}**: {v}" for k, v in meta["conditions"].items()) + "."]
     if meta.get("errors"):
-        lines += ["", "Failed in this run: " + "; ".join(f"{e['row']} (repetition {e['repetition'] + 1}): {e['error']}"
+        lines += ["", "Failed in this run: " + "; ".join(f"{e['row']} (repetition {e['repetition'] + 1}): {_one_line(e['error'])}"
                                                          for e in meta["errors"]) + "."]
     lines += ["", f"Re-measure (after `sudo bash scripts/setup.sh`, on a quiet machine): "
                   f"`sudo .venv/bin/python {meta['command']}`, then `.venv/bin/python benchmarks/run.py --readme`. "
