@@ -8,10 +8,8 @@ import http.client
 import os
 import socket
 import socketserver
-import subprocess
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from typing import Callable, Iterator
@@ -20,6 +18,7 @@ import pytest
 
 from k8snet.lab.images import agnhost
 from k8snet.lab.net.nsutil import run_in_netns_sync, write_sysctls_sync
+from tests.unit._netns import scratch_netns
 
 
 class CountingServer(ThreadingHTTPServer):
@@ -154,15 +153,10 @@ def test_without_ipv6_sockets_the_listener_is_ipv4(monkeypatch):
 @contextmanager
 def pod_netns(ipv6: bool) -> Iterator[str]:
     """A network namespace with only ``lo`` up, like a pod's loopback side."""
-    ns = f"k8snet-t{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    with scratch_netns(lo_up=True) as ns:
         if not ipv6:
             write_sysctls_sync(ns, {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.lo.disable_ipv6": 1})
         yield ns
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=True)
 
 
 @contextmanager

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,15 +14,6 @@ from k8snet.lab.proxy.nftlib import NftError, NftSession
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
 
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    name = f"k8snet-t{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=True)
 
 
 def _tables(netns: str) -> str:

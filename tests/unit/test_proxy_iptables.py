@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -73,12 +72,7 @@ def test_rule_count() -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_iptables_restore_accepts(case: str) -> None:
-    ns = f"k8snet-t{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        done = subprocess.run(["ip", "netns", "exec", ns, "iptables-restore", "--test"],
-                              input=render(case), text=True, capture_output=True)
-        assert done.returncode == 0, done.stderr
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=True)
+def test_iptables_restore_accepts(case: str, netns: str) -> None:
+    done = subprocess.run(["ip", "netns", "exec", netns, "iptables-restore", "--test"],
+                          input=render(case), text=True, capture_output=True)
+    assert done.returncode == 0, done.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
-from typing import Iterator
 
 import pytest
 
@@ -99,15 +97,6 @@ def _restore(ns: str, text: str, *flags: str) -> None:
                           capture_output=True)
     assert done.returncode == 0, done.stderr + text
 
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    ns = f"k8snet-t{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        yield ns
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=True)
 
 
 # (before, after): (fixture cases, filler arguments or None). Covers Services appearing

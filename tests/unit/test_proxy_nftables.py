@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 
 import pytest
 
@@ -42,12 +41,7 @@ def test_names_and_counts() -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_nft_accepts(case: str) -> None:
-    ns = f"k8snet-t{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        done = subprocess.run(["ip", "netns", "exec", ns, "nft", "-c", "-f", "-"],
-                              input=render(case), text=True, capture_output=True)
-        assert done.returncode == 0, done.stderr
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=True)
+def test_nft_accepts(case: str, netns: str) -> None:
+    done = subprocess.run(["ip", "netns", "exec", netns, "nft", "-c", "-f", "-"],
+                          input=render(case), text=True, capture_output=True)
+    assert done.returncode == 0, done.stderr

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -82,15 +81,6 @@ def _apply(ns: str, text: str) -> None:
     done = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=text, text=True, capture_output=True)
     assert done.returncode == 0, done.stderr + text
 
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    ns = f"k8snet-t{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        yield ns
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=True)
 
 
 # (before, after) as fixture cases; () is no services at all. Covers services
