@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import kubernetes.client.models as _models
-
 from k8snet.lab.api import models
 from k8snet.lab.api.models import FieldType
 from k8snet.lab.api.resources import Resource
@@ -74,6 +72,10 @@ def _ref(ftype: FieldType, todo: list[str]) -> dict[str, Any]:
 def kind_schema(res: Resource) -> dict[str, dict[str, Any]]:
     """``components.schemas`` for the kind and every model it reaches, keyed by the
     client's model name; the kind's own entry carries x-kubernetes-group-version-kind."""
+    # The descriptions and required fields are only in the client's classes; serving
+    # the OpenAPI document is rare enough to import them here rather than at start.
+    import kubernetes.client.models as client_models
+
     from k8snet.lab.api.patch import PATCH_META  # merge keys for kubectl's SMP-from-schema path
 
     root = models.model_for(res)
@@ -85,7 +87,7 @@ def kind_schema(res: Resource) -> dict[str, dict[str, Any]]:
         name = todo.pop()
         if name in schemas:
             continue
-        cls = getattr(_models, name)
+        cls = getattr(client_models, name)
         props: dict[str, Any] = {}
         required = []
         for attr, json_name in cls.attribute_map.items():
