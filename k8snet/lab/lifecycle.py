@@ -218,6 +218,7 @@ def start(name: str = "k8snet", *, timeout: float = READY_TIMEOUT_S,
 
 
 def _up_locked(config: LabConfig, timeout: float, target: UserKubeconfig | None) -> LabStatus:
+    _refuse_if_running_elsewhere(config)
     current = status(config.name)
     if current.phase == "Ready":
         _merge_user_kubeconfig(load_config(config.name), target)
@@ -405,26 +406,47 @@ def _stop_supervisor(config: LabConfig, grace: float) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _supervisors() -> list[tuple[int, Path]]:
+    """Every live lab supervisor on the machine, with the config.json it was started on."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"k8snet.lab.supervisor" in argv[:-1]:
+                path = Path(os.fsdecode(argv[argv.index(b"k8snet.lab.supervisor") + 1]))
+                with contextlib.suppress(OSError):  # a relative state root: from the supervisor's cwd
+                    found.append((int(entry), Path(os.readlink(f"/proc/{entry}/cwd")) / path))
+    return found
+
+
 def _kill_supervisors(config: LabConfig) -> None:
     """SIGKILLs every supervisor of this lab: the one ``status.json`` names, and any
     other whose command line names the lab's config.json (one started just before a
     Ctrl-C, before it could be recorded). They run in the host namespace, where the
     namespace scan of the cleanup does not look."""
-    marker = b"k8snet.lab.supervisor\0" + str(config.state_dir / "config.json").encode()
-    pids = {_read_status(config).get("pid")}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if marker in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    pids.add(int(entry))
-            except OSError:
-                continue
+    mine = config.state_dir.absolute() / "config.json"
+    pids = {_read_status(config).get("pid")} | {pid for pid, path in _supervisors() if path == mine}
     for pid in pids:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(TimeoutError):
         wait_until("the killed supervisors to exit", lambda: not any(_alive(p) for p in pids), 5, interval=0.01)
+
+
+def _refuse_if_running_elsewhere(config: LabConfig) -> None:
+    """A lab's network namespaces are named after the lab alone, so a lab of the same
+    name kept in another state folder ($K8SNET_STATE_ROOT) owns them: neither a start
+    nor a clean-up here may touch them."""
+    for pid, path in _supervisors():
+        if path.parent.name == config.name and path.parent != config.state_dir.absolute():
+            raise LabError(f"a lab named {config.name!r} is running from another state folder, "
+                           f"{path.parent} (supervisor pid {pid}), and its network is named after it: "
+                           f"stop it with 'sudo K8SNET_STATE_ROOT={path.parent.parent} k8snet lab down "
+                           f"--name {config.name}', or give this lab another name")
 
 
 def restrict_modes(folder: Path) -> None:
@@ -467,6 +489,7 @@ def _cleanup(config: LabConfig, *, keep_log: bool = False) -> list[str]:
     """Kills what is left of a lab (by namespace), deletes its namespaces and state."""
     from .net.cleanup import cleanup_lab  # imported late: needs root-only tools at use
 
+    _refuse_if_running_elsewhere(config)
     _kill_supervisors(config)
     left_in_kubeconfigs = _unmerge_user_kubeconfigs(config)
     report = cleanup_lab(config)

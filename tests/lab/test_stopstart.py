@@ -19,10 +19,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client, config
 
 from k8snet.lab import lifecycle, statelock
 from k8snet.lab.config import LabConfig
+from k8snet.lab.net import nsutil
 from k8snet.lab.polling import wait_until
 
 from .hoststate import host_snapshot, lab_leftovers
@@ -201,3 +203,26 @@ def test_ctrl_c_during_up_stops_the_start_and_cleans_up(state_root):
     assert lifecycle.status(name).phase in ("Absent", "Failed")  # at most the log of the start is kept
     lifecycle.down(name)
     assert not (state_root / name).exists()
+
+
+def test_a_lab_of_the_same_name_in_another_state_folder_is_left_alone(state_root, tmp_path, monkeypatch):
+    """Network namespaces are named after the lab: `up` or `down` of a lab of that name
+    kept in another state folder refuses, and the running lab keeps its network."""
+    name = f"tw{os.getpid() % 10000}"
+    lifecycle.up(LabConfig(name=name, nodes=1))
+    try:
+        mine = lifecycle.load_config(name)
+        namespaces = nsutil.list_netns(mine.netns_prefix)
+        assert namespaces
+        monkeypatch.setenv("K8SNET_STATE_ROOT", str(tmp_path / "elsewhere"))
+        for attempt in (lambda: lifecycle.up(LabConfig(name=name, nodes=1)), lambda: lifecycle.down(name)):
+            with pytest.raises(lifecycle.LabError, match="running from another state folder") as refused:
+                attempt()
+            assert str(mine.state_dir) in str(refused.value)
+        assert nsutil.list_netns(mine.netns_prefix) == namespaces
+        assert not (tmp_path / "elsewhere" / name / "config.json").exists()
+        monkeypatch.setenv("K8SNET_STATE_ROOT", str(state_root))
+        assert lifecycle.status(name).phase == "Ready"
+    finally:
+        monkeypatch.setenv("K8SNET_STATE_ROOT", str(state_root))
+        lifecycle.down(name)
