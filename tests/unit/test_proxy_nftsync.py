@@ -114,6 +114,18 @@ def test_a_kept_chain_is_rewritten_only_if_its_rules_changed() -> None:
     assert "add chain" not in tx and "element" not in tx
 
 
+def test_each_chain_belongs_to_one_fragment() -> None:
+    """What nft_transaction relies on: a fragment's chains are its own, so comparing the
+    fragments that changed says everything about the chains that changed."""
+    table = ruleset(*CASES)
+    owners: dict[str, int] = {}
+    for fragment in table.fragments.values():
+        for chain in fragment.chains:
+            owners[chain] = owners.get(chain, 0) + 1
+    assert owners and max(owners.values()) == 1
+    assert not owners.keys() & table.skeleton.chains.keys()
+
+
 # Every pair of tables below, as a running proxy would go from one to the other.
 TRANSITIONS = [
     ((), ("kube_dns", "nodeport")),
