@@ -124,3 +124,26 @@ def test_model_builder_follows_events() -> None:
     builder.slice_event("DELETED", moved)
     builder.service_event("DELETED", services[0])
     assert builder.model() == build_model(services[1:], slices[1:], NODE.name)
+
+
+def test_model_builder_keeps_the_order_through_bursts_and_single_changes() -> None:
+    import random
+
+    from k8snet.lab.proxy.model import RESORT_CHANGES, ModelBuilder
+
+    def svc(i: int) -> dict:
+        return service(f"s{i:03d}", HTTP, ns=f"ns{i % 3}", cluster_ip=f"10.96.2.{i}")
+
+    every = [svc(i) for i in range(2 * RESORT_CHANGES)]
+    shuffled = random.Random(7).sample(every, len(every))
+    builder = ModelBuilder(NODE.name)
+    live = shuffled[:RESORT_CHANGES + 10]  # a burst: sorted anew
+    assert builder.build(live, []) == build_model(live, [], NODE.name)
+    for new in shuffled[RESORT_CHANGES + 10:RESORT_CHANGES + 20]:  # one at a time: put in place
+        live.append(new)
+        builder.service_event("ADDED", new)
+        assert builder.model() == build_model(live, [], NODE.name)
+    for gone in (live[0], live[-1], live[len(live) // 2]):
+        live.remove(gone)
+        builder.service_event("DELETED", gone)
+        assert builder.model() == build_model(live, [], NODE.name)

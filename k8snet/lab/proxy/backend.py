@@ -27,9 +27,9 @@ from .iptables_trace import parse_iptables
 from .iptsync import iptables_transaction
 from .model import NodeInfo, ServicePort
 from .nft_trace import parse_nft
-from .nftables import TABLE, NftablesRenderer, NftRuleset, nft_rule_count
+from .nftables import TABLE, NftablesRenderer, NftTable, nft_rule_count
 from .nftlib import NftError, NftSession, run_once
-from .nftsync import nft_ruleset_count, nft_transaction
+from .nftsync import nft_transaction
 from .tracer import Packet, ParsedRuleset, TraceResult, trace
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ class IptablesBackend(ProxyBackend[IptablesRuleset]):
         return parse_iptables(text)
 
 
-class NftablesBackend(ProxyBackend[NftRuleset]):
+class NftablesBackend(ProxyBackend[NftTable]):
     """Table ``ip kube-proxy``: a full reload first (and every FULL_SYNC_SECONDS or
     after a failure), else a transaction of only the changes (:mod:`.nftsync`), both
     through one libnftables context per node kept between syncs (:mod:`.nftlib`)."""
@@ -244,19 +244,19 @@ class NftablesBackend(ProxyBackend[NftRuleset]):
             self._session.close()
             self._session = None
 
-    def ruleset(self, model: list[ServicePort]) -> NftRuleset:
+    def ruleset(self, model: list[ServicePort]) -> NftTable:
         return self._renderer.ruleset(model)
 
     @staticmethod
-    def ruleset_text(rules: NftRuleset) -> str:
+    def ruleset_text(rules: NftTable) -> str:
         return rules.text()
 
     @staticmethod
-    def ruleset_count(rules: NftRuleset) -> int:
-        return nft_ruleset_count(rules)
+    def ruleset_count(rules: NftTable) -> int:
+        return rules.rules
 
     @staticmethod
-    def transaction(old: NftRuleset, new: NftRuleset) -> str | None:
+    def transaction(old: NftTable, new: NftTable) -> str | None:
         return nft_transaction(old, new)
 
     @staticmethod

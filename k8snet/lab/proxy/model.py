@@ -15,7 +15,9 @@ CategorizeEndpoints) for IPv4 single-stack:
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
+import itertools
 from dataclasses import dataclass, fields, replace
 from operator import attrgetter
 from typing import Any, Iterable
@@ -321,6 +323,9 @@ def build_model(services: Iterable[Obj], endpoint_slices: Iterable[Obj], node_na
     return model
 
 
+RESORT_CHANGES = 64  # ModelBuilder: more changed Services than this in one sync are sorted anew
+
+
 class ModelBuilder:
     """The model kept current from watch events, for a proxy that syncs after every change.
 
@@ -337,6 +342,10 @@ class ModelBuilder:
         self._slices: dict[tuple[str, str], dict[str, Obj]] = {}  # by owning Service
         self._slice_owner: dict[tuple[str, str], tuple[str, str]] = {}  # slice key -> Service key
         self._ports: dict[tuple[str, str], list[ServicePort]] = {}
+        # The keys of _ports sorted, and their port lists in that order: the model is
+        # these lists chained (no per-key lookup of 10,000 keys on every sync).
+        self._order: list[tuple[str, str]] = []
+        self._lists: list[list[ServicePort]] = []
         self._changed: set[tuple[str, str]] = set()
         self._model: list[ServicePort] = []
 
@@ -365,16 +374,37 @@ class ModelBuilder:
         """Every proxied service port, sorted like :func:`build_model`."""
         if not self._changed:
             return self._model
+        # Sorting 10,000 keys on every sync cost more than the rest of a one-Service
+        # change; a few changes are put in place instead (a burst is sorted once).
+        resort = len(self._changed) > RESORT_CHANGES
         for key in self._changed:
             svc = self._services.get(key)
             ports = _service_model(svc, list(self._slices.get(key, {}).values()), self.node_name) if svc else []
+            ports.sort(key=_model_order)
             if ports:
-                self._ports[key] = sorted(ports, key=_model_order)
+                self._ports[key] = ports
             else:
                 self._ports.pop(key, None)
+            if not resort:
+                self._place(key, ports)
         self._changed.clear()
-        self._model = [sp for key in sorted(self._ports) for sp in self._ports[key]]
+        if resort:
+            self._order = sorted(self._ports)
+            self._lists = [self._ports[key] for key in self._order]
+        self._model = list(itertools.chain.from_iterable(self._lists))
         return self._model
+
+    def _place(self, key: tuple[str, str], ports: list[ServicePort]) -> None:
+        """Puts one Service's ports (none: removes it) at its place in the sorted order."""
+        i = bisect.bisect_left(self._order, key)
+        if i < len(self._order) and self._order[i] == key:
+            if ports:
+                self._lists[i] = ports
+            else:
+                del self._order[i], self._lists[i]
+        elif ports:
+            self._order.insert(i, key)
+            self._lists.insert(i, ports)
 
     def build(self, services: Iterable[Obj], endpoint_slices: Iterable[Obj]) -> list[ServicePort]:
         """The model for exactly these objects, for callers without a watch: each new or

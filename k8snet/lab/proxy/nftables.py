@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
+from collections.abc import Sequence
 from functools import lru_cache
 
 from .model import Endpoint, NodeInfo, ServicePort
@@ -100,6 +102,12 @@ def affinity_set(sp: ServicePort, ep: Endpoint) -> str:
     return "affinity-" + hash_and_truncate(f"{_base(sp)}__{ep.ip}/{ep.port}")
 
 
+# (set or map name, element as written): one cluster IP is an element of every
+# port of its Service, so table-wide each element has a count.
+ElementKey = tuple[str, str]
+_serials = itertools.count(1)  # NftTable.serial
+
+
 class NftRuleset:
     """Sets, map elements and chains of table ``ip kube-proxy``, in the order they are written.
 
@@ -151,6 +159,83 @@ class NftRuleset:
         out.append("}")
         return "\n".join(out) + "\n"
 
+    def count(self) -> int:
+        """Rules plus set/map elements, like :func:`nft_rule_count` on :meth:`text`."""
+        rules = sum(len(r) - (1 if r and r[0].startswith("type ") else 0) for r in self.chains.values())
+        return rules + sum(len(e) for e in self.elements.values())
+
+    def count_elements(self, counts: dict[ElementKey, int], step: int) -> None:
+        """Adds ``step`` to ``counts`` for each of this ruleset's elements."""
+        for name, elems in self.elements.items():
+            for elem in elems:
+                n = counts.get((name, elem), 0) + step
+                if n:
+                    counts[name, elem] = n
+                else:
+                    del counts[name, elem]  # so elements that went do not pile up
+
+
+class NftTable:
+    """Table ``ip kube-proxy`` for one model: the node's skeleton and one fragment per
+    ServicePort, in model order.
+
+    The renderer makes each table from its previous one and records what changed on
+    the way (the fragments that left and arrived), the rule count and how many
+    fragments hold each element, so a partial sync (:mod:`.nftsync`) costs what changed,
+    not what the table holds. The merged ruleset and its text are built only for a
+    full load (:meth:`merged`, :meth:`text`).
+    """
+
+    def __init__(self, node: NodeInfo, skeleton: NftRuleset, fragments: dict[ServicePort, NftRuleset],
+                 previous: NftTable | None = None, gone: Sequence[NftRuleset] = (),
+                 fresh: Sequence[NftRuleset] = ()) -> None:
+        self.node, self.skeleton, self.fragments = node, skeleton, fragments
+        self.serial = next(_serials)
+        # The previous table's serial, not the table: each table keeping its predecessor
+        # alive would keep every past table.
+        self._previous = previous.serial if previous else 0
+        self._gone, self._fresh = list(gone), list(fresh)
+        if previous is None:
+            self.rules = skeleton.count() + sum(f.count() for f in fragments.values())
+            self._counts: dict[ElementKey, int] | None = None  # counted when first asked
+        else:
+            self.rules = previous.rules + sum(f.count() for f in fresh) - sum(f.count() for f in gone)
+            # The counts move on to this table (updated by what changed); the previous
+            # table counts afresh should it ever be asked again.
+            counts, previous._counts = previous.element_counts(), None
+            for fragment in gone:
+                fragment.count_elements(counts, -1)
+            for fragment in fresh:
+                fragment.count_elements(counts, 1)
+            self._counts = counts
+
+    def changes_since(self, old: NftTable) -> tuple[list[NftRuleset], list[NftRuleset]]:
+        """(fragments of ``old`` not in this table, fragments of this table not in ``old``)."""
+        if self._previous == old.serial:
+            return self._gone, self._fresh
+        return ([f for sp, f in old.fragments.items() if sp not in self.fragments],
+                [f for sp, f in self.fragments.items() if sp not in old.fragments])
+
+    def element_counts(self) -> dict[ElementKey, int]:
+        """How many fragments hold each element of the table's sets and maps."""
+        if self._counts is None:
+            self._counts = {}
+            for fragment in self.fragments.values():
+                fragment.count_elements(self._counts, 1)
+        return self._counts
+
+    def merged(self) -> NftRuleset:
+        """The whole table as one ruleset (what a full load declares)."""
+        rs = NftRuleset()
+        rs.extend(self.skeleton)
+        for fragment in self.fragments.values():
+            rs.extend(fragment)
+        return rs
+
+    def text(self) -> str:
+        """The ``nft -f`` file that replaces the table (:meth:`NftRuleset.text`)."""
+        return self.merged().text()
+
 
 def _skeleton(rs: NftRuleset, node: NodeInfo) -> None:
     rs.declare("cluster-ips", 'set type ipv4_addr; comment "Active ClusterIPs"')
@@ -197,27 +282,32 @@ class NftablesRenderer:
     A service's rules depend only on its model entry (a frozen, hashable
     :class:`ServicePort`, endpoints included) and the node, so a resync re-renders
     only the services that changed; with 10,000 services that is the difference
-    between rendering everything and rendering one.
+    between rendering everything and rendering one. Each :meth:`ruleset` is an
+    :class:`NftTable` made from the previous one.
     """
 
     def __init__(self, node: NodeInfo) -> None:
         self.node = node
-        self._skeleton = NftRuleset()
-        _skeleton(self._skeleton, node)
-        self._fragments: dict[ServicePort, NftRuleset] = {}
+        skeleton = NftRuleset()
+        _skeleton(skeleton, node)
+        self._table = NftTable(node, skeleton, {})
 
-    def ruleset(self, model: list[ServicePort]) -> NftRuleset:
-        previous, self._fragments = self._fragments, {}
-        rs = NftRuleset()
-        rs.extend(self._skeleton)
+    def ruleset(self, model: list[ServicePort]) -> NftTable:
+        previous = self._table.fragments
+        fragments: dict[ServicePort, NftRuleset] = {}
+        fresh = []
         for sp in model:
             fragment = previous.get(sp)
             if fragment is None:
                 fragment = NftRuleset()
                 _render_service(fragment, sp, self.node)
-            self._fragments[sp] = fragment  # only the current services stay cached
-            rs.extend(fragment)
-        return rs
+                fresh.append(fragment)
+            fragments[sp] = fragment  # only the current services stay cached
+        # Every kept fragment is one of the previous ones: look for the gone only if some are.
+        kept = len(fragments) - len(fresh)
+        gone = [f for sp, f in previous.items() if sp not in fragments] if kept < len(previous) else []
+        self._table = NftTable(self.node, self._table.skeleton, fragments, self._table, gone, fresh)
+        return self._table
 
 
 def _render_service(rs: NftRuleset, sp: ServicePort, node: NodeInfo) -> None:
