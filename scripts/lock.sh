@@ -10,3 +10,6 @@ trap 'rm -rf "$tool"' EXIT
 "$tool/bin/python" -m pip install -q --disable-pip-version-check uv
 "$tool/bin/uv" pip compile pyproject.toml --extra test --group build --universal --python-version 3.11 \
   --generate-hashes --custom-compile-command "bash scripts/lock.sh" -q -o requirements.lock "$@"
+# The lab's API reads the kubernetes client's model types from a table made from the
+# locked client (k8snet/lab/api/kube_models.json); a unit test fails until it is redone.
+echo "lock.sh: if the kubernetes client changed: bash scripts/setup.sh && .venv/bin/python -m k8snet.lab.api.models"
