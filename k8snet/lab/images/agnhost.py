@@ -376,7 +376,7 @@ class HostnameResponses:
 
 
 class _HttpConnection:
-    __slots__ = ("sock", "inbuf", "outbuf", "skip", "closing", "waiting_to_write")
+    __slots__ = ("sock", "inbuf", "outbuf", "skip", "closing", "events")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -384,7 +384,7 @@ class _HttpConnection:
         self.outbuf = b""
         self.skip = 0  # request body bytes still to discard
         self.closing = False  # close once outbuf is sent
-        self.waiting_to_write = False  # registered for EVENT_WRITE instead of EVENT_READ
+        self.events = 0  # what the selector watches it for (0: not registered)
 
 
 class HostnameServer:
@@ -392,7 +392,9 @@ class HostnameServer:
     every connection through a selector (epoll). Concurrency is unbounded as with Go's
     goroutine per connection -- an idle kept-alive connection is only a registered
     socket, it never holds up another -- and a new connection costs an accept, one
-    read, one write and a close, with no thread to wake."""
+    read, one write and a close, with no thread to wake: its request has usually
+    arrived by the time it is accepted, so it is read at once and the connection is
+    only registered with the selector if it has not (or stays open)."""
 
     def __init__(self, port: int, responses: HostnameResponses) -> None:
         self.responses = responses
@@ -436,26 +438,39 @@ class HostnameServer:
         self.socket.close()
 
     def _accept(self) -> None:
-        while True:  # every connection that is waiting: one wake-up takes a burst
-            try:
-                sock, _ = self.socket.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # e.g. out of file descriptors: Go's server retries later
-                return
-            self.connections += 1
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Go's default
-            self._selector.register(sock, selectors.EVENT_READ, _HttpConnection(sock))
+        # one connection per wake-up: trying for a second would mostly cost a failed
+        # accept call, and the selector reports the listener again while more wait
+        try:
+            sock, _ = self.socket.accept()
+        except OSError:  # e.g. gone already, or out of file descriptors: Go's server retries later
+            return
+        self.connections += 1
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Go's default
+        self._read(_HttpConnection(sock))
+
+    def _watch(self, conn: _HttpConnection, events: int) -> None:
+        """Has the selector watch ``conn`` for ``events`` (0: not at all), with a system
+        call only when that changes."""
+        if events == conn.events:
+            return
+        if not events:
+            self._selector.unregister(conn.sock)
+        elif not conn.events:
+            self._selector.register(conn.sock, events, conn)
+        else:
+            self._selector.modify(conn.sock, events, conn)
+        conn.events = events
 
     def _close(self, conn: _HttpConnection) -> None:
-        self._selector.unregister(conn.sock)
+        self._watch(conn, 0)
         conn.sock.close()
 
     def _read(self, conn: _HttpConnection) -> None:
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
+            self._watch(conn, selectors.EVENT_READ)
             return
         except OSError:
             self._close(conn)
@@ -500,14 +515,11 @@ class HostnameServer:
             return
         conn.outbuf = conn.outbuf[sent:]
         if conn.outbuf:  # a full socket buffer: wait until it drains (reading nothing meanwhile)
-            if not conn.waiting_to_write:
-                self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
-                conn.waiting_to_write = True
+            self._watch(conn, selectors.EVENT_WRITE)
         elif conn.closing:
             self._close(conn)
-        elif conn.waiting_to_write:
-            self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
-            conn.waiting_to_write = False
+        else:  # kept alive: wait for its next request
+            self._watch(conn, selectors.EVENT_READ)
 
 
 class WriteHostname(socketserver.BaseRequestHandler):
