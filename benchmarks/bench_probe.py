@@ -4,10 +4,9 @@ on loopback (no lab), old and new side by side in one run.
     python3 benchmarks/bench_probe.py --baseline REF [--connections 10000] [--runs 3]
 
 - client: the probe's ``lb`` mode (``k8snet/probe/probe.py`` of this checkout, and of
-  git revision ``--baseline``) — a new connection per request;
-- server: agnhost ``serve-hostname``'s listener of this checkout, and the same handler on
-  socketserver's thread-per-connection ``ThreadingHTTPServer`` (the listener before
-  threads were reused).
+  git revision ``--baseline``) -- a new connection per request;
+- server: agnhost ``serve-hostname`` (``k8snet/lab/images/agnhost.py`` of this checkout,
+  and of ``--baseline``), run as the lab runs it: its own process, on a free port.
 Each of the four pairings runs ``--runs`` times, taking turns. Prints wall seconds
 and the CPU seconds of client and server (from /proc: user + system), which the
 load of other processes on the machine changes much less than wall time.
@@ -19,6 +18,7 @@ import argparse
 import itertools
 import os
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,18 +29,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
 
-SERVER = """
-import os, sys
-from http.server import ThreadingHTTPServer
-from k8snet.lab.images import agnhost
-if sys.argv[1] == "reused":
-    server = agnhost.HttpListener(0, agnhost.HostnameHandler)
-else:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), agnhost.HostnameHandler)
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"""
-
 
 def cpu_seconds(pid: int) -> float:
     """user + system time of a process (with its threads) from /proc/PID/stat."""
@@ -48,12 +36,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def baseline_probe(ref: str) -> Path:
-    script = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:k8snet/probe/probe.py"], capture_output=True,
-                            check=True).stdout
-    path = Path(tempfile.mkdtemp(prefix="k8snet-probe-")) / "probe.py"
-    path.write_bytes(script)
-    return path
+def baseline_file(ref: str, path: str) -> Path:
+    """``path`` as git revision ``ref`` has it, in a temporary folder."""
+    script = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{path}"], capture_output=True, check=True).stdout
+    copy = Path(tempfile.mkdtemp(prefix="k8snet-bench-")) / Path(path).name
+    copy.write_bytes(script)
+    return copy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def children_cpu() -> float:
@@ -61,12 +67,12 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def one_run(probe: Path, listener: str, connections: int) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-c", SERVER, listener], stdout=subprocess.PIPE, text=True, env=env)
+def one_run(probe: Path, agnhost: Path, connections: int) -> dict[str, float]:
+    port = str(free_port())
+    server = subprocess.Popen([sys.executable, str(agnhost), "serve-hostname", "--port", port],
+                              stdout=subprocess.DEVNULL)
     try:
-        assert server.stdout is not None
-        port = server.stdout.readline().strip()
+        wait_listening(int(port))
         server_cpu0, client_cpu0 = cpu_seconds(server.pid), children_cpu()
         t0 = time.monotonic()
         out = subprocess.run([sys.executable, str(probe), "lb", "--host", "127.0.0.1", "--port", port, "--path", "/",
@@ -78,7 +84,7 @@ def one_run(probe: Path, listener: str, connections: int) -> dict[str, float]:
             raise RuntimeError(f"probe printed no final line: {out[-500:]!r}")
         return {"wall_s": wall, "client_cpu_s": client_cpu, "server_cpu_s": cpu_seconds(server.pid) - server_cpu0}
     finally:
-        server.terminate()
+        server.kill()  # SIGTERM only makes serve-hostname wait out a grace period, as the real one does
         server.wait()
 
 
@@ -86,10 +92,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--baseline", required=True, metavar="REF", help="git revision of the old probe")
+    parser.add_argument("--baseline", required=True, metavar="REF", help="git revision of the old probe and agnhost")
     args = parser.parse_args()
-    probes = {"probe new": ROOT / "k8snet" / "probe" / "probe.py", f"probe {args.baseline}": baseline_probe(args.baseline)}
-    listeners = {"reused threads": "reused", "thread per connection": "per-connection"}
+    probes = {"probe new": ROOT / "k8snet" / "probe" / "probe.py",
+              f"probe {args.baseline}": baseline_file(args.baseline, "k8snet/probe/probe.py")}
+    listeners = {"agnhost new": ROOT / "k8snet" / "lab" / "images" / "agnhost.py",
+                 f"agnhost {args.baseline}": baseline_file(args.baseline, "k8snet/lab/images/agnhost.py")}
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     for _ in range(args.runs):
@@ -102,7 +110,7 @@ def main() -> int:
         for key in ("wall_s", "client_cpu_s", "server_cpu_s"):
             values = [r[key] for r in runs]
             cells.append(f"{key} {statistics.median(values):5.2f} ({min(values):.2f}-{max(values):.2f})")
-        print(f"{probe_name:>16} | {listener_name:<21} | " + " | ".join(cells))
+        print(f"{probe_name:>16} | {listener_name:<18} | " + " | ".join(cells))
     return 0
 
 

@@ -105,29 +105,135 @@ def test_netexec_sends_each_response_in_one_write_without_nagle():
     assert elapsed < 0.3, f"10 keep-alive requests took {elapsed:.3f} s"
 
 
+def hostname_server(close: bool = False) -> agnhost.HostnameServer:
+    return agnhost.HostnameServer(0, agnhost.HostnameResponses(agnhost.HOSTNAME.encode(), close))
+
+
 def test_serve_hostname_keeps_the_connection_alive():
-    with serving(agnhost.HostnameHandler) as server:
-        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+    with served(hostname_server()) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
         for _ in range(3):
             resp, body = get(conn, "/")
             assert resp.version == 11 and resp.status == 200
             assert body == agnhost.HOSTNAME.encode()
             assert resp.getheader("Connection") is None
+            assert resp.getheader("Content-Type") == "text/plain; charset=utf-8"
+            assert resp.getheader("Date", "").endswith(" GMT")
         conn.close()
     assert server.connections == 1
 
 
 def test_serve_hostname_close_ends_each_connection():
-    class Closing(agnhost.HostnameHandler):
-        close = True
-
-    with serving(Closing) as server:
-        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+    with served(hostname_server(close=True)) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
         for _ in range(2):
             resp, body = get(conn, "/")  # http.client reconnects after "Connection: close"
             assert resp.getheader("Connection") == "close" and body == agnhost.HOSTNAME.encode()
         conn.close()
     assert server.connections == 2
+
+
+def exchange(port: int, *sends: bytes) -> bytes:
+    """Sends each piece in turn on one connection, then reads until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for piece in sends:
+            sock.sendall(piece)
+            time.sleep(0.01)  # separate segments, so the server sees the request in parts
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    return received
+
+
+def responses(raw: bytes) -> list[tuple[str, dict[str, str], bytes]]:
+    """(status line, headers, body) of each response in ``raw``, by Content-Length."""
+    out = []
+    while raw:
+        head, _, raw = raw.partition(b"\r\n\r\n")
+        status, *lines = head.decode().split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        size = int(headers.get("content-length", len(raw)))
+        out.append((status, headers, raw[:size]))
+        raw = raw[size:]
+    return out
+
+
+HOST = agnhost.HOSTNAME.encode()
+
+
+@pytest.fixture
+def hostname_port() -> Iterator[int]:
+    with served(hostname_server()) as server:
+        yield server.server_address[1]
+
+
+def test_serve_hostname_answers_every_method_and_path_and_pipelined_requests(hostname_port):
+    # like Go's handler on "/": the path and method do not matter; a POST's body is read
+    # past before the next request on the connection
+    got = responses(exchange(hostname_port, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                                            b"POST /b?c=d HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                                            b"PUT / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    assert [(status, body) for status, _, body in got] == [("HTTP/1.1 200 OK", HOST)] * 3
+    assert [h.get("connection") for _, h, _ in got] == [None, None, "close"]
+
+
+def test_serve_hostname_reads_requests_that_come_in_pieces(hostname_port):
+    got = responses(exchange(hostname_port, b"GET / HT", b"TP/1.1\r\nHo", b"st: x\r\nContent-Le",
+                             b"ngth: 3\r\nConnection: close\r\n\r\nab", b"c"))
+    assert [(status, body) for status, _, body in got] == [("HTTP/1.1 200 OK", HOST)]
+
+
+def test_serve_hostname_speaks_http_1_0_and_head_as_go(hostname_port):
+    status, headers, body = responses(exchange(hostname_port, b"GET / HTTP/1.0\r\n\r\n"))[0]
+    assert (status, headers["connection"], body) == ("HTTP/1.0 200 OK", "close", HOST)
+    with socket.create_connection(("127.0.0.1", hostname_port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        time.sleep(0.05)
+        first = sock.recv(65536)
+        assert b"\r\nConnection: keep-alive\r\n" in first and first.endswith(HOST)
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        rest = b""
+        while data := sock.recv(65536):
+            rest += data
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(b"\r\n\r\n")  # HEAD: no body
+    assert f"Content-Length: {len(HOST)}\r\n".encode() in rest
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"nonsense\r\n\r\n", "400 Bad Request"),
+    (b"GET / HTTP/1.1\r\n\r\n", "400 Bad Request"),  # HTTP/1.1 without Host, refused as Go does
+    (b"GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n", "400 Bad Request"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", "400 Bad Request"),
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", "505 HTTP Version Not Supported"),
+])
+def test_serve_hostname_refuses_bad_requests_and_closes(hostname_port, request_bytes, status):
+    got = responses(exchange(hostname_port, request_bytes + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert [(s, h["connection"], b) for s, h, b in got] == [(f"HTTP/1.1 {status}", "close", status.encode())]
+
+
+def test_serve_hostname_request_head_parse():
+    head = b"GET / HTTP/1.1\r\nHost: 10.96.0.10\r\nConnection: close"
+    assert not agnhost.HttpRequest(head).keep_alive
+    assert agnhost.HttpRequest(head.replace(b"close", b"x")).keep_alive
+    with pytest.raises(agnhost.BadRequest):
+        agnhost.HttpRequest(b"GET / HTTP/1.1")  # no Host
+
+
+def test_serve_hostname_never_makes_a_connection_wait_for_another(hostname_port):
+    """One thread, but idle kept-alive connections and a half-sent request hold up no
+    one: a new connection is answered at once."""
+    held = [http.client.HTTPConnection("127.0.0.1", hostname_port, timeout=5) for _ in range(3)]
+    for conn in held:
+        assert get(conn, "/")[1] == HOST
+    with socket.create_connection(("127.0.0.1", hostname_port), timeout=5) as partial:
+        partial.sendall(b"GET / HTTP/1.1\r\nHost:")
+        fresh = http.client.HTTPConnection("127.0.0.1", hostname_port, timeout=2)
+        assert get(fresh, "/")[1] == HOST
+        partial.sendall(b" x\r\n\r\n")
+        assert partial.recv(65536).endswith(HOST)
+    for conn in [*held, fresh]:
+        assert get(conn, "/")[1] == HOST  # still open
+        conn.close()
 
 
 # -- listening like Go -------------------------------------------------------------------
@@ -160,8 +266,9 @@ def pod_netns(ipv6: bool) -> Iterator[str]:
 
 
 @contextmanager
-def listening(ns: str, server_cls: type, handler: type) -> Iterator[socketserver.BaseServer]:
-    server = run_in_netns_sync(ns, server_cls, 0, handler)  # the probe and the socket in the pod's namespace
+def listening(ns: str, server_cls: type, handler: object) -> Iterator[socketserver.BaseServer]:
+    """``server_cls(0, handler)`` made in ``ns`` (its socket is that namespace's), served here."""
+    server = run_in_netns_sync(ns, server_cls, 0, handler)
     server.daemon_threads = True
     with served(server):
         yield server
@@ -176,6 +283,16 @@ def http_from(ns: str, host: str, port: int, path: str) -> str:
         finally:
             conn.close()
     return run_in_netns_sync(ns, get)
+
+
+def tcp_from(ns: str, host: str, port: int) -> str:
+    def read() -> str:
+        with socket.create_connection((host, port), timeout=5) as s:
+            received = b""
+            while data := s.recv(65536):
+                received += data
+            return received.decode()
+    return run_in_netns_sync(ns, read)
 
 
 def udp_from(ns: str, host: str, port: int, message: bytes) -> str:
@@ -202,14 +319,18 @@ def test_netexec_answers_on_ipv6_and_ipv4_loopback_like_go():
             port = udp.server_address[1]
             assert udp_from(ns, "::1", port, b"hostname") == agnhost.HOSTNAME
             assert udp_from(ns, "127.0.0.1", port, b"clientip").startswith("127.0.0.1:")
-        with listening(ns, agnhost.TcpListener, agnhost.HostnameHandler) as tcp:
-            assert http_from(ns, "::1", tcp.server_address[1], "/") == agnhost.HOSTNAME
+        with listening(ns, agnhost.TcpListener, agnhost.WriteHostname) as tcp:
+            assert tcp_from(ns, "::1", tcp.server_address[1]) == agnhost.HOSTNAME
+            assert tcp_from(ns, "127.0.0.1", tcp.server_address[1]) == agnhost.HOSTNAME
+        with listening(ns, agnhost.HostnameServer, agnhost.HostnameResponses(HOST, False)) as web:
+            assert http_from(ns, "::1", web.server_address[1], "/") == agnhost.HOSTNAME
+            assert http_from(ns, "127.0.0.1", web.server_address[1], "/") == agnhost.HOSTNAME
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
 def test_serve_hostname_answers_on_ipv4_when_the_pod_has_no_ipv6_loopback():
     with pod_netns(ipv6=False) as ns:
-        with listening(ns, agnhost.HttpListener, agnhost.HostnameHandler) as web:
+        with listening(ns, agnhost.HostnameServer, agnhost.HostnameResponses(HOST, False)) as web:
             port = web.server_address[1]
             assert http_from(ns, "127.0.0.1", port, "/") == agnhost.HOSTNAME
             with pytest.raises(OSError):
@@ -227,21 +348,21 @@ def test_listener_threads_are_reused_and_never_make_a_connection_wait():
     """One thread serves connections that come one after another; idle kept-alive
     connections each hold a thread and a new connection still gets its own at once;
     closing the server ends its threads."""
-    server = agnhost.HttpListener(0, agnhost.HostnameHandler)
+    server = agnhost.HttpListener(0, agnhost.NetexecHandler)
     port = server.server_address[1]
     before = threading.active_count()
     with served(server):
         for _ in range(20):
             conn = http.client.HTTPConnection("localhost", port, timeout=5)
-            assert get(conn, "/")[1] == agnhost.HOSTNAME.encode()
+            assert get(conn, "/hostname")[1] == agnhost.HOSTNAME.encode()
             conn.close()
             wait_until(lambda: server._idle == server._workers)  # the thread sees the close, then is idle
         assert server._workers == 1
         held = [http.client.HTTPConnection("localhost", port, timeout=5) for _ in range(3)]
         for conn in held:
-            get(conn, "/")  # kept alive: each connection's thread now waits for its next request
+            get(conn, "/hostname")  # kept alive: each connection's thread now waits for its next request
         fresh = http.client.HTTPConnection("localhost", port, timeout=2)
-        assert get(fresh, "/")[1] == agnhost.HOSTNAME.encode()
+        assert get(fresh, "/hostname")[1] == agnhost.HOSTNAME.encode()
         assert server._workers >= 4  # four connections open at once, a thread each
         for conn in [*held, fresh]:
             conn.close()

@@ -8,9 +8,11 @@ kubernetes test/images/agnhost: ``netexec`` (HTTP + UDP test server), ``serve-ho
 from __future__ import annotations
 
 import argparse
+import email.utils
 import json
 import os
 import queue
+import selectors
 import signal
 import socket
 import socketserver
@@ -56,6 +58,16 @@ def go_addr(address: tuple) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def wildcard_host(family: int) -> str:
+    return "::" if family == socket.AF_INET6 else ""
+
+
+def dual_stack(sock: socket.socket) -> None:
+    """Before bind: an IPv6 wildcard socket also takes IPv4 (as Go's listeners do)."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+
+
 class _WildcardListener:
     """A socketserver server on every address of ``port``, dual-stack where Go would be."""
 
@@ -63,12 +75,10 @@ class _WildcardListener:
 
     def __init__(self, port: int, handler: type) -> None:
         self.address_family = wildcard_family()
-        host = "::" if self.address_family == socket.AF_INET6 else ""
-        super().__init__((host, port), handler)  # type: ignore[call-arg]
+        super().__init__((wildcard_host(self.address_family), port), handler)  # type: ignore[call-arg]
 
     def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6:
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # type: ignore[attr-defined]
+        dual_stack(self.socket)  # type: ignore[attr-defined]
         super().server_bind()  # type: ignore[misc]
 
 
@@ -271,14 +281,252 @@ def netexec(args: argparse.Namespace) -> None:
 
 # -- serve-hostname ---------------------------------------------------------------
 
-class HostnameHandler(KeepAliveHandler):
-    close = False  # --close: one request per connection, as the real flag does
+# serve-hostname's HTTP side is Go's ``http.HandleFunc("/", ...)`` writing the hostname:
+# every method and path gets it. It has its own small HTTP/1.x server -- one thread, a
+# selector, the response bytes built once -- because that is what a load-balancing
+# measurement times: 10,000 new connections spread over 3 of these on 2 cores, where
+# http.server's per-request machinery (an email.message per request's headers, a
+# buffered reader and writer per connection, a thread hand-off per connection) cost more
+# CPU than the kernel's NAT and TCP work for the connection (docs/performance.md,
+# "Measurement paths"). Requests are parsed as Go's net/http parses them, as far as a
+# handler that ignores the request can tell.
 
-    def log_message(self, fmt: str, *args: object) -> None:
-        pass
+MAX_HEADER_BYTES = (1 << 20) + 4096  # Go's http.DefaultMaxHeaderBytes plus its 4 KB slack
 
-    def do_GET(self) -> None:  # noqa: N802
-        self.respond(200, HOSTNAME.encode(), close=self.close)
+
+class BadRequest(Exception):
+    """A request Go's server refuses before the handler: the status line to answer."""
+
+
+class HttpRequest:
+    """The parts of one request's head that decide the response (the path does not)."""
+
+    __slots__ = ("version", "head_only", "keep_alive", "body_bytes", "chunked")
+
+    def __init__(self, head: bytes) -> None:
+        lines = head.decode("iso-8859-1").split("\n")
+        parts = lines[0].rstrip("\r").split(" ")
+        if len(parts) != 3 or not parts[0] or not parts[1]:
+            raise BadRequest("400 Bad Request")
+        method, _, version = parts
+        if version not in ("HTTP/1.1", "HTTP/1.0"):
+            raise BadRequest("505 HTTP Version Not Supported" if version.startswith("HTTP/") else "400 Bad Request")
+        fields: dict[str, str] = {}
+        for line in lines[1:]:
+            name, colon, value = line.rstrip("\r").partition(":")
+            if not colon or not name or name != name.strip():
+                raise BadRequest("400 Bad Request")
+            name = name.lower()
+            fields[name] = f"{fields[name]}, {value.strip()}" if name in fields else value.strip()
+        if version == "HTTP/1.1" and "host" not in fields:
+            raise BadRequest("400 Bad Request")  # Go: "missing required Host header"
+        tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
+        self.version = version
+        self.head_only = method == "HEAD"
+        # HTTP/1.1 stays open unless the client says close; 1.0 only if it asks for keep-alive
+        self.keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
+        self.chunked = "chunked" in fields.get("transfer-encoding", "").lower()
+        length = fields.get("content-length", "0")
+        if not length.isdigit():
+            raise BadRequest("400 Bad Request")
+        self.body_bytes = 0 if self.chunked else int(length)
+
+
+def request_head_end(buf: bytes) -> int:
+    """Where the head of the first request in ``buf`` ends (after its empty line), or -1.
+    Lines end in CRLF or a bare LF, as Go's textproto accepts."""
+    crlf, lf = buf.find(b"\r\n\r\n"), buf.find(b"\n\n")
+    ends = [i + n for i, n in ((crlf, 4), (lf, 2)) if i >= 0]
+    return min(ends) if ends else -1
+
+
+class HostnameResponses:
+    """serve-hostname's responses, as Go's net/http writes them (Date, Content-Length,
+    Content-Type; ``Connection: close`` when it will close, ``keep-alive`` to an HTTP/1.0
+    client that asked to keep the connection), built once per second: the Date header
+    is the only part that changes."""
+
+    def __init__(self, body: bytes, close: bool) -> None:
+        self.body = body
+        self.close = close  # --close: "Connection: close" on every response, then close
+        self._second = -1
+        self._built: dict[tuple[str, bool, bool], bytes] = {}
+
+    def ok(self, req: HttpRequest) -> tuple[bytes, bool]:
+        """(the response, whether the connection closes after it)."""
+        keep = req.keep_alive and not self.close and not req.chunked
+        now = int(time.time())
+        if now != self._second:
+            self._second, self._built = now, {}
+        key = (req.version, keep, req.head_only)
+        if key not in self._built:
+            connection = "" if keep and req.version == "HTTP/1.1" else \
+                "Connection: keep-alive\r\n" if keep else "Connection: close\r\n"
+            head = (f"{req.version} 200 OK\r\nDate: {email.utils.formatdate(now, usegmt=True)}\r\n"
+                    f"Content-Length: {len(self.body)}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    f"{connection}\r\n").encode("ascii")
+            self._built[key] = head if req.head_only else head + self.body
+        return self._built[key], not keep
+
+    @staticmethod
+    def refusal(status: str) -> bytes:
+        """Go's answer to a request it cannot parse; the connection then closes."""
+        return (f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+                f"{status}").encode("ascii")
+
+
+class _HttpConnection:
+    __slots__ = ("sock", "inbuf", "outbuf", "skip", "closing", "events")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbuf = b""
+        self.outbuf = b""
+        self.skip = 0  # request body bytes still to discard
+        self.closing = False  # close once outbuf is sent
+        self.events = 0  # what the selector watches it for (0: not registered)
+
+
+class HostnameServer:
+    """serve-hostname's HTTP listener on every address of ``port``: one thread serving
+    every connection through a selector (epoll). Concurrency is unbounded as with Go's
+    goroutine per connection -- an idle kept-alive connection is only a registered
+    socket, it never holds up another -- and a new connection costs an accept, one
+    read, one write and a close, with no thread to wake: its request has usually
+    arrived by the time it is accepted, so it is read at once and the connection is
+    only registered with the selector if it has not (or stays open)."""
+
+    def __init__(self, port: int, responses: HostnameResponses) -> None:
+        self.responses = responses
+        self.socket = socket.socket(wildcard_family(), socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go sets on listeners
+        dual_stack(self.socket)
+        self.socket.bind((wildcard_host(self.socket.family), port))
+        self.socket.listen(4096)  # Go's backlog: the kernel's somaxconn caps it
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+        self.connections = 0  # accepted so far (tests count reconnects with it)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.socket, selectors.EVENT_READ)
+        self._stop = False
+        self._stopped = threading.Event()
+
+    def serve_forever(self) -> None:
+        try:
+            while not self._stop:
+                for key, events in self._selector.select(0.5):
+                    if key.data is None:
+                        self._accept()
+                    elif events & selectors.EVENT_READ:
+                        self._read(key.data)
+                    else:
+                        self._write(key.data)
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stops ``serve_forever`` (running in another thread) and waits until it has
+        returned, as socketserver's ``shutdown`` does."""
+        self._stop = True
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        for key in list(self._selector.get_map().values()):
+            if key.data is not None:
+                key.data.sock.close()
+        self._selector.close()
+        self.socket.close()
+
+    def _accept(self) -> None:
+        # one connection per wake-up: trying for a second would mostly cost a failed
+        # accept call, and the selector reports the listener again while more wait
+        try:
+            sock, _ = self.socket.accept()
+        except OSError:  # e.g. gone already, or out of file descriptors: Go's server retries later
+            return
+        self.connections += 1
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Go's default
+        self._read(_HttpConnection(sock))
+
+    def _watch(self, conn: _HttpConnection, events: int) -> None:
+        """Has the selector watch ``conn`` for ``events`` (0: not at all), with a system
+        call only when that changes."""
+        if events == conn.events:
+            return
+        if not events:
+            self._selector.unregister(conn.sock)
+        elif not conn.events:
+            self._selector.register(conn.sock, events, conn)
+        else:
+            self._selector.modify(conn.sock, events, conn)
+        conn.events = events
+
+    def _close(self, conn: _HttpConnection) -> None:
+        self._watch(conn, 0)
+        conn.sock.close()
+
+    def _read(self, conn: _HttpConnection) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            self._watch(conn, selectors.EVENT_READ)
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            self._close(conn)
+            return
+        buf = conn.inbuf + data
+        while not conn.closing:
+            if conn.skip:  # the previous request's body: Go's server reads it before the next
+                dropped = min(conn.skip, len(buf))
+                conn.skip -= dropped
+                buf = buf[dropped:]
+                if conn.skip:
+                    break
+            end = request_head_end(buf)
+            if end < 0:
+                if len(buf) > MAX_HEADER_BYTES:
+                    conn.outbuf += HostnameResponses.refusal("431 Request Header Fields Too Large")
+                    conn.closing = True
+                break
+            try:
+                request = HttpRequest(buf[:end].rstrip(b"\r\n"))
+            except BadRequest as err:
+                conn.outbuf += HostnameResponses.refusal(str(err))
+                conn.closing = True
+                break
+            buf = buf[end:]
+            conn.skip = request.body_bytes
+            response, conn.closing = self.responses.ok(request)
+            conn.outbuf += response
+        conn.inbuf = b"" if conn.closing else buf
+        self._write(conn)
+
+    def _write(self, conn: _HttpConnection) -> None:
+        try:
+            sent = conn.sock.send(conn.outbuf) if conn.outbuf else 0
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(conn)
+            return
+        conn.outbuf = conn.outbuf[sent:]
+        if conn.outbuf:  # a full socket buffer: wait until it drains (reading nothing meanwhile)
+            self._watch(conn, selectors.EVENT_WRITE)
+        elif conn.closing:
+            self._close(conn)
+        else:  # kept alive: wait for its next request
+            self._watch(conn, selectors.EVENT_READ)
+
+
+class WriteHostname(socketserver.BaseRequestHandler):
+    """serve-hostname --tcp: the hostname, then the connection ends."""
+
+    def handle(self) -> None:
+        self.request.sendall(HOSTNAME.encode())
 
 
 def _await_deletion(*_: object) -> None:
@@ -298,13 +546,9 @@ def serve_hostname(args: argparse.Namespace) -> None:
                 self.request[1].sendto(HOSTNAME.encode(), self.client_address)
         UdpListener(args.port, Reply).serve_forever()
     elif args.tcp:
-        class Write(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                self.request.sendall(HOSTNAME.encode())
-        TcpListener(args.port, Write).serve_forever()
+        TcpListener(args.port, WriteHostname).serve_forever()
     else:
-        HostnameHandler.close = args.close
-        HttpListener(args.port, HostnameHandler).serve_forever()
+        HostnameServer(args.port, HostnameResponses(HOSTNAME.encode(), args.close)).serve_forever()
 
 
 # -- small commands -------------------------------------------------------------------
