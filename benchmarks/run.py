@@ -343,7 +343,7 @@ def _number(value: float) -> str:
 
 def _one_line(error: str, limit: int = 240) -> str:
     """An error as one table-friendly line (bench.json keeps it whole)."""
-    line = " ".join(error.split())
+    line = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", error).split())  # pytest colours its summary
     return line if len(line) <= limit else line[:limit - 1] + "…"
 
 

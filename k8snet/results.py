@@ -59,7 +59,7 @@ def _run(argv: list[str]) -> str | None:
 
 
 def git_state(checkout: Path = CHECKOUT) -> dict[str, Any]:
-    """The commit ``checkout`` is at and whether tracked files differ from it; both None
+    """The commit ``checkout`` is at and whether tracked files (but ``data/results``) differ from it; both None
     when git is absent or ``checkout`` is not the top of a git work tree (an installed
     copy of the package is not a checkout, even inside some other repository)."""
     # safe.directory: under sudo a user may run a checkout another user owns
@@ -68,7 +68,8 @@ def git_state(checkout: Path = CHECKOUT) -> dict[str, Any]:
     commit = _run([*git, "rev-parse", "--verify", "HEAD"]) if top else None
     if not top or not commit or Path(top.strip()).resolve() != checkout.resolve():
         return {"commit": None, "dirty": None}
-    status = _run([*git, "status", "--porcelain", "--untracked-files=no"])
+    # Results written into the checkout are outputs, not changes to what measured them.
+    status = _run([*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)data/results"])
     return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip())}
 
 

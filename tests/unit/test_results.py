@@ -107,11 +107,15 @@ def test_git_state_of_a_checkout_a_subfolder_and_no_repository(tmp_path):
     git(tmp_path, "init", "-q")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
-    git(tmp_path, "add", "pkg/a.py")
+    (tmp_path / "data" / "results").mkdir(parents=True)
+    (tmp_path / "data" / "results" / "r.csv").write_text("a\n1\n")
+    git(tmp_path, "add", "pkg/a.py", "data/results/r.csv")
     git(tmp_path, "commit", "-q", "-m", "one")
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
     assert results.git_state(tmp_path) == {"commit": head, "dirty": False}
     (tmp_path / "untracked.txt").write_text("not part of the commit, not a change to it\n")
+    assert results.git_state(tmp_path)["dirty"] is False
+    (tmp_path / "data" / "results" / "r.csv").write_text("a\n2\n")  # a measurement's own output
     assert results.git_state(tmp_path)["dirty"] is False
     (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
     assert results.git_state(tmp_path) == {"commit": head, "dirty": True}
