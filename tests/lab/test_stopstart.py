@@ -193,19 +193,20 @@ def test_ctrl_c_during_up_stops_the_start_and_cleans_up(state_root):
     finally:
         if up.poll() is None:
             up.kill()
-    # Exit 0 here meant the command never saw the signal (SIGINT ignored, see _cli).
-    log = (state_root / name / "supervisor.log")
-    assert up.returncode == 130, (f"exit {up.returncode} {time.monotonic() - seen:.2f} s after SIGINT; "
-                                  f"stdout {out!r}; stderr {err!r}; "
-                                  f"log: {log.read_text()[-2000:] if log.exists() else '(none)'}")
-    assert err.count("\n") == 1 and err.startswith(f"k8snet: interrupted: lab '{name}' was not started"), err
-    time.sleep(0.5)  # nothing may come up in the background after the command returned
-    assert lab_leftovers(name) == {}
-    assert host_snapshot(name) == host_before
-    assert lifecycle.status(name).phase in ("Absent", "Failed")  # at most the log of the start is kept
-    lifecycle.down(name)
+    try:
+        # Exit 0 here meant the command never saw the signal (SIGINT ignored, see _cli).
+        log = (state_root / name / "supervisor.log")
+        assert up.returncode == 130, (f"exit {up.returncode} {time.monotonic() - seen:.2f} s after SIGINT; "
+                                      f"stdout {out!r}; stderr {err!r}; "
+                                      f"log: {log.read_text()[-2000:] if log.exists() else '(none)'}")
+        assert err.count("\n") == 1 and err.startswith(f"k8snet: interrupted: lab '{name}' was not started"), err
+        time.sleep(0.5)  # nothing may come up in the background after the command returned
+        assert lab_leftovers(name) == {}
+        assert host_snapshot(name) == host_before
+        assert lifecycle.status(name).phase in ("Absent", "Failed")  # at most the log of the start is kept
+    finally:
+        lifecycle.down(name)  # a start the signal missed must not outlive the test either
     assert not (state_root / name).exists()
-
 
 def test_a_lab_of_the_same_name_in_another_state_folder_is_left_alone(state_root, tmp_path, monkeypatch):
     """Network namespaces are named after the lab: `up` or `down` of a lab of that name
