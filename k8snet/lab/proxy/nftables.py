@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from .model import Endpoint, NodeInfo, ServicePort
@@ -131,6 +131,14 @@ class NftRuleset:
     def chain(self, name: str) -> list[str]:
         return self.chains.setdefault(name, [])
 
+    @classmethod
+    def merge(cls, parts: Iterable[NftRuleset]) -> NftRuleset:
+        """One ruleset holding ``parts`` in order (each order kept, as :meth:`extend` does)."""
+        rs = cls()
+        for part in parts:
+            rs.extend(part)
+        return rs
+
     def extend(self, other: NftRuleset) -> None:
         for name, decl in other.sets.items():
             self.sets.setdefault(name, decl)
@@ -226,11 +234,7 @@ class NftTable:
 
     def merged(self) -> NftRuleset:
         """The whole table as one ruleset (what a full load declares)."""
-        rs = NftRuleset()
-        rs.extend(self.skeleton)
-        for fragment in self.fragments.values():
-            rs.extend(fragment)
-        return rs
+        return NftRuleset.merge(itertools.chain([self.skeleton], self.fragments.values()))
 
     def text(self) -> str:
         """The ``nft -f`` file that replaces the table (:meth:`NftRuleset.text`)."""

@@ -33,13 +33,6 @@ def _declaration(decl: str) -> str:
     return "{ " + decl.split(" ", 1)[1] + "; }"
 
 
-def _merge(fragments: list[NftRuleset]) -> NftRuleset:
-    rs = NftRuleset()
-    for fragment in fragments:
-        rs.extend(fragment)
-    return rs
-
-
 def nft_transaction(old: NftTable, new: NftTable) -> str | None:
     """Commands that turn the applied table ``old`` into ``new``.
 
@@ -50,7 +43,7 @@ def nft_transaction(old: NftTable, new: NftTable) -> str | None:
     if old.node != new.node:
         return None
     gone, fresh = new.changes_since(old)
-    before, after = _merge(gone), _merge(fresh)
+    before, after = NftRuleset.merge(gone), NftRuleset.merge(fresh)
     if any(before.sets[name] != decl for name, decl in after.sets.items() if name in before.sets):
         return None
     added = [c for c in after.chains if c not in before.chains]
