@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from k8snet.lab.polling import wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -50,16 +52,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def children_cpu() -> float:
@@ -72,7 +70,7 @@ def one_run(probe: Path, agnhost: Path, connections: int) -> dict[str, float]:
     server = subprocess.Popen([sys.executable, str(agnhost), "serve-hostname", "--port", port],
                               stdout=subprocess.DEVNULL)
     try:
-        wait_listening(int(port))
+        wait_until(f"agnhost on port {port}", lambda: listening(int(port)), 10, interval=0.05)
         server_cpu0, client_cpu0 = cpu_seconds(server.pid), children_cpu()
         t0 = time.monotonic()
         out = subprocess.run([sys.executable, str(probe), "lb", "--host", "127.0.0.1", "--port", port, "--path", "/",
