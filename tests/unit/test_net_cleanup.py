@@ -59,7 +59,10 @@ def test_container_processes_are_found_and_killed_by_their_pods_folder(tmp_path)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path / "elsewhere")])
     try:
         found = container_processes(pods)
-        assert proc.pid in found and other.pid not in found
+        # if it fails: whether the child was still alive, and what the kernel showed of it
+        seen = Path(f"/proc/{proc.pid}/cmdline").read_bytes() if proc.poll() is None else b""
+        assert proc.pid in found, f"child exited {proc.returncode}, /proc cmdline {seen!r}"
+        assert other.pid not in found
         killed, survivors = kill_netns_processes("k8snet-tnomatch-", pods_dir=pods, timeout=5)
         assert proc.pid in killed and survivors == []
         assert proc.wait(timeout=5) == -9
@@ -68,3 +71,17 @@ def test_container_processes_are_found_and_killed_by_their_pods_folder(tmp_path)
         for p in (proc, other):
             p.kill()
             p.wait()
+
+
+def test_names_file_under_reads_the_live_command_line(tmp_path: Path) -> None:
+    """The check the kubelet makes before it kills a PID recorded before a crash."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path / "c" / "spec")])
+    try:
+        assert cleanup.names_file_under(child.pid, tmp_path / "c")
+        assert cleanup.names_file_under(child.pid, tmp_path)
+        assert not cleanup.names_file_under(child.pid, tmp_path / "other")
+        assert not cleanup.names_file_under(child.pid, tmp_path / "c" / "spe")  # whole names only
+    finally:
+        child.kill()
+        child.wait()
+    assert not cleanup.names_file_under(child.pid, tmp_path / "c")  # gone

@@ -20,6 +20,7 @@ from ..contracts import ApiClient, Obj
 from ..errors import ApiError, PortForwardError, bad_request
 from ..events import EventRecorder
 from ..informer import Informer
+from ..net.cleanup import names_file_under
 from ..net.podnet import NodeNetwork
 from ..timefmt import rfc3339, rfc3339_micro
 from .attach import Attachment
@@ -324,7 +325,9 @@ class Kubelet:
                 except (OSError, ValueError):
                     continue
                 for key in ("pid", "runtime_pid"):
-                    if pids.get(key):
+                    # only if it is still this container's process: the recorded PID
+                    # may have been reused by an unrelated one since the crash
+                    if pids.get(key) and names_file_under(pids[key], state.parent):
                         try:
                             os.kill(pids[key], signal.SIGKILL)
                         except (ProcessLookupError, PermissionError):

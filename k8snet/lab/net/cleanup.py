@@ -103,19 +103,19 @@ def container_processes(pods_dir: Path) -> list[int]:
     container init is started with its spec there. This finds a container even when
     its pod namespace has lost its name — one started while the lab was going down,
     after the namespace scan, then left in a namespace that no longer has a name."""
-    marker = (str(pods_dir).rstrip("/") + "/").encode()
     me = os.getpid()
-    found = []
-    for pid in _pids():
-        if pid == me:
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in cmdline:
-            found.append(pid)
-    return found
+    return [pid for pid in _pids() if pid != me and names_file_under(pid, pods_dir)]
+
+
+def names_file_under(pid: int, folder: Path) -> bool:
+    """Whether process ``pid``'s command line names a file under ``folder``. A PID
+    written down earlier may since belong to an unrelated process (PIDs wrap); this is
+    how the lab tells its own container processes before it signals one."""
+    marker = (str(folder).rstrip("/") + "/").encode()
+    try:
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _dead(pid: int) -> bool:
