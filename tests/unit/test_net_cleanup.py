@@ -11,6 +11,18 @@ from pathlib import Path
 import pytest
 
 from k8snet.lab.net import cleanup, nsutil
+from k8snet.lab.polling import wait_until
+
+
+def _sleeper(arg: Path) -> subprocess.Popen:
+    """A child that sleeps with ``arg`` on its command line, returned once the kernel
+    shows that command line. Popen returns when exec has closed the child's
+    close-on-exec pipe, which the kernel does before it sets up the new argv: read
+    /proc/PID/cmdline in that window and it is empty (seen in loaded CI runs)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(arg)])
+    wait_until("the child's command line", lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes(),
+               timeout=10, interval=0.005)
+    return child
 
 
 def test_dead_tells_live_from_zombie_and_gone() -> None:
@@ -48,15 +60,12 @@ def test_report_lines() -> None:
 def test_container_processes_are_found_and_killed_by_their_pods_folder(tmp_path) -> None:
     """A container whose pod namespace lost its name is still found: its init names
     its spec under the lab's pods folder."""
-    import subprocess
-    import sys
-
     from k8snet.lab.net.cleanup import container_processes, kill_netns_processes
 
     pods = tmp_path / "state" / "pods"
     spec = pods / "uid-1" / "containers" / "web" / "spec.marshal"
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(spec)])
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path / "elsewhere")])
+    proc = _sleeper(spec)
+    other = _sleeper(tmp_path / "elsewhere")
     try:
         found = container_processes(pods)
         # if it fails: whether the child was still alive, and what the kernel showed of it
@@ -75,7 +84,7 @@ def test_container_processes_are_found_and_killed_by_their_pods_folder(tmp_path)
 
 def test_names_file_under_reads_the_live_command_line(tmp_path: Path) -> None:
     """The check the kubelet makes before it kills a PID recorded before a crash."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path / "c" / "spec")])
+    child = _sleeper(tmp_path / "c" / "spec")
     try:
         assert cleanup.names_file_under(child.pid, tmp_path / "c")
         assert cleanup.names_file_under(child.pid, tmp_path)
