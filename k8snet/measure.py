@@ -200,9 +200,10 @@ def proxy_sync_seconds(cluster: Cluster) -> float:
 
 
 def wait_backends(cluster: Cluster, service: str, namespace: str, count: int, timeout: float = 120.0) -> int:
-    """Waits until ``service`` has exactly ``count`` ready endpoints, then one proxy
-    sync, so a measurement that starts now sees all of them from its first connection
-    (a pod joining mid-run would get fewer connections and skew the uniformity test).
+    """Waits until ``service`` has exactly ``count`` ready endpoints (backend
+    addresses: a pod behind a two-port Service counts once), then one proxy sync, so a
+    measurement that starts now sees all of them from its first connection (a pod
+    joining mid-run would get fewer connections and skew the uniformity test).
     Returns the number of ready endpoints.
 
     The count follows a watch on the Service's Endpoints (:meth:`Cluster.observe`),
@@ -211,7 +212,7 @@ def wait_backends(cluster: Cluster, service: str, namespace: str, count: int, ti
     ready = 0
     with contextlib.closing(cluster.observe("Endpoints", namespace, name=service, timeout=timeout)) as changes:
         for endpoints in changes:
-            ready = sum(row["ready"] for ep in endpoints for row in endpoint_rows(ep))
+            ready = len({row["ip"] for ep in endpoints for row in endpoint_rows(ep) if row["ready"]})
             if ready == count:
                 break
         else:

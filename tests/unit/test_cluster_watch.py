@@ -88,14 +88,14 @@ def test_wait_returns_when_the_watch_shows_the_condition(lab: Lab, cluster: Clus
 
 def endpoints(name: str, ready: list[str], not_ready: list[str]) -> dict[str, Any]:
     subset = {"addresses": [{"ip": ip} for ip in ready], "notReadyAddresses": [{"ip": ip} for ip in not_ready],
-              "ports": [{"port": 80, "protocol": "TCP"}]}
+              "ports": [{"name": "http", "port": 80, "protocol": "TCP"}, {"name": "https", "port": 443, "protocol": "TCP"}]}
     return {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name}, "subsets": [subset]}
 
 
-def test_wait_backends_counts_ready_endpoints_from_the_watch(lab: Lab, cluster: Cluster,
+def test_wait_backends_counts_ready_addresses_from_the_watch(lab: Lab, cluster: Cluster,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(measure, "PROXY_SYNC_SECONDS", 0.0)  # not a lab: no lab facts ConfigMap
-    ips = [f"10.244.0.{i}" for i in range(2, 5)]
+    ips = [f"10.244.0.{i}" for i in range(2, 5)]  # three backends, each on two ports
     cluster.apply(endpoints("w-svc", [], ips))
     later(0.2, *[lambda n=n: cluster.apply(endpoints("w-svc", ips[:n], ips[n:])) for n in (1, 2, 3)])
     assert measure.wait_backends(cluster, "w-svc", "default", 3, timeout=10) == 3
