@@ -17,11 +17,12 @@ from __future__ import annotations
 import builtins  # the classes below have a list() method, which shadows list in their annotations
 import contextlib
 import json
+import math
 import os
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 import pandas as pd
 import urllib3
 import yaml
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
@@ -114,6 +115,38 @@ class ExecResult:
     returncode: int
 
 
+def _selectors(selector: str | None, name: str | None) -> dict[str, str]:
+    """A list or watch request's label and field selectors."""
+    kwargs = {"label_selector": selector} if selector else {}
+    if name:
+        kwargs["field_selector"] = f"metadata.name={name}"
+    return kwargs
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+def _in_order(objs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(objs, key=_key)
+
+
+def endpoint_rows(ep: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (address, port) of an Endpoints object, ready or not."""
+    rows = []
+    for subset in ep.get("subsets") or []:
+        for ready, key in ((True, "addresses"), (False, "notReadyAddresses")):
+            for addr in subset.get(key) or []:
+                for port in subset.get("ports") or [{}]:
+                    rows.append({
+                        "service": ep["metadata"]["name"], "namespace": ep["metadata"]["namespace"],
+                        "ip": addr.get("ip"), "port": port.get("port"), "protocol": port.get("protocol"),
+                        "port_name": port.get("name"), "ready": ready, "node": addr.get("nodeName"),
+                        "pod": (addr.get("targetRef") or {}).get("name"),
+                    })
+    return rows
+
+
 def cluster_kind(nodes: list[dict[str, Any]], version: str) -> str:
     """Guesses the distribution from what nodes and the version string reveal."""
     provider = " ".join((n.get("spec") or {}).get("providerID") or "" for n in nodes)
@@ -161,8 +194,16 @@ class Cluster:
         self.kubeconfig = Path(kubeconfig) if kubeconfig else None
         self.lab = lab
         self._lab_facts: tuple[LabFacts | None] | None = None
-        self.core = client.CoreV1Api(api_client)
-        self.apps = client.AppsV1Api(api_client)
+
+    # The typed APIs are made on first use: importing CoreV1Api and its models costs
+    # about 0.5 s, and the facade's own calls go through the dynamic client instead.
+    @cached_property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api_client)
+
+    @cached_property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api_client)
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path | None = None, context: str | None = None) -> Cluster:
@@ -224,9 +265,10 @@ class Cluster:
         return out
 
     def delete(self, manifest_or_kind: Manifest, name: str | None = None, namespace: str = "default",
-               *, wait: bool = False, timeout: float = 60.0) -> list[str]:
+               *, wait: bool = False, timeout: float = 60.0, grace_period_seconds: int | None = None) -> list[str]:
         """Deletes the objects of a manifest, or one object by ``kind`` and ``name``;
-        objects already gone are fine. Returns ``kind/name`` of what was deleted."""
+        objects already gone are fine. Returns ``kind/name`` of what was deleted.
+        ``grace_period_seconds=0`` stops pods at once (``kubectl delete --now``)."""
         if name is not None:
             targets = [(str(manifest_or_kind), name, namespace)]
         else:
@@ -236,7 +278,8 @@ class Cluster:
         for kind, obj_name, ns in targets:
             res = self.resource(kind)
             try:
-                res.delete(name=obj_name, namespace=ns if res.namespaced else None)
+                res.delete(name=obj_name, namespace=ns if res.namespaced else None,
+                           grace_period_seconds=grace_period_seconds)
                 deleted.append(f"{res.kind}/{obj_name}")
             except NotFoundError:
                 continue
@@ -269,12 +312,51 @@ class Cluster:
              name: str | None = None) -> list[dict[str, Any]]:
         """Objects of a kind; ``namespace=None`` lists all namespaces."""
         res = self.resource(kind)
-        kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
-        if name:
-            kwargs["field_selector"] = f"metadata.name={name}"
-        result = self._call(res.get, namespace=namespace if res.namespaced else None, **kwargs)
-        items = result.to_dict().get("items") or []
-        return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        listed = self._call(res.get, namespace=namespace if res.namespaced else None, **_selectors(selector, name))
+        return _in_order(listed.to_dict().get("items") or [])
+
+    def observe(self, kind: str, namespace: str | None = "default", selector: str | None = None,
+                name: str | None = None, *, timeout: float = 60.0) -> Generator[builtins.list[dict[str, Any]], None, None]:
+        """The objects of a kind as they change: the current list first, then the whole
+        list again after each change. The changes come from a watch that starts at the
+        list's resourceVersion, so none falls in between and none is polled for (the
+        API server pushes each one as it is stored). Ends after ``timeout`` seconds;
+        the caller stops earlier by leaving its loop. When the server no longer has
+        the history to watch from (410 Gone), it lists again."""
+        res = self.resource(kind)
+        ns = namespace if res.namespaced else None
+        selectors = _selectors(selector, name)
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = self._call(res.get, namespace=ns, **selectors).to_dict()
+            objs = {_key(o): o for o in listed.get("items") or []}
+            yield _in_order(objs.values())
+            version = (listed.get("metadata") or {}).get("resourceVersion")
+            gone = False
+            while not gone and (left := deadline - time.monotonic()) > 0:
+                watcher = watch.Watch()
+                # timeoutSeconds is whole seconds: the server ends the watch at most 1 s late
+                events = self.dynamic.watch(res, namespace=ns, resource_version=version, watcher=watcher,
+                                            timeout=max(1, math.ceil(left)), **selectors)
+                try:
+                    for event in events:
+                        obj = event["raw_object"]
+                        version = obj["metadata"]["resourceVersion"]
+                        if event["type"] == "DELETED":
+                            objs.pop(_key(obj), None)
+                        elif event["type"] in ("ADDED", "MODIFIED"):
+                            objs[_key(obj)] = obj
+                        else:
+                            continue  # BOOKMARK: only the resourceVersion moves on
+                        yield _in_order(objs.values())
+                except (ApiException, DynamicApiError) as err:
+                    if err.status != 410:
+                        raise api_error(err) from None
+                    gone = True
+                finally:
+                    events.close()  # ends the watch request
+            if not gone:
+                return
 
     # -- waiting ---------------------------------------------------------------------------
     def _is(self, condition: str, kind: str, obj: dict[str, Any]) -> bool:
@@ -306,10 +388,10 @@ class Cluster:
 
     def _ready_addresses(self, service: str, namespace: str) -> builtins.list[dict[str, Any]]:
         try:
-            ep = self.core.read_namespaced_endpoints(service, namespace)
-        except ApiException:
+            ep = self.get("Endpoints", service, namespace)
+        except ApiError:
             return []
-        return [a.to_dict() for s in ep.subsets or [] for a in s.addresses or []]
+        return [a for s in (ep or {}).get("subsets") or [] for a in s.get("addresses") or []]
 
     def wait(self, kind: str, name: str | None = None, *, namespace: str = "default", selector: str | None = None,
              condition: str = "ready", timeout: float = 60.0, count: int | None = None,
@@ -327,11 +409,13 @@ class Cluster:
         ns = namespace if res.namespaced else None
         want = count or 1
         what = f"{kind.lower()} {name}" if name else f"{kind.lower()}s matching {selector or 'everything'}"
-        deadline = time.monotonic() + timeout
         objs: list[dict[str, Any]] = []
-        with tqdm(total=want, desc=f"{what}: {condition}", unit=kind.lower(), disable=not progress, leave=False) as bar:
-            while True:
-                objs = self.list(kind, ns, selector, name)
+        # a Service is ready by its Endpoints, which a watch on Services does not see
+        changes = self._poll(kind, ns, selector, name, timeout) if kind == "Service" and condition == "ready" \
+            else self.observe(kind, ns, selector, name, timeout=timeout)
+        with contextlib.closing(changes), \
+                tqdm(total=want, desc=f"{what}: {condition}", unit=kind.lower(), disable=not progress, leave=False) as bar:
+            for objs in changes:
                 if condition == "deleted":
                     done, total = (not objs), 1
                     bar.n = 0 if objs else 1
@@ -343,10 +427,18 @@ class Cluster:
                 bar.refresh()
                 if done:
                     return objs
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(0.2)
         raise WaitTimeout(self._explain(kind, what, condition, timeout, objs, ns))
+
+    def _poll(self, kind: str, namespace: str | None, selector: str | None, name: str | None,
+              timeout: float) -> Generator[builtins.list[dict[str, Any]], None, None]:
+        """The objects every 0.2 s until ``timeout``: for conditions a watch on the
+        objects themselves cannot see."""
+        deadline = time.monotonic() + timeout
+        while True:
+            yield self.list(kind, namespace, selector, name)
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.2)
 
     def _explain(self, kind: str, what: str, condition: str, timeout: float, objs: builtins.list[dict[str, Any]],
                  namespace: str | None) -> str:
@@ -445,18 +537,7 @@ class Cluster:
 
     def endpoints(self, namespace: str | None = "default", service: str | None = None) -> pd.DataFrame:
         """One row per (address, port) of each Service's Endpoints, ready or not."""
-        rows = []
-        for ep in self.list("Endpoints", namespace, name=service):
-            for subset in ep.get("subsets") or []:
-                for ready, key in ((True, "addresses"), (False, "notReadyAddresses")):
-                    for addr in subset.get(key) or []:
-                        for port in subset.get("ports") or [{}]:
-                            rows.append({
-                                "service": ep["metadata"]["name"], "namespace": ep["metadata"]["namespace"],
-                                "ip": addr.get("ip"), "port": port.get("port"), "protocol": port.get("protocol"),
-                                "port_name": port.get("name"), "ready": ready, "node": addr.get("nodeName"),
-                                "pod": (addr.get("targetRef") or {}).get("name"),
-                            })
+        rows = [row for ep in self.list("Endpoints", namespace, name=service) for row in endpoint_rows(ep)]
         frame = pd.DataFrame(rows, columns=["service", "namespace", "ip", "port", "protocol", "port_name",
                                             "ready", "node", "pod"])
         return frame.sort_values(["namespace", "service", "ip", "port"], ignore_index=True)
@@ -485,7 +566,8 @@ class Cluster:
         it is also the current namespace of the ``kubectl`` this process starts (a
         notebook's ``!kubectl`` cells), on this cluster: see :meth:`kubectl_namespace`."""
         name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-        self._call(self.core.create_namespace, {"metadata": {"name": name}})
+        self._call(self.resource("Namespace").create, body={"apiVersion": "v1", "kind": "Namespace",
+                                                            "metadata": {"name": name}})
         try:
             with self.kubectl_namespace(name) if kubectl else contextlib.nullcontext(None):
                 yield name
@@ -520,12 +602,12 @@ class Cluster:
         cluster that is not a k8snet lab. Read once, then kept."""
         if self._lab_facts is None:
             try:
-                cm = self.core.read_namespaced_config_map(LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE)
-                facts: LabFacts | None = LabFacts.from_data(cm.data or {})
-            except ApiException as err:
-                if err.status not in (403, 404):
-                    raise api_error(err) from None
-                facts = None
+                cm = self.get("ConfigMap", LAB_FACTS_CONFIGMAP, LAB_FACTS_NAMESPACE)
+            except ApiError as err:
+                if err.code != 403:
+                    raise
+                cm = None
+            facts: LabFacts | None = LabFacts.from_data(cm.get("data") or {}) if cm else None
             self._lab_facts = (facts,)
         return self._lab_facts[0]
 
@@ -533,10 +615,10 @@ class Cluster:
         """From kube-proxy's ConfigMap, where kubeadm-style clusters keep it (an empty
         mode means iptables on Linux); ``None`` when the cluster does not say."""
         try:
-            cm = self.core.read_namespaced_config_map("kube-proxy", "kube-system")
-        except ApiException:
+            cm = self.get("ConfigMap", "kube-proxy", "kube-system")
+        except ApiError:
             return None
-        text = (cm.data or {}).get("config.conf")
+        text = ((cm or {}).get("data") or {}).get("config.conf")
         if not text:
             return None
         try:
@@ -565,8 +647,10 @@ class Cluster:
         return ExecResult(out, errout, int(rc) if rc is not None else -1)
 
     def logs(self, pod: str, namespace: str = "default", container: str | None = None) -> str:
-        kwargs: dict[str, Any] = {"container": container} if container else {}
-        return str(self._call(self.core.read_namespaced_pod_log, pod, namespace, **kwargs))
+        query = [("container", container)] if container else []
+        resp = self._call(self.dynamic.request, "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                          query_params=query, serialize=False)
+        return str(resp.data.decode("utf-8", "replace"))
 
     def env(self, pod: str, namespace: str = "default", container: str | None = None) -> dict[str, str]:
         """The Service environment variables a running container got at its start (via exec)."""

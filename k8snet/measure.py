@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kubernetes import watch
-from kubernetes.client.exceptions import ApiException
 
 from . import analysis, probe, results
-from .cluster import Cluster
+from .cluster import Cluster, endpoint_rows
+from .lab.errors import ApiError
 
 DEFAULT_IMAGE = "python:3.12"
 PROBE_CONFIGMAP = "k8snet-probe"
@@ -89,8 +88,8 @@ def _ship_probe(cluster: Cluster, namespace: str) -> None:
 
 
 def _delete_pod(cluster: Cluster, name: str, namespace: str) -> None:
-    with contextlib.suppress(ApiException):
-        cluster.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    with contextlib.suppress(ApiError):
+        cluster.delete("Pod", name, namespace, grace_period_seconds=0)
 
 
 def parse_lines(log: str) -> tuple[list[dict[str, Any]], bool]:
@@ -143,39 +142,16 @@ ENDED = ("Succeeded", "Failed")
 
 
 def _wait_ended(cluster: Cluster, name: str, namespace: str, timeout: float) -> dict[str, Any]:
-    """The probe pod once it has ended, from a watch on that one pod: the event comes
-    as soon as the kubelet writes the final status, where polling every 0.2 s would
-    add 0.1 s per probe run on average. At the deadline, or when the pod is gone,
-    ``Cluster.wait`` says why it has not ended (phase, waiting reasons, events)."""
-    deadline = time.monotonic() + timeout
-    selector = f"metadata.name={name}"
-    while (left := deadline - time.monotonic()) > 0:
-        listed = cluster.core.list_namespaced_pod(namespace, field_selector=selector)
-        if not listed.items:
+    """The probe pod once it has ended, from a watch on that one pod
+    (:meth:`Cluster.observe`): the event comes as soon as the kubelet writes the final
+    status, where polling every 0.2 s would add 0.1 s per probe run on average. At the
+    deadline, or when the pod is gone, ``Cluster.wait`` says why it has not ended
+    (phase, waiting reasons, events)."""
+    for pods in cluster.observe("Pod", namespace, name=name, timeout=timeout):
+        if not pods:
             break
-        pod = listed.items[0]
-        if pod.status and pod.status.phase in ENDED:
-            return dict(cluster.core.api_client.sanitize_for_serialization(pod))
-        # from the list's resourceVersion on, so no status change falls in between
-        events = watch.Watch().stream(cluster.core.list_namespaced_pod, namespace, field_selector=selector,
-                                      resource_version=listed.metadata.resource_version if listed.metadata else None,
-                                      timeout_seconds=max(int(left), 1))
-        gone = False
-        try:
-            for event in events:
-                obj = event["object"]
-                if event["type"] == "DELETED":
-                    gone = True
-                    break
-                if obj.status and obj.status.phase in ENDED:
-                    return dict(cluster.core.api_client.sanitize_for_serialization(obj))
-        except ApiException as err:
-            if err.status != 410:  # 410 Gone: the list is too old to watch from; list again
-                raise
-        finally:
-            events.close()  # ends the watch request
-        if gone:
-            break
+        if (pods[0].get("status") or {}).get("phase") in ENDED:
+            return pods[0]
     return cluster.wait("Pod", name, namespace=namespace, condition="complete", timeout=0, progress=False)[0]
 
 
@@ -199,11 +175,13 @@ def probe_server(cluster: Cluster, namespace: str, args: Sequence[str], *, image
 
 
 def _node_of(cluster: Cluster, pod: str, namespace: str) -> tuple[str, str | None]:
-    obj = cluster.core.read_namespaced_pod(pod, namespace)
-    status, spec = obj.status, obj.spec
-    if status is None or spec is None or not status.pod_ip:
-        raise ProbeError(f"pod {pod} has no IP yet (phase {status.phase if status else None})")
-    return status.pod_ip, spec.node_name
+    obj = cluster.get("Pod", pod, namespace)
+    if obj is None:
+        raise ProbeError(f"pod {pod} not found in namespace {namespace}")
+    status, spec = obj.get("status") or {}, obj.get("spec") or {}
+    if not status.get("podIP"):
+        raise ProbeError(f"pod {pod} has no IP yet (phase {status.get('phase')})")
+    return status["podIP"], spec.get("nodeName")
 
 
 # -- load balancing ----------------------------------------------------------------------------
@@ -222,18 +200,23 @@ def proxy_sync_seconds(cluster: Cluster) -> float:
 
 
 def wait_backends(cluster: Cluster, service: str, namespace: str, count: int, timeout: float = 120.0) -> int:
-    """Waits until ``service`` has exactly ``count`` ready endpoints, then one proxy
-    sync, so a measurement that starts now sees all of them from its first connection
-    (a pod joining mid-run would get fewer connections and skew the uniformity test).
-    Returns the number of ready endpoints."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ready = int(cluster.endpoints(namespace, service)["ready"].sum())
-        if ready == count:
-            break
-        if time.monotonic() >= deadline:
+    """Waits until ``service`` has exactly ``count`` ready endpoints (backend
+    addresses: a pod behind a two-port Service counts once), then one proxy sync, so a
+    measurement that starts now sees all of them from its first connection (a pod
+    joining mid-run would get fewer connections and skew the uniformity test).
+    Returns the number of ready endpoints.
+
+    The count follows a watch on the Service's Endpoints (:meth:`Cluster.observe`),
+    so it is seen the moment the endpoints controller writes it, without a request
+    every few tenths of a second."""
+    ready = 0
+    with contextlib.closing(cluster.observe("Endpoints", namespace, name=service, timeout=timeout)) as changes:
+        for endpoints in changes:
+            ready = len({row["ip"] for ep in endpoints for row in endpoint_rows(ep) if row["ready"]})
+            if ready == count:
+                break
+        else:
             raise ProbeError(f"service {service} has {ready} ready endpoints after {timeout:.0f} s, not {count}")
-        time.sleep(0.2)
     time.sleep(proxy_sync_seconds(cluster))
     return ready
 
@@ -249,12 +232,13 @@ def lb_distribution(cluster: Cluster, service: str, namespace: str = "default", 
     endpoints that never answered), the chi-square test against uniform, errors and
     how many TCP connections were opened.
     """
-    spec = cluster.core.read_namespaced_service(service, namespace).spec
-    if spec is None:
-        raise ProbeError(f"service {namespace}/{service} has no spec")
-    ports = spec.ports or []
-    port = port or (ports[0].port if ports else 80)
-    host = spec.cluster_ip if spec.cluster_ip not in (None, "None") else f"{service}.{namespace}"
+    svc = cluster.get("Service", service, namespace)
+    if svc is None or not svc.get("spec"):
+        raise ProbeError(f"service {namespace}/{service} " + ("not found" if svc is None else "has no spec"))
+    spec = svc["spec"]
+    ports = spec.get("ports") or []
+    port = port or (ports[0]["port"] if ports else 80)
+    host = spec["clusterIP"] if spec.get("clusterIP") not in (None, "None") else f"{service}.{namespace}"
     eps = cluster.endpoints(namespace, service)
     ready = eps[eps["ready"]]
     expected = sorted(set(ready["pod"].fillna(ready["ip"])))

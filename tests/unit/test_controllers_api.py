@@ -263,6 +263,45 @@ def test_namespace_deletion_and_foreground_cascade(lab):
     run_lab(lab, scenario)
 
 
+def test_namespace_is_finalized_without_waiting_for_a_recheck(lab, monkeypatch):
+    """An emptied namespace goes in the reconcile that emptied it, and one whose pods
+    linger goes when the last pod does: with the periodic recheck an hour away, both
+    are gone within seconds (``kubectl delete namespace`` returns that fast)."""
+    from k8snet.lab.controllers import namespace as namespace_controller
+    monkeypatch.setattr(namespace_controller, "RECHECK", 3600.0)
+
+    async def scenario(core: ApiCore) -> None:
+        async def gone(name: str) -> bool:
+            try:
+                await core.get("namespaces", None, name)
+                return False
+            except ApiError as err:
+                return err.code == 404
+
+        # objects the first delete removes outright (a ConfigMap, the ServiceAccount)
+        await core.create("namespaces", None, {"metadata": {"name": "plain"}})
+        await eventually(lambda: core.get("serviceaccounts", "plain", "default"))
+        await core.create("configmaps", "plain", {"metadata": {"name": "cfg"}, "data": {"a": "b"}})
+        await core.delete("namespaces", None, "plain")
+        await eventually(lambda: gone("plain"), timeout=5)
+
+        # pods, which stay until their kubelet has stopped them (here: PlayKubelet)
+        await core.create("namespaces", None, {"metadata": {"name": "busy"}})
+        await eventually(lambda: core.get("serviceaccounts", "busy", "default"))
+        d = deployment("app", 2)
+        d["metadata"]["namespace"] = "busy"
+        await core.create("apps/deployments", "busy", d)
+
+        async def two_running() -> bool:
+            pods = (await core.list("pods", "busy"))["items"]
+            return len(pods) == 2 and all(p.get("status", {}).get("podIP") for p in pods)
+        await eventually(two_running)
+        await core.delete("namespaces", None, "busy")
+        await eventually(lambda: gone("busy"), timeout=5)
+
+    run_lab(lab, scenario)
+
+
 def test_unschedulable_pod_gets_condition_and_event(lab):
     async def scenario(core: ApiCore) -> None:
         await eventually(lambda: core.get("serviceaccounts", NS, "default"))

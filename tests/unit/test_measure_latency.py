@@ -3,8 +3,6 @@ percentiles and the ratio to the first target (the probe itself is run by tests/
 
 from __future__ import annotations
 
-import pytest
-
 from k8snet import measure
 
 
@@ -28,43 +26,21 @@ def test_connect_latency_alternates_targets_and_reports_ratio(monkeypatch):
     assert m.params["node"] == "worker"
 
 
-class FakeEndpoints:
-    """endpoints() reports one more ready backend on each call, up to three."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def endpoints(self, namespace, service):
-        import pandas as pd
-        self.calls += 1
-        return pd.DataFrame({"ready": [True] * min(self.calls, 3)})
-
+class NotALab:
     def lab_facts(self):
         return None  # not a k8snet lab: the default kube-proxy's timing
 
 
-def test_wait_backends_waits_for_the_count_then_a_proxy_sync(monkeypatch):
-    monkeypatch.setattr(measure, "PROXY_SYNC_SECONDS", 0.0)
-    cluster = FakeEndpoints()
-    assert measure.wait_backends(cluster, "web", "ns", 3, timeout=10) == 3
-    assert cluster.calls == 3
-
-
+# wait_backends itself runs against a real API server in test_cluster_watch.py
 def test_a_lab_waits_less_for_its_proxy_but_longer_than_its_min_sync_period():
     from k8snet.lab.proxy.proxy import MIN_SYNC_PERIOD_SECONDS
 
-    class OnALab(FakeEndpoints):
+    class OnALab:
         def lab_facts(self):
             return object()
 
-    assert measure.proxy_sync_seconds(FakeEndpoints()) == measure.PROXY_SYNC_SECONDS
+    assert measure.proxy_sync_seconds(NotALab()) == measure.PROXY_SYNC_SECONDS
     assert MIN_SYNC_PERIOD_SECONDS < measure.proxy_sync_seconds(OnALab()) < measure.PROXY_SYNC_SECONDS
-
-
-def test_wait_backends_says_how_many_are_ready_when_it_gives_up(monkeypatch):
-    monkeypatch.setattr(measure, "PROXY_SYNC_SECONDS", 0.0)
-    with pytest.raises(measure.ProbeError, match="has 3 ready endpoints after 0 s, not 5"):
-        measure.wait_backends(FakeEndpoints(), "web", "ns", 5, timeout=0.3)
 
 
 def test_probe_pod_carries_the_dns_config():

@@ -6,6 +6,11 @@ controller deletes every namespaced object in it, waits until nothing is left (p
 linger until their kubelet has stopped them), then removes the "kubernetes" entry
 from ``spec.finalizers`` through the ``finalize`` subresource; the API server
 deletes the namespace once no finalizer remains.
+
+A namespace whose objects all went at the first delete is finalized in that same
+reconcile, and the last pod of a terminating namespace going away queues the
+namespace at once: ``kubectl delete namespace`` (and every notebook's cleanup) then
+returns as soon as the kubelet has stopped the pods, not at the next recheck.
 """
 
 from __future__ import annotations
@@ -23,7 +28,11 @@ from .util import is_deleting
 log = logging.getLogger(__name__)
 
 FINALIZER = "kubernetes"
-RECHECK = 0.5  # how often to look whether the last objects have gone
+# how often to look whether the last objects have gone; pods (what lingers) queue the
+# namespace themselves when they go, so this only covers other objects with finalizers
+RECHECK = 0.5
+# what a namespace can hold that the controller deletes
+DELETABLE = tuple(res.key for res in RESOURCES if res.namespaced and "delete" in res.verbs)
 
 
 class NamespaceController(Controller):
@@ -32,9 +41,17 @@ class NamespaceController(Controller):
     def __init__(self, client: ApiClient, config: LabConfig, *, informers: Informers | None = None):
         super().__init__(client, config, informers=informers)
         self.namespaces = self.watch("namespaces", self._on_namespace)
+        self.watch("pods", self._on_pod)
 
     def _on_namespace(self, etype: str, ns: Obj) -> None:
         if etype != "DELETED" and is_deleting(ns):
+            self.queue.add(ns["metadata"]["name"])
+
+    def _on_pod(self, etype: str, pod: Obj) -> None:
+        if etype != "DELETED":
+            return
+        ns = self.namespaces.get("", pod["metadata"].get("namespace", ""))
+        if ns is not None and is_deleting(ns):
             self.queue.add(ns["metadata"]["name"])
 
     def resync(self) -> None:
@@ -47,6 +64,9 @@ class NamespaceController(Controller):
             return
         remaining = await self._delete_contents(name)
         if remaining:
+            # what the deletes removed outright is gone now; only what lingers counts
+            remaining = await self._count_contents(name)
+        if remaining:
             log.debug("namespace %s: %d objects remaining", name, remaining)
             self.queue.add_after(name, RECHECK)
             return
@@ -56,19 +76,20 @@ class NamespaceController(Controller):
 
     async def _delete_contents(self, namespace: str) -> int:
         """Deletes what is left (live lists, not caches: finalizing early would orphan
-        objects forever) and returns how many objects still exist."""
+        objects forever) and returns how many objects it found: 0 means it was empty."""
         remaining = 0
-        for res in RESOURCES:
-            if not res.namespaced or "delete" not in res.verbs:
-                continue
-            items = (await self.client.list(res.key, namespace))["items"]
+        for key in DELETABLE:
+            items = (await self.client.list(key, namespace))["items"]
             remaining += len(items)
             for obj in items:
                 if is_deleting(obj):
                     continue  # already on its way out (a kubelet or finalizer is finishing it)
                 try:
-                    await self.client.delete(res.key, namespace, obj["metadata"]["name"])
+                    await self.client.delete(key, namespace, obj["metadata"]["name"])
                 except ApiError as err:
                     if err.code not in (404, 409):
                         raise
         return remaining
+
+    async def _count_contents(self, namespace: str) -> int:
+        return sum([len((await self.client.list(key, namespace))["items"]) for key in DELETABLE])

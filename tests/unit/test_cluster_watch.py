@@ -1,0 +1,109 @@
+"""Cluster.observe and the waits built on it (Cluster.wait, measure.wait_backends)
+against the real ApiServer on a loopback socket, through the real `kubernetes` client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from k8snet import measure
+from k8snet.cluster import Cluster, WaitTimeout
+from tests.unit._apiserver import Lab
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    running = Lab(tmp_path_factory.mktemp("apiserver"))
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def cluster(lab: Lab) -> Cluster:
+    return Cluster.from_kubeconfig(lab.kubeconfig)
+
+
+def later(delay: float, *changes: Any) -> threading.Thread:
+    """Runs each change (a callable) ``delay`` seconds apart, from another thread."""
+    def run() -> None:
+        for change in changes:
+            time.sleep(delay)
+            change()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def configmap(name: str, value: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"set": "w"}},
+            "data": {"v": value}}
+
+
+def test_observe_lists_then_follows_each_change(lab: Lab, cluster: Cluster) -> None:
+    cluster.apply(configmap("w-a", "1"))
+    thread = later(0.2, lambda: cluster.apply(configmap("w-b", "1")),
+                   lambda: cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w-a"},
+                                          "data": {"v": "2"}}),
+                   lambda: cluster.delete("ConfigMap", "w-b"))
+    seen = []
+    for objs in cluster.observe("ConfigMap", selector="set=w", timeout=10):
+        seen.append([(o["metadata"]["name"], o["data"]["v"]) for o in objs])
+        if len(seen) == 4:
+            break
+    thread.join()
+    assert seen == [[("w-a", "1")], [("w-a", "1"), ("w-b", "1")], [("w-a", "2"), ("w-b", "1")], [("w-a", "2")]]
+    cluster.delete("ConfigMap", "w-a")
+
+
+def test_observe_ends_at_its_timeout(cluster: Cluster) -> None:
+    t0 = time.monotonic()
+    assert list(cluster.observe("ConfigMap", name="never-there", timeout=1)) == [[]]
+    # timeoutSeconds is whole seconds: the server ends the watch within a second more
+    assert 1 <= time.monotonic() - t0 < 3
+
+
+def ready_pod(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"automountServiceAccountToken": False, "containers": [{"name": "c", "image": "busybox"}]}}
+
+
+def test_wait_returns_when_the_watch_shows_the_condition(lab: Lab, cluster: Cluster) -> None:
+    cluster.apply(ready_pod("w-pod"))
+    ready = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    later(0.3, lambda: lab.call(lab.core.patch("pods", "default", "w-pod", ready, subresource="status")))
+    t0 = time.monotonic()
+    pods = cluster.wait("Pod", "w-pod", timeout=10, progress=False)
+    assert 0.3 <= time.monotonic() - t0 < 5
+    assert pods[0]["status"]["phase"] == "Running"
+
+    later(0.3, lambda: cluster.delete("Pod", "w-pod", grace_period_seconds=0))
+    assert cluster.wait("Pod", "w-pod", condition="deleted", timeout=10, progress=False) == []
+    with pytest.raises(WaitTimeout, match="pod w-pod not ready after 1 s: no such object"):
+        cluster.wait("Pod", "w-pod", timeout=1, progress=False)
+
+
+def endpoints(name: str, ready: list[str], not_ready: list[str]) -> dict[str, Any]:
+    subset = {"addresses": [{"ip": ip} for ip in ready], "notReadyAddresses": [{"ip": ip} for ip in not_ready],
+              "ports": [{"name": "http", "port": 80, "protocol": "TCP"}, {"name": "https", "port": 443, "protocol": "TCP"}]}
+    return {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name}, "subsets": [subset]}
+
+
+def test_wait_backends_counts_ready_addresses_from_the_watch(lab: Lab, cluster: Cluster,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(measure, "PROXY_SYNC_SECONDS", 0.0)  # not a lab: no lab facts ConfigMap
+    ips = [f"10.244.0.{i}" for i in range(2, 5)]  # three backends, each on two ports
+    cluster.apply(endpoints("w-svc", [], ips))
+    later(0.2, *[lambda n=n: cluster.apply(endpoints("w-svc", ips[:n], ips[n:])) for n in (1, 2, 3)])
+    assert measure.wait_backends(cluster, "w-svc", "default", 3, timeout=10) == 3
+    with pytest.raises(measure.ProbeError, match="has 3 ready endpoints after 1 s, not 4"):
+        measure.wait_backends(cluster, "w-svc", "default", 4, timeout=1)
+
+
+def test_facts_this_server_does_not_publish(cluster: Cluster) -> None:
+    # read through the dynamic client: no lab facts (not a k8snet lab), no kube-proxy ConfigMap
+    assert cluster.lab_facts() is None and cluster._kube_proxy_mode() is None
+    assert cluster.get("ConfigMap", "nothing-here") is None
