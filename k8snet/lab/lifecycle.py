@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, Callable, Iterator, TypeGuard
 from . import kubeconfig, statelock
 from .config import LabConfig, read_config, state_root
 from .kubeconfig import UserKubeconfig
-from .polling import wait_until
+from .polling import wait_exec, wait_until
 from .privatefiles import write_private
 
 READY_TIMEOUT_S = 90.0
@@ -271,6 +271,7 @@ def _launch(config: LabConfig, timeout: float, target: UserKubeconfig | None, re
     finally:
         os.close(log_fd)
         os.close(ready_w)
+    wait_exec(proc)  # from here on _alive(pid) knows it: a stop or Ctrl-C now finds it
     _note_starting(config, proc.pid)
     log = config.state_dir / "supervisor.log"
 

@@ -11,17 +11,13 @@ from pathlib import Path
 import pytest
 
 from k8snet.lab.net import cleanup, nsutil
-from k8snet.lab.polling import wait_until
+from k8snet.lab.polling import wait_exec
 
 
 def _sleeper(arg: Path) -> subprocess.Popen:
-    """A child that sleeps with ``arg`` on its command line, returned once the kernel
-    shows that command line. Popen returns when exec has closed the child's
-    close-on-exec pipe, which the kernel does before it sets up the new argv: read
-    /proc/PID/cmdline in that window and it is empty (seen in loaded CI runs)."""
+    """A child that sleeps with ``arg`` on its command line, once the kernel shows it."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(arg)])
-    wait_until("the child's command line", lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes(),
-               timeout=10, interval=0.005)
+    wait_exec(child)
     return child
 
 
