@@ -131,20 +131,30 @@ def _in_order(objs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(objs, key=_key)
 
 
-def endpoint_rows(ep: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (address, port) of an Endpoints object, ready or not."""
+def endpoints_frame(objs: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (address, port) of each Endpoints object, ready or not."""
     rows = []
-    for subset in ep.get("subsets") or []:
-        for ready, key in ((True, "addresses"), (False, "notReadyAddresses")):
-            for addr in subset.get(key) or []:
-                for port in subset.get("ports") or [{}]:
-                    rows.append({
-                        "service": ep["metadata"]["name"], "namespace": ep["metadata"]["namespace"],
-                        "ip": addr.get("ip"), "port": port.get("port"), "protocol": port.get("protocol"),
-                        "port_name": port.get("name"), "ready": ready, "node": addr.get("nodeName"),
-                        "pod": (addr.get("targetRef") or {}).get("name"),
-                    })
-    return rows
+    for ep in objs:
+        for subset in ep.get("subsets") or []:
+            for ready, key in ((True, "addresses"), (False, "notReadyAddresses")):
+                for addr in subset.get(key) or []:
+                    for port in subset.get("ports") or [{}]:
+                        rows.append({
+                            "service": ep["metadata"]["name"], "namespace": ep["metadata"]["namespace"],
+                            "ip": addr.get("ip"), "port": port.get("port"), "protocol": port.get("protocol"),
+                            "port_name": port.get("name"), "ready": ready, "node": addr.get("nodeName"),
+                            "pod": (addr.get("targetRef") or {}).get("name"),
+                        })
+    frame = pd.DataFrame(rows, columns=["service", "namespace", "ip", "port", "protocol", "port_name",
+                                        "ready", "node", "pod"])
+    return frame.sort_values(["namespace", "service", "ip", "port"], ignore_index=True)
+
+
+def ready_backends(endpoints: pd.DataFrame) -> builtins.list[str]:
+    """The ready backends of an :func:`endpoints_frame`: each pod once, by name, whatever
+    its ports (an address without a pod, by IP): hostNetwork pods share their node's IP."""
+    ready = endpoints[endpoints["ready"]]
+    return sorted(set(ready["pod"].fillna(ready["ip"])))
 
 
 def cluster_kind(nodes: list[dict[str, Any]], version: str) -> str:
@@ -196,7 +206,8 @@ class Cluster:
         self._lab_facts: tuple[LabFacts | None] | None = None
 
     # The typed APIs are made on first use: importing CoreV1Api and its models costs
-    # about 0.5 s, and the facade's own calls go through the dynamic client instead.
+    # about 0.5 s, and the facade's common calls go through the dynamic client instead
+    # (exec and a pod's events still use CoreV1Api).
     @cached_property
     def core(self) -> client.CoreV1Api:
         return client.CoreV1Api(self.api_client)
@@ -268,7 +279,8 @@ class Cluster:
                *, wait: bool = False, timeout: float = 60.0, grace_period_seconds: int | None = None) -> list[str]:
         """Deletes the objects of a manifest, or one object by ``kind`` and ``name``;
         objects already gone are fine. Returns ``kind/name`` of what was deleted.
-        ``grace_period_seconds=0`` stops pods at once (``kubectl delete --now``)."""
+        ``grace_period_seconds=0`` removes a pod without waiting for its kubelet
+        (``kubectl delete --grace-period=0 --force``; ``--now`` is a grace period of 1)."""
         if name is not None:
             targets = [(str(manifest_or_kind), name, namespace)]
         else:
@@ -321,42 +333,44 @@ class Cluster:
         list again after each change. The changes come from a watch that starts at the
         list's resourceVersion, so none falls in between and none is polled for (the
         API server pushes each one as it is stored). Ends after ``timeout`` seconds;
-        the caller stops earlier by leaving its loop. When the server no longer has
-        the history to watch from (410 Gone), it lists again."""
+        the caller stops earlier by leaving its loop. As client-go's reflector does, a
+        watch that breaks is started again from the last resourceVersion seen, and when
+        the server no longer has that history (410 Gone) the objects are listed again."""
         res = self.resource(kind)
         ns = namespace if res.namespaced else None
         selectors = _selectors(selector, name)
         deadline = time.monotonic() + timeout
-        while True:
-            listed = self._call(res.get, namespace=ns, **selectors).to_dict()
-            objs = {_key(o): o for o in listed.get("items") or []}
-            yield _in_order(objs.values())
-            version = (listed.get("metadata") or {}).get("resourceVersion")
-            gone = False
-            while not gone and (left := deadline - time.monotonic()) > 0:
-                watcher = watch.Watch()
-                # timeoutSeconds is whole seconds: the server ends the watch at most 1 s late
-                events = self.dynamic.watch(res, namespace=ns, resource_version=version, watcher=watcher,
-                                            timeout=max(1, math.ceil(left)), **selectors)
-                try:
-                    for event in events:
-                        obj = event["raw_object"]
-                        version = obj["metadata"]["resourceVersion"]
-                        if event["type"] == "DELETED":
-                            objs.pop(_key(obj), None)
-                        elif event["type"] in ("ADDED", "MODIFIED"):
-                            objs[_key(obj)] = obj
-                        else:
-                            continue  # BOOKMARK: only the resourceVersion moves on
-                        yield _in_order(objs.values())
-                except (ApiException, DynamicApiError) as err:
-                    if err.status != 410:
-                        raise api_error(err) from None
-                    gone = True
-                finally:
-                    events.close()  # ends the watch request
-            if not gone:
-                return
+
+        def listed() -> tuple[dict[tuple[str, str], dict[str, Any]], str | None]:
+            body = self._call(res.get, namespace=ns, **selectors).to_dict()
+            return {_key(o): o for o in body.get("items") or []}, (body.get("metadata") or {}).get("resourceVersion")
+
+        objs, version = listed()
+        yield _in_order(objs.values())
+        while (left := deadline - time.monotonic()) > 0:
+            # timeoutSeconds is whole seconds: the server ends the watch at most 1 s late;
+            # the client gives up reading a few seconds after that (a connection gone silent)
+            seconds = max(1, math.ceil(left))
+            events = watch.Watch().stream(res.get, namespace=ns, resource_version=version, serialize=False,
+                                          timeout_seconds=seconds, _request_timeout=(10, seconds + 5), **selectors)
+            try:
+                for event in events:
+                    obj = event["raw_object"]
+                    version = obj["metadata"]["resourceVersion"]
+                    if event["type"] == "DELETED":
+                        objs.pop(_key(obj), None)
+                    else:  # ADDED, MODIFIED: the watch asks for no BOOKMARKs
+                        objs[_key(obj)] = obj
+                    yield _in_order(objs.values())
+            except (ApiException, DynamicApiError) as err:
+                if err.status != 410:
+                    raise api_error(err) from None
+                objs, version = listed()
+                yield _in_order(objs.values())
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError):
+                continue  # the stream broke off: watch again from ``version``
+            finally:
+                events.close()  # ends the watch request
 
     # -- waiting ---------------------------------------------------------------------------
     def _is(self, condition: str, kind: str, obj: dict[str, Any]) -> bool:
@@ -537,10 +551,7 @@ class Cluster:
 
     def endpoints(self, namespace: str | None = "default", service: str | None = None) -> pd.DataFrame:
         """One row per (address, port) of each Service's Endpoints, ready or not."""
-        rows = [row for ep in self.list("Endpoints", namespace, name=service) for row in endpoint_rows(ep)]
-        frame = pd.DataFrame(rows, columns=["service", "namespace", "ip", "port", "protocol", "port_name",
-                                            "ready", "node", "pod"])
-        return frame.sort_values(["namespace", "service", "ip", "port"], ignore_index=True)
+        return endpoints_frame(self.list("Endpoints", namespace, name=service))
 
     def nodes(self) -> pd.DataFrame:
         rows = []

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from . import analysis, probe, results
-from .cluster import Cluster, endpoint_rows
+from .cluster import Cluster, endpoints_frame, ready_backends
 from .lab.errors import ApiError
 
 DEFAULT_IMAGE = "python:3.12"
@@ -147,11 +147,12 @@ def _wait_ended(cluster: Cluster, name: str, namespace: str, timeout: float) -> 
     status, where polling every 0.2 s would add 0.1 s per probe run on average. At the
     deadline, or when the pod is gone, ``Cluster.wait`` says why it has not ended
     (phase, waiting reasons, events)."""
-    for pods in cluster.observe("Pod", namespace, name=name, timeout=timeout):
-        if not pods:
-            break
-        if (pods[0].get("status") or {}).get("phase") in ENDED:
-            return pods[0]
+    with contextlib.closing(cluster.observe("Pod", namespace, name=name, timeout=timeout)) as changes:
+        for pods in changes:
+            if not pods:
+                break
+            if (pods[0].get("status") or {}).get("phase") in ENDED:
+                return pods[0]
     return cluster.wait("Pod", name, namespace=namespace, condition="complete", timeout=0, progress=False)[0]
 
 
@@ -200,8 +201,9 @@ def proxy_sync_seconds(cluster: Cluster) -> float:
 
 
 def wait_backends(cluster: Cluster, service: str, namespace: str, count: int, timeout: float = 120.0) -> int:
-    """Waits until ``service`` has exactly ``count`` ready endpoints (backend
-    addresses: a pod behind a two-port Service counts once), then one proxy sync, so a
+    """Waits until ``service`` has exactly ``count`` ready backends
+    (:func:`~k8snet.cluster.ready_backends`: a pod behind a two-port Service counts
+    once), then one proxy sync, so a
     measurement that starts now sees all of them from its first connection (a pod
     joining mid-run would get fewer connections and skew the uniformity test).
     Returns the number of ready endpoints.
@@ -212,7 +214,7 @@ def wait_backends(cluster: Cluster, service: str, namespace: str, count: int, ti
     ready = 0
     with contextlib.closing(cluster.observe("Endpoints", namespace, name=service, timeout=timeout)) as changes:
         for endpoints in changes:
-            ready = len({row["ip"] for ep in endpoints for row in endpoint_rows(ep) if row["ready"]})
+            ready = len(ready_backends(endpoints_frame(endpoints)))
             if ready == count:
                 break
         else:
@@ -239,9 +241,7 @@ def lb_distribution(cluster: Cluster, service: str, namespace: str = "default", 
     ports = spec.get("ports") or []
     port = port or (ports[0]["port"] if ports else 80)
     host = spec["clusterIP"] if spec.get("clusterIP") not in (None, "None") else f"{service}.{namespace}"
-    eps = cluster.endpoints(namespace, service)
-    ready = eps[eps["ready"]]
-    expected = sorted(set(ready["pod"].fillna(ready["ip"])))
+    expected = ready_backends(cluster.endpoints(namespace, service))
     args = ["lb", "--host", host, "--port", str(port), "--path", path, "--count", str(connections)]
     t0 = time.monotonic()
     rows = run_probe(cluster, namespace, args + (["--keepalive"] if keepalive else []), image=image, node=node,
