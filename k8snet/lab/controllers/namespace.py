@@ -62,10 +62,17 @@ class NamespaceController(Controller):
         ns = self.namespaces.get("", name)
         if ns is None or not is_deleting(ns) or FINALIZER not in (ns.get("spec", {}).get("finalizers") or []):
             return
-        remaining = await self._delete_contents(name)
-        if remaining:
-            # what the deletes removed outright is gone now; only what lingers counts
-            remaining = await self._count_contents(name)
+        found = await self._contents(name)
+        for key, obj in found:
+            if is_deleting(obj):
+                continue  # already on its way out (a kubelet or finalizer is finishing it)
+            try:
+                await self.client.delete(key, name, obj["metadata"]["name"])
+            except ApiError as err:
+                if err.code not in (404, 409):
+                    raise
+        # what the deletes removed outright is gone now; only what lingers counts
+        remaining = len(await self._contents(name)) if found else 0
         if remaining:
             log.debug("namespace %s: %d objects remaining", name, remaining)
             self.queue.add_after(name, RECHECK)
@@ -74,22 +81,7 @@ class NamespaceController(Controller):
         body["spec"]["finalizers"] = [f for f in body["spec"]["finalizers"] if f != FINALIZER]
         await self.client.update("namespaces", None, name, body, subresource="finalize")
 
-    async def _delete_contents(self, namespace: str) -> int:
-        """Deletes what is left (live lists, not caches: finalizing early would orphan
-        objects forever) and returns how many objects it found: 0 means it was empty."""
-        remaining = 0
-        for key in DELETABLE:
-            items = (await self.client.list(key, namespace))["items"]
-            remaining += len(items)
-            for obj in items:
-                if is_deleting(obj):
-                    continue  # already on its way out (a kubelet or finalizer is finishing it)
-                try:
-                    await self.client.delete(key, namespace, obj["metadata"]["name"])
-                except ApiError as err:
-                    if err.code not in (404, 409):
-                        raise
-        return remaining
-
-    async def _count_contents(self, namespace: str) -> int:
-        return sum([len((await self.client.list(key, namespace))["items"]) for key in DELETABLE])
+    async def _contents(self, namespace: str) -> list[tuple[str, Obj]]:
+        """Every object left in the namespace, with its resource key: from live lists,
+        not caches (finalizing early would orphan objects forever)."""
+        return [(key, obj) for key in DELETABLE for obj in (await self.client.list(key, namespace))["items"]]
