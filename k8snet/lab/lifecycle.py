@@ -271,7 +271,13 @@ def _launch(config: LabConfig, timeout: float, target: UserKubeconfig | None, re
     finally:
         os.close(log_fd)
         os.close(ready_w)
-    wait_exec(proc)  # from here on _alive(pid) knows it: a stop or Ctrl-C now finds it
+    try:
+        wait_exec(proc)  # from here on _alive(pid) and _supervisors() know it by its command line
+    except BaseException:  # Ctrl-C in that window: only this Popen can still find it
+        proc.kill()
+        proc.wait()
+        os.close(ready_r)
+        raise
     _note_starting(config, proc.pid)
     log = config.state_dir / "supervisor.log"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from k8snet.lab.polling import wait_exec
 def busy_cpus() -> Iterator[None]:
     """A busy loop per CPU: the parent, woken when exec closes the child's pipe, then
     runs while the child is still setting up its argv (the window wait_exec closes)."""
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    cpus = len(os.sched_getaffinity(0))
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpus)]
     try:
         yield
     finally:
@@ -29,7 +31,8 @@ def busy_cpus() -> Iterator[None]:
 def test_the_command_line_is_shown_once_wait_exec_returns(busy_cpus: None, tmp_path: Path) -> None:
     marker = str(tmp_path / "marker")
     for _ in range(30):
-        child = subprocess.Popen(["sh", "-c", "sleep 30", marker])
+        # the marker as argv[0]: a shell might exec its command and so replace the line
+        child = subprocess.Popen([marker, "30"], executable=shutil.which("sleep"))
         try:
             wait_exec(child)
             assert marker.encode() in Path(f"/proc/{child.pid}/cmdline").read_bytes()
