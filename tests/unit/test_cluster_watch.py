@@ -12,6 +12,7 @@ import pytest
 
 from k8snet import measure
 from k8snet.cluster import Cluster, WaitTimeout
+from k8snet.lab import store as store_module
 from tests.unit._apiserver import Lab
 
 
@@ -59,6 +60,28 @@ def test_observe_lists_then_follows_each_change(lab: Lab, cluster: Cluster) -> N
     thread.join()
     assert seen == [[("w-a", "1")], [("w-a", "1"), ("w-b", "1")], [("w-a", "2"), ("w-b", "1")], [("w-a", "2")]]
     cluster.delete("ConfigMap", "w-a")
+
+
+def test_observe_lists_again_when_the_history_it_would_watch_from_is_gone(
+        lab: Lab, cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster.apply(configmap("w-g", "1"))
+    changes = cluster.observe("ConfigMap", name="w-g", timeout=30)
+    try:
+        assert [o["data"]["v"] for o in next(changes)] == ["1"]
+        listed_at = lab.core.store.resource_version
+        # the store keeps two events and compacts at every write: the list's version is gone
+        monkeypatch.setattr(store_module, "HISTORY", 2)
+        monkeypatch.setattr(store_module, "_COMPACT_EVERY", 1)
+        for i in range(4):
+            cluster.apply(configmap(f"w-filler-{i}", "x"))
+        cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w-g"}, "data": {"v": "2"}})
+        assert lab.core.store.oldest_resumable > listed_at
+        # a watch from the list's version gets 410 Expired; observe lists again instead of failing
+        assert [o["data"]["v"] for o in next(changes)] == ["2"]
+    finally:
+        changes.close()
+        for name in ["w-g", *(f"w-filler-{i}" for i in range(4))]:
+            cluster.delete("ConfigMap", name)
 
 
 def test_observe_ends_at_its_timeout(cluster: Cluster) -> None:
