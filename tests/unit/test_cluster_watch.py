@@ -13,6 +13,7 @@ import pytest
 from k8snet import measure
 from k8snet.cluster import Cluster, WaitTimeout
 from k8snet.lab import store as store_module
+from k8snet.lab.errors import ApiError
 from tests.unit._apiserver import Lab
 
 
@@ -137,3 +138,10 @@ def test_facts_this_server_does_not_publish(cluster: Cluster) -> None:
     # read through the dynamic client: no lab facts (not a k8snet lab), no kube-proxy ConfigMap
     assert cluster.lab_facts() is None and cluster._kube_proxy_mode() is None
     assert cluster.get("ConfigMap", "nothing-here") is None
+
+
+def test_logs_of_a_missing_pod_is_the_api_servers_404(cluster: Cluster) -> None:
+    # through the dynamic client's raw request: the Status comes back as an ApiError
+    with pytest.raises(ApiError) as err:
+        cluster.logs("no-such-pod")
+    assert err.value.code == 404 and "no-such-pod" in str(err.value)
