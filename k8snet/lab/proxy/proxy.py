@@ -58,6 +58,7 @@ class KubeProxy:
         self.services, self.slices = self.watch.services, self.watch.slices
         self.last_sync: SyncStats | None = None
         self.syncs = 0
+        self._applied = asyncio.Event()  # set, and replaced, by each sync once its rules are in
         self._lock = asyncio.Lock()
         self._applied_model: list[ServicePort] = []
         self.backend = backend_for(self.mode, self.node)
@@ -83,6 +84,8 @@ class KubeProxy:
             start = time.monotonic()
             model = self.model()
             done = await self.backend.apply(self.netns, model)
+            applied, self._applied = self._applied, asyncio.Event()
+            applied.set()  # the rules are in: whoever waits need not wait for the flows' cleanup
             if done.changed:
                 await delete_flows(self.netns, stale_udp_filters(self._applied_model, model))
                 self._applied_model = model
@@ -92,3 +95,7 @@ class KubeProxy:
                 rules=done.rules, duration_s=time.monotonic() - start, applied=done.changed, at=time.time(),
                 full=done.full)
             return self.last_sync
+
+    async def next_sync(self) -> None:
+        """Returns when the next sync has put its rules in the kernel."""
+        await self._applied.wait()
