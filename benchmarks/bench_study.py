@@ -9,8 +9,9 @@ On a fresh lab, measures side by side in one run:
 - ``lb_baseline_s`` (with ``--baseline REF``): the same run by the k8snet of git
   revision REF (e.g. ``HEAD~3``), taking turns with this checkout's on the same lab and
   backends, so old and new measurement paths are compared under the same load;
-- ``notebooks_s``: the whole notebook suite under ``pytest --nbval-lax`` (read-only:
-  the committed notebooks are not rewritten) — the goal is ≤ 5 minutes.
+- ``notebooks_s``: the whole notebook suite under ``pytest --nbval-lax`` as the test
+  command runs it, two notebooks at a time (read-only: the committed notebooks are not
+  rewritten) — the goal is ≤ 5 minutes.
 Writes data/results/study-bench.csv and study-bench.json (machine, load, medians).
 ``benchmarks/run.py`` calls :func:`one_run` (with ClusterIP vs pod IP connect latency)
 as its ``study`` row and :func:`notebooks_run` as its ``notebooks`` row.
@@ -36,6 +37,9 @@ from common import ROOT, save, spread  # noqa: E402
 import k8snet  # noqa: E402
 from k8snet.lab import lifecycle  # noqa: E402
 from k8snet.lab.config import LabConfig  # noqa: E402
+
+#: notebooks at a time under nbval, as scripts/test.sh runs them (CI)
+NBVAL_WORKERS = 2
 
 BACKENDS = """\
 apiVersion: apps/v1
@@ -150,14 +154,17 @@ def one_run(lab: str, connections: int = 10000, latency_connections: int = 300) 
         lifecycle.down(lab)
 
 
-def notebooks_run(lab: str) -> float:
+def notebooks_run(lab: str, workers: int = NBVAL_WORKERS) -> float:
+    """Seconds for nbval over every notebook on ``lab``, ``workers`` notebooks at a time
+    (scripts/test.sh runs NBVAL_WORKERS; 1 is one after another)."""
     # the kit's kubectl first, as scripts/test.sh has it: a `kubectl` elsewhere on root's PATH may not be one
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "PATH": path, "K8SNET_LAB": lab, "PYTHONPATH": str(ROOT),
            "K8SNET_RESULTS_DIR": tempfile.mkdtemp(prefix="k8snet-bench-results-")}
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "notebooks/", "-q", "-p", "no:cacheprovider",
-                           "--nbval-sanitize-with", "tests/notebooks/sanitize.cfg"], cwd=ROOT, env=env,
+                           "--nbval-sanitize-with", "tests/notebooks/sanitize.cfg",
+                           *(["-n", str(workers), "--dist", "loadfile"] if workers > 1 else [])], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     if proc.returncode != 0:  # the failed cells and pytest's summary line; the whole output is too long to keep
         lines = proc.stdout.strip().splitlines()

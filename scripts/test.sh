@@ -37,5 +37,11 @@ else
 fi
 "$PY" -m pytest tests -q -ra "$@"
 if [ "$(uname -s)" = Linux ] && [ "$(id -u)" -eq 0 ]; then
-  "$PY" -m pytest --nbval-lax notebooks/ --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider -q
+  # Two notebooks at a time, each in its own kernel and namespace, its cells in order
+  # (--dist loadfile): most of a notebook's time is waiting on the lab (readiness
+  # periods, rollouts, measurements), so two overlap well on two cores. 85 → 49 s side
+  # by side (docs/performance.md, "Notebooks under nbval"); benchmarks/bench_study.py
+  # runs the same command.
+  "$PY" -m pytest --nbval-lax notebooks/ --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider -q \
+    -n 2 --dist loadfile
 fi
