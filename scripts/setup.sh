@@ -57,15 +57,22 @@ if ! .venv/bin/python -c 'import k8snet' >/dev/null 2>&1 || [ "$(cat .venv/.k8sn
 fi
 
 # The package's own bytecode, compiled ahead (pip compiles the locked packages, not an
-# editable checkout), as the checkout's owner. Otherwise `sudo k8snet lab up` either
-# compiles every k8snet module at each start (where Python may not write bytecode:
-# 0.45 → 0.31 s of the supervisor's import, docs/performance.md "Lab up") or leaves
-# root-owned __pycache__ folders in the user's checkout. Up-to-date files are skipped.
+# editable checkout), as the checkout's owner when run as root. Otherwise `sudo k8snet
+# lab up` either compiles every k8snet module at each start (where Python may not write
+# bytecode: 0.45 → 0.31 s of the supervisor's import, docs/performance.md "Lab up") or
+# writes root-owned __pycache__ folders into the user's checkout; folders an earlier
+# root run left there are handed to the owner first. Timestamp-checked .pyc files (not
+# hash-checked, which SOURCE_DATE_EPOCH would select): the runtime runs the container
+# init's .pyc only while its header matches init.py (runtime.init_program). Up-to-date
+# files are skipped. A failure costs speed, not correctness: say so and go on.
 as_owner=()
 if [ "$(id -u)" -eq 0 ] && [ "$(stat -c %u .)" != 0 ]; then
-  as_owner=(setpriv --reuid "$(stat -c %u .)" --regid "$(stat -c %g .)" --clear-groups)
+  owner="$(stat -c %u .):$(stat -c %g .)"
+  find k8snet -name __pycache__ -user 0 -exec chown -R "$owner" {} +
+  as_owner=(setpriv --reuid "${owner%:*}" --regid "${owner#*:}" --clear-groups)
 fi
-"${as_owner[@]}" .venv/bin/python -m compileall -q k8snet >/dev/null
+"${as_owner[@]}" .venv/bin/python -m compileall -q --invalidation-mode timestamp "$PWD/k8snet" \
+  || say "warning: could not compile k8snet's bytecode (it is compiled as it is imported instead)"
 
 # -- 3. `sudo k8snet` -------------------------------------------------------------------
 # Only a link this setup owns is replaced: a k8snet installed some other way is left alone.

@@ -179,13 +179,14 @@ class Supervisor:
         through those rules (without the wake-up, 25 ms later on average)."""
         deadline = time.monotonic() + timeout
         while True:
+            synced = self.proxies[0].applied
             problem = await self._readiness_problem(core)
             if problem is None:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"not ready after {timeout:.0f} s: {problem}")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proxies[0].next_sync(), 0.05)
+                await asyncio.wait_for(self.proxies[0].applied_after(synced), 0.05)
 
     async def _readiness_problem(self, core: ApiCore) -> str | None:
         nodes = (await core.list("nodes"))["items"]

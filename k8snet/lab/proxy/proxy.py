@@ -58,7 +58,8 @@ class KubeProxy:
         self.services, self.slices = self.watch.services, self.watch.slices
         self.last_sync: SyncStats | None = None
         self.syncs = 0
-        self._applied = asyncio.Event()  # set, and replaced, by each sync once its rules are in
+        self.applied = 0  # syncs that have put their rules in the kernel
+        self._applied = asyncio.Event()  # set, and replaced, by each of them
         self._lock = asyncio.Lock()
         self._applied_model: list[ServicePort] = []
         self.backend = backend_for(self.mode, self.node)
@@ -84,8 +85,9 @@ class KubeProxy:
             start = time.monotonic()
             model = self.model()
             done = await self.backend.apply(self.netns, model)
-            applied, self._applied = self._applied, asyncio.Event()
-            applied.set()  # the rules are in: whoever waits need not wait for the flows' cleanup
+            self.applied += 1  # the rules are in: whoever waits need not wait for the flows' cleanup
+            woken, self._applied = self._applied, asyncio.Event()
+            woken.set()
             if done.changed:
                 await delete_flows(self.netns, stale_udp_filters(self._applied_model, model))
                 self._applied_model = model
@@ -96,6 +98,9 @@ class KubeProxy:
                 full=done.full)
             return self.last_sync
 
-    async def next_sync(self) -> None:
-        """Returns when the next sync has put its rules in the kernel."""
-        await self._applied.wait()
+    async def applied_after(self, count: int) -> None:
+        """Returns once more than ``count`` syncs have put their rules in the kernel: read
+        :attr:`applied` before looking at what the rules do, then wait with it, and a sync
+        that ends meanwhile is not missed."""
+        while self.applied <= count:
+            await self._applied.wait()
