@@ -74,3 +74,12 @@ def test_pool_exhaustion(tmp_path: Path) -> None:
     with pytest.raises(PoolExhausted):
         store.allocate("one-too-many")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_claimed_names_the_addresses_only(tmp_path: Path) -> None:
+    store = IpamStore(tmp_path / "node0", CIDR)
+    assert store.claimed() == []  # no folder yet
+    first, second = store.allocate("pod-a"), store.allocate("pod-b")
+    (store.directory / ".claim-1-abc").write_text("pod-c\n")  # a claim being made
+    (store.directory / "10.9.9.9").write_text("foreign\n")  # not of this CIDR
+    assert sorted(store.claimed()) == sorted([first, second]) == sorted(store.allocations())
