@@ -159,17 +159,19 @@ def notebooks_run(lab: str, workers: int = NBVAL_WORKERS) -> float:
     (scripts/test.sh runs NBVAL_WORKERS; 1 is one after another)."""
     # the kit's kubectl first, as scripts/test.sh has it: a `kubectl` elsewhere on root's PATH may not be one
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "PATH": path, "K8SNET_LAB": lab, "PYTHONPATH": str(ROOT),
-           "K8SNET_RESULTS_DIR": tempfile.mkdtemp(prefix="k8snet-bench-results-")}
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "notebooks/", "-q", "-p", "no:cacheprovider",
-                           "--nbval-sanitize-with", "tests/notebooks/sanitize.cfg",
-                           *(["-n", str(workers), "--dist", "loadfile"] if workers > 1 else [])], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    # the notebooks' measurements go to a folder that goes with the run, not to data/results
+    with tempfile.TemporaryDirectory(prefix="k8snet-bench-results-") as results:
+        env = {**os.environ, "PATH": path, "K8SNET_LAB": lab, "PYTHONPATH": str(ROOT), "K8SNET_RESULTS_DIR": results}
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "notebooks/", "-q", "-p", "no:cacheprovider",
+                               "--nbval-sanitize-with", "tests/notebooks/sanitize.cfg",
+                               *(["-n", str(workers), "--dist", "loadfile"] if workers > 1 else [])],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+        seconds = time.monotonic() - t0
     if proc.returncode != 0:  # the failed cells and pytest's summary line; the whole output is too long to keep
         lines = proc.stdout.strip().splitlines()
         raise RuntimeError("; ".join([*(line for line in lines if line.startswith("FAILED ")), *lines[-1:]]))
-    return time.monotonic() - t0
+    return seconds
 
 
 def main() -> int:
