@@ -15,6 +15,11 @@ import pytest
 from k8snet.lab.kubelet import runtime
 
 
+def compile_timestamped(source: Path) -> None:
+    """As setup.sh compiles (timestamp mode, whatever SOURCE_DATE_EPOCH says)."""
+    py_compile.compile(str(source), doraise=True, invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+
+
 @pytest.fixture
 def init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     source = tmp_path / "init.py"
@@ -28,7 +33,7 @@ def test_uncompiled_runs_the_source(init: Path) -> None:
 
 
 def test_compiled_runs_the_bytecode_which_behaves_as_the_source(init: Path) -> None:
-    py_compile.compile(str(init), doraise=True)
+    compile_timestamped(init)
     program = runtime.init_program()
     assert program.endswith(".pyc") and Path(program).parent.name == "__pycache__", program
     out = subprocess.run([sys.executable, "-S", "-I", program, "spec"], capture_output=True, text=True, check=True)
@@ -36,17 +41,17 @@ def test_compiled_runs_the_bytecode_which_behaves_as_the_source(init: Path) -> N
 
 
 def test_an_edited_source_is_run_instead_of_its_old_bytecode(init: Path) -> None:
-    py_compile.compile(str(init), doraise=True)
+    compile_timestamped(init)
     init.write_text("import sys\nprint('new init', sys.argv[1])\n")  # another size
     assert runtime.init_program() == str(init)
     st = init.stat()
-    py_compile.compile(str(init), doraise=True)
+    compile_timestamped(init)
     os.utime(init, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))  # same size, newer
     assert runtime.init_program() == str(init)
 
 
 def test_bytecode_of_another_interpreter_is_not_run(init: Path) -> None:
-    py_compile.compile(str(init), doraise=True)
+    compile_timestamped(init)
     cached = Path(runtime.init_program())
     data = bytearray(cached.read_bytes())
     data[0] ^= 0xFF  # another magic number
