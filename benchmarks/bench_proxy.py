@@ -2,14 +2,19 @@
 
     sudo python3 benchmarks/bench_proxy.py [--sizes 100,1000,5000,10000] [--connections 1000]
 
-For each number of Services and each mode, in throwaway namespaces (``k8snet-tb…``):
-the lab's own renderers turn N synthetic ClusterIP Services (one endpoint each: a real
-TCP server) into a full ruleset, ``apply_ruleset`` loads it into a node namespace
-(timed: render + apply = "programming"), and a client namespace opens new TCP
-connections to a few of the Services spread over the list. The connect() time (SYN
-out, through the node's nat PREROUTING -> DNAT, SYN-ACK back) is the first-packet
-latency; p50/p99 in µs. A direct connection to the endpoint (no Service) is the
-baseline. Both modes are measured side by side in one run, on the same machine.
+For each number of Services and each mode, in throwaway namespaces (``k8snet-tb…``,
+one node/client/server set per number of Services): the lab's own renderers turn N
+synthetic ClusterIP Services (one endpoint each: a real TCP server) into a full
+ruleset, ``apply_ruleset`` loads it into a node namespace (timed: render + apply =
+"programming"), and a client namespace opens new TCP connections to a few of the
+Services spread over the list. The connect() time (SYN out, through the node's nat
+PREROUTING -> DNAT, SYN-ACK back) is the first-packet latency; p50/p99 in µs. A
+direct connection to the endpoint (no Service) is the baseline. Every size of a mode
+is programmed before any is dialled, and the sizes are then dialled in turns, a
+fifth of the connections at a time, so the ratio between two sizes compares
+connections made in the same seconds (dialled one size after the other, the ratio
+moved with whatever the machine did in between: 0.62-1.85 within one benchmark).
+Both modes are measured in one run, on the same machine.
 Every sync runs the lab's kube-proxy code (model builder + backend): "programming"
 is the initial full sync of a fresh proxy (nothing cached; render_s = model +
 render, apply_s = the loader); ``add_one_s`` is the next sync after one more
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import json
@@ -96,8 +102,8 @@ def sh(*argv: str, input: str | None = None) -> str:
 class Topology:
     """node <- veth -> client, node <- veth -> server: pods routed point-to-point, as in the lab."""
 
-    def __init__(self) -> None:
-        tag = f"{os.getpid() % 100000}"
+    def __init__(self, suffix: str = "") -> None:
+        tag = f"{os.getpid() % 100000}{suffix}"
         self.node, self.client, self.server = (f"k8snet-tb{tag}{s}" for s in "ncs")
         self.namespaces: list[str] = []
         self.proc: subprocess.Popen | None = None
@@ -219,21 +225,31 @@ def dial(topo: Topology, targets: list[str], n: int) -> list[float]:
 
 
 def measure(sizes: list[int], connections: int = 1000, modes: tuple[str, ...] = ("iptables", "nftables"),
-            *, echo: bool = False) -> list[dict]:
-    """One row per (size, mode), both modes side by side in one throwaway topology."""
+            *, echo: bool = False, rounds: int = 5) -> list[dict]:
+    """One row per (size, mode): a throwaway topology per size, all up at once; in each
+    mode every size is programmed, then dialled in turns (``rounds`` rounds)."""
     rows = []
-    with Topology() as topo:
+    with contextlib.ExitStack() as stack:
+        topos = {n: stack.enter_context(Topology(suffix=f"x{i}")) for i, n in enumerate(sizes)}
+        objects = {n: synthetic(n) for n in sizes}
+        targets = {}
         for n in sizes:
-            objects = synthetic(n)
-            model = build_model(*objects, NODE.name)
-            targets = [model[min(n - 1, round(k * (n - 1) / (TARGETS - 1)))].cluster_ip for k in range(TARGETS)]
-            for mode in modes:
-                p = program(topo, mode, objects)
-                lat = dial(topo, targets, connections)
-                direct = dial(topo, [SERVER_IP], connections // 2)
-                row = {"mode": mode, "services": n, "connections": len(lat),
-                       "p50_us": round(percentile(lat, 50), 1), "p99_us": round(percentile(lat, 99), 1),
-                       "direct_p50_us": round(percentile(direct, 50), 1),
+            model = build_model(*objects[n], NODE.name)
+            targets[n] = [model[min(n - 1, round(k * (n - 1) / (TARGETS - 1)))].cluster_ip for k in range(TARGETS)]
+        per_round = max(connections // rounds, 1)
+        for mode in modes:
+            programmed = {n: program(topos[n], mode, objects[n]) for n in sizes}
+            lat: dict[int, list[float]] = {n: [] for n in sizes}
+            direct: dict[int, list[float]] = {n: [] for n in sizes}
+            for _ in range(rounds):
+                for n in sizes:
+                    lat[n] += dial(topos[n], targets[n], per_round)
+                    direct[n] += dial(topos[n], [SERVER_IP], max(per_round // 2, 1))
+            for n in sizes:
+                p = programmed[n]
+                row = {"mode": mode, "services": n, "connections": len(lat[n]),
+                       "p50_us": round(percentile(lat[n], 50), 1), "p99_us": round(percentile(lat[n], 99), 1),
+                       "direct_p50_us": round(percentile(direct[n], 50), 1),
                        "render_s": round(p.render_s, 3), "apply_s": round(p.apply_s, 3),
                        "program_s": round(p.render_s + p.apply_s, 3), "add_one_s": round(p.add_one_s, 3),
                        "add_one_render_s": round(p.add_one_render_s, 3),
