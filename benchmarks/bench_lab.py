@@ -141,7 +141,7 @@ def one_run(name: str = "bench", small: int = 10, big: int = 100, attach_seconds
                 ep = core.read_namespaced_endpoints("web", "default")
                 probe = core.read_namespaced_pod("probe", "default")
             except client.ApiException:
-                return False  # the Endpoints object is not made yet
+                return False  # the Endpoints object (or the client pod) is not there yet
             return probe.status.phase == "Running" and any(s.addresses for s in ep.subsets or [])
 
         def reachable():
